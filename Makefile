@@ -1,0 +1,143 @@
+# fleetpipe — build, test and run. `make help` lists the targets.
+#
+# SANITIZE=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into a
+# separate tree (build/san, bin/san) so that sanitized and plain objects never mix.
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+CC         ?= cc
+PKGS       := rdkafka libcurl libcjson libpq libmicrohttpd
+
+ifeq ($(SANITIZE),1)
+BUILD      := build/san
+BIN        := bin/san
+SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT        := -O1
+else
+BUILD      := build/rel
+BIN        := bin
+SANFLAGS   :=
+OPT        := -O2
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+              -Wno-missing-field-initializers
+CFLAGS     ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) \
+              -DFP_VERSION='"$(VERSION)"' -Icommon $(PKG_CFLAGS) -MMD -MP
+LDFLAGS    += $(SANFLAGS)
+LDLIBS     := $(PKG_LIBS) -lpthread -lm
+
+COMMON_SRC   := $(wildcard common/*.c)
+PARSER_SRC   := $(wildcard parser-svc/*.c)
+ENRICHER_SRC := $(wildcard enricher-svc/*.c)
+SINK_SRC     := $(wildcard sink-svc/*.c)
+UNIT_SRC     := $(wildcard tests/unit/*.c)
+MIGRATIONS   := $(sort $(wildcard sink-svc/migrations/*.sql))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBCOMMON   := $(BUILD)/libfpcommon.a
+SERVICES    := $(BIN)/parser-svc $(BIN)/enricher-svc $(BIN)/sink-svc
+TOOLS       := $(BIN)/devkafka $(BIN)/fp-gen
+UNIT_TEST   := $(BUILD)/test-unit
+MIGR_C      := $(BUILD)/gen/migrations.c
+# Services' own modules without main.c, linked into the unit tests as well.
+PARSER_LIB   := $(filter-out parser-svc/main.c,$(PARSER_SRC))
+ENRICHER_LIB := $(filter-out enricher-svc/main.c,$(ENRICHER_SRC))
+SINK_LIB     := $(filter-out sink-svc/main.c,$(SINK_SRC))
+
+.PHONY: all deps test test-unit test-integration demo lint format format-check clean install help
+
+all: $(SERVICES) $(TOOLS)
+
+help:
+	@echo "make            build bin/parser-svc bin/enricher-svc bin/sink-svc and the local tools"
+	@echo "make demo       install missing packages, build, run the whole pipeline, print a summary"
+	@echo "make test       install missing packages, build, run unit and integration tests"
+	@echo "make lint       warnings-as-errors build, clang-format check, cppcheck"
+	@echo "make format     reformat the C sources with clang-format"
+	@echo "make install    install the binaries into PREFIX (default /usr/local)"
+	@echo "SANITIZE=1      build and test with AddressSanitizer and UndefinedBehaviorSanitizer"
+
+deps:
+	@deploy/local/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(MIGR_C): $(MIGRATIONS) sink-svc/embed-sql.awk
+	@mkdir -p $(dir $@)
+	awk -f sink-svc/embed-sql.awk $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/migrations.o: $(MIGR_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isink-svc -c -o $@ $<
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/parser-svc: $(call obj,$(PARSER_SRC)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/enricher-svc: $(call obj,$(ENRICHER_SRC)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/sink-svc: $(call obj,$(SINK_SRC)) $(BUILD)/obj/gen/migrations.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/devkafka: $(call obj,deploy/local/devkafka.c) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/fp-gen: $(call obj,deploy/local/fp-gen.c) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNIT_TEST): $(call obj,$(UNIT_SRC) $(PARSER_LIB) $(ENRICHER_LIB) $(SINK_LIB)) \
+              $(BUILD)/obj/gen/migrations.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_TEST)
+	@SANITIZE=$(SANITIZE) BIN=$(BIN) UNIT_TEST=$(UNIT_TEST) tests/run-all.sh
+
+test-unit: $(UNIT_TEST)
+	$(UNIT_TEST)
+
+test-integration: all
+	BIN=$(BIN) tests/integration/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BIN=$(BIN) deploy/local/demo.sh
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common parser-svc enricher-svc sink-svc deploy tests -name '*.[ch]')
+
+lint: all $(UNIT_TEST) format-check
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --suppress=missingIncludeSystem --inline-suppr -Icommon $(C_FILES)
+
+format:
+	clang-format -i $(C_FILES)
+
+format-check:
+	clang-format --dry-run --Werror $(C_FILES)
+
+install: $(SERVICES)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(SERVICES) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

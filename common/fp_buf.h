@@ -1,0 +1,42 @@
+/* fp_buf: a growable byte buffer. Used for JSON encoding, COPY rows and HTTP bodies.
+ *
+ * The buffer always keeps one spare byte so that fp_buf_cstr can NUL-terminate without
+ * growing. A buffer whose allocation failed keeps its old contents and reports -1. */
+#ifndef FP_BUF_H
+#define FP_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fp_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} fp_buf;
+
+/* A zeroed fp_buf is a valid empty buffer. */
+void fp_buf_init(fp_buf *b);
+void fp_buf_free(fp_buf *b); /* accepts NULL */
+static inline void fp_buf_clear(fp_buf *b)
+{
+    b->len = 0;
+}
+
+/* Makes room for `extra` more bytes (plus the spare byte). Returns 0 or -1 on out of memory. */
+int fp_buf_reserve(fp_buf *b, size_t extra);
+
+/* Appends bytes. Return 0 or -1 on out of memory (the buffer is then unchanged). */
+int fp_buf_append(fp_buf *b, const void *data, size_t len);
+int fp_buf_puts(fp_buf *b, const char *s);
+int fp_buf_putc(fp_buf *b, char c);
+int fp_buf_printf(fp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends a signed/unsigned decimal integer. */
+int fp_buf_put_i64(fp_buf *b, int64_t v);
+int fp_buf_put_u64(fp_buf *b, uint64_t v);
+
+/* NUL-terminates the contents (not counted in len) and returns them. Never fails: there is
+ * always a spare byte, or a static empty string when nothing was ever allocated. */
+const char *fp_buf_cstr(fp_buf *b);
+
+#endif

@@ -1,0 +1,108 @@
+/* fp_config: one declarative table of options per service, read from the environment.
+ *
+ * The same table prints --help, validates the environment at start-up (a bad value is a clear
+ * message and exit code 2) and logs the effective configuration with secrets redacted. Values
+ * are stored into the service's configuration struct at each option's offset. Every service's
+ * struct begins with an fp_common_config, so the options every service shares are declared
+ * once (FP_COMMON_OPTIONS) with per-service defaults. */
+#ifndef FP_CONFIG_H
+#define FP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum fp_opt_type {
+    FP_OPT_STRING, /* const char * */
+    FP_OPT_INT,    /* int64_t, within [min, max] */
+    FP_OPT_BOOL,   /* bool: true/false/1/0/yes/no/on/off */
+    FP_OPT_ENUM,   /* const char *, one of `choices` ("a|b|c") */
+    FP_OPT_DSN     /* const char *, a libpq DSN or URI: its password is redacted in logs */
+} fp_opt_type;
+
+typedef struct fp_option {
+    const char *name; /* environment variable */
+    fp_opt_type type;
+    const char *def; /* default as text; NULL means "unset" (a NULL string / 0) */
+    const char *help;
+    bool secret;   /* value never logged nor printed */
+    bool required; /* must be set and non-empty */
+    int64_t min, max;
+    const char *choices;
+    size_t offset; /* offsetof in the service's configuration struct */
+} fp_option;
+
+/* What every service has. It is the first member of each service's configuration struct. */
+typedef struct fp_common_config {
+    const char *kafka_brokers;
+    const char *kafka_group_id;
+    const char *in_topic;
+    const char *out_topic;
+    const char *dlq_topic;
+    const char *http_bind;
+    int64_t http_port;
+    const char *log_level;
+    int64_t shutdown_timeout_ms;
+    int64_t max_inflight;
+    const char *delivery;
+} fp_common_config;
+
+#define FP_OPT_TABLE_END {NULL, FP_OPT_STRING, NULL, NULL, false, false, 0, 0, NULL, 0}
+
+/* The options every service shares, with the service's own defaults. */
+#define FP_COMMON_OPTIONS(group, in, out, port)                                                    \
+    {"KAFKA_BROKERS", FP_OPT_STRING, "localhost:9092", "Kafka bootstrap servers (host:port,...)", \
+     false, true, 0, 0, NULL, offsetof(fp_common_config, kafka_brokers)},                         \
+        {"KAFKA_GROUP_ID", FP_OPT_STRING, group, "Kafka consumer group of this stage", false,      \
+         true, 0, 0, NULL, offsetof(fp_common_config, kafka_group_id)},                            \
+        {"IN_TOPIC", FP_OPT_STRING, in, "topic this stage consumes", false, true, 0, 0, NULL,      \
+         offsetof(fp_common_config, in_topic)},                                                    \
+        {"OUT_TOPIC", FP_OPT_STRING, out, "topic this stage produces to", false, false, 0, 0,      \
+         NULL, offsetof(fp_common_config, out_topic)},                                             \
+        {"DLQ_TOPIC", FP_OPT_STRING, "telemetry.dlq", "dead-letter topic for bad input", false,    \
+         true, 0, 0, NULL, offsetof(fp_common_config, dlq_topic)},                                 \
+        {"HTTP_BIND", FP_OPT_STRING, "0.0.0.0", "address of the metrics/health HTTP server",      \
+         false, true, 0, 0, NULL, offsetof(fp_common_config, http_bind)},                          \
+        {"HTTP_PORT", FP_OPT_INT, port, "port of /metrics, /healthz, /readyz (0 = disabled)",      \
+         false, false, 0, 65535, NULL, offsetof(fp_common_config, http_port)},                     \
+        {"LOG_LEVEL", FP_OPT_ENUM, "info", "debug|info|warn|error", false, false, 0, 0,            \
+         "debug|info|warn|error", offsetof(fp_common_config, log_level)},                          \
+        {"SHUTDOWN_TIMEOUT_MS", FP_OPT_INT, "10000",                                               \
+         "on SIGTERM, how long to finish in-flight work before exiting", false, false, 0,          \
+         3600000, NULL, offsetof(fp_common_config, shutdown_timeout_ms)},                          \
+        {"MAX_INFLIGHT", FP_OPT_INT, "20000",                                                      \
+         "input messages taken but not yet durable downstream; consumption pauses above it",      \
+         false, false, 1, 10000000, NULL, offsetof(fp_common_config, max_inflight)},               \
+    {                                                                                              \
+        "DELIVERY", FP_OPT_ENUM, "at-least-once",                                                  \
+            "at-least-once|exactly-once between Kafka stages", false, false, 0, 0,                 \
+            "at-least-once|exactly-once", offsetof(fp_common_config, delivery)                     \
+    }
+
+/* Reads every option of `table` (ended by FP_OPT_TABLE_END) from the environment into cfg.
+ * Returns 0, or -1 with a message naming the variable and the problem in err. */
+int fp_config_load(const fp_option *table, void *cfg, char *err, size_t err_size);
+
+/* Prints usage, every option with its type, default and help, and the RDKAFKA_ passthrough. */
+void fp_config_print_help(const char *program, const char *summary, const fp_option *table,
+                          const char *extra_usage);
+
+/* Logs the effective configuration (one line, one field per option) with secrets redacted,
+ * and the RDKAFKA_* settings with secret-looking ones redacted. */
+void fp_config_log(const fp_option *table, const void *cfg);
+
+/* Writes `dsn` with any password replaced by "***" into out (always NUL-terminated). Handles
+ * key=value strings (password=...) and URIs (postgresql://user:pass@host/db). */
+void fp_config_redact_dsn(const char *dsn, char *out, size_t out_size);
+
+/* True when a librdkafka property or variable name looks like it holds a secret
+ * (password, secret, token, private key). */
+bool fp_config_is_secret_name(const char *name);
+
+/* Handles --help and --version and rejects unknown arguments (exit 2), loads the table (exit 2
+ * on a bad value), initialises logging from LOG_LEVEL and logs the configuration. Returns only
+ * when the service should run. */
+void fp_config_startup(int argc, char **argv, const char *program, const char *summary,
+                       const fp_option *table, void *cfg);
+
+#endif

@@ -1,0 +1,268 @@
+/* fp_json: fast JSON writing primitives (see fp_json.h for the contracts). */
+#include "fp_json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What fp_json_put_string must do with a byte: 0 copy it, 1 escape it (quote, backslash,
+ * control characters), 2 start of a multi-byte sequence (or a stray byte) to validate. */
+/* clang-format off */
+static const unsigned char byte_class[256] = {
+    /* 0x00..0x1f: control characters. */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    /* 0x20..0x3f: '"' is 0x22. */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x40..0x5f: '\\' is 0x5c. */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    /* 0x60..0x7f */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x80..0xff */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+/* clang-format on */
+
+static const char replacement_char[3] = {'\xef', '\xbf', '\xbd'}; /* U+FFFD */
+
+/* Returns the length of the well-formed UTF-8 sequence at s (at most `avail` bytes), or 0
+ * when it is ill-formed; then *skip is the length of its maximal subpart (at least 1), which
+ * is replaced by one U+FFFD as the Unicode standard recommends (Table 3-7). */
+static size_t utf8_sequence(const unsigned char *s, size_t avail, size_t *skip)
+{
+    unsigned char c = s[0];
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    size_t need, i;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong below U+0800 */
+        else if (c == 0xed)
+            hi = 0x9f; /* surrogates U+D800..U+DFFF */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 4;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong below U+10000 */
+        else if (c == 0xf4)
+            hi = 0x8f; /* beyond U+10FFFF */
+    } else {
+        /* Continuation bytes without a lead, 0xc0/0xc1 (always overlong) and 0xf5..0xff. */
+        *skip = 1;
+        return 0;
+    }
+
+    for (i = 1; i < need; i++) {
+        unsigned char min = i == 1 ? lo : 0x80, max = i == 1 ? hi : 0xbf;
+
+        if (i >= avail || s[i] < min || s[i] > max) {
+            *skip = i;
+            return 0;
+        }
+    }
+    return need;
+}
+
+/* Appends the JSON escape of a byte that byte_class marks as 1. The caller reserved 6 bytes. */
+static void put_escape(fp_buf *b, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = b->data + b->len;
+
+    p[0] = '\\';
+    switch (c) {
+    case '"':
+        p[1] = '"';
+        b->len += 2;
+        return;
+    case '\\':
+        p[1] = '\\';
+        b->len += 2;
+        return;
+    case '\b':
+        p[1] = 'b';
+        b->len += 2;
+        return;
+    case '\f':
+        p[1] = 'f';
+        b->len += 2;
+        return;
+    case '\n':
+        p[1] = 'n';
+        b->len += 2;
+        return;
+    case '\r':
+        p[1] = 'r';
+        b->len += 2;
+        return;
+    case '\t':
+        p[1] = 't';
+        b->len += 2;
+        return;
+    default:
+        p[1] = 'u';
+        p[2] = '0';
+        p[3] = '0';
+        p[4] = hex[c >> 4];
+        p[5] = hex[c & 0x0f];
+        b->len += 6;
+        return;
+    }
+}
+
+int fp_json_put_string(fp_buf *b, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start_len = b->len;
+    size_t i = 0, run = 0;
+
+    /* Most strings need no escaping: reserve for the plain copy plus quotes up front and
+     * grow only when an escape or a replacement makes the output longer than the input. */
+    if (len > SIZE_MAX - 2 || fp_buf_reserve(b, len + 2) != 0)
+        return -1;
+    b->data[b->len++] = '"';
+
+    while (i < len) {
+        unsigned char cls = byte_class[u[i]];
+        size_t seq, skip = 1;
+
+        if (cls == 0) {
+            i++;
+            continue;
+        }
+        if (cls == 2) {
+            seq = utf8_sequence(u + i, len - i, &skip);
+            if (seq != 0) {
+                i += seq;
+                continue;
+            }
+        }
+        /* Flush the plain bytes before this one, then write its escape or replacement. The
+         * reserve covers the worst case of the rest, so the closing quote still fits. */
+        if (i > run) {
+            memcpy(b->data + b->len, s + run, i - run);
+            b->len += i - run;
+        }
+        if (fp_buf_reserve(b, 6 + (len - i) + 1) != 0) {
+            b->len = start_len;
+            return -1;
+        }
+        if (cls == 1) {
+            put_escape(b, u[i]);
+            i++;
+        } else {
+            memcpy(b->data + b->len, replacement_char, sizeof(replacement_char));
+            b->len += sizeof(replacement_char);
+            i += skip;
+        }
+        run = i;
+    }
+    if (i > run) {
+        memcpy(b->data + b->len, s + run, i - run);
+        b->len += i - run;
+    }
+    b->data[b->len++] = '"';
+    return 0;
+}
+
+/* Powers of ten that are exact in a double. */
+static const double pow10_exact[8] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7};
+
+/* Writes a non-integral v with k fraction digits when the decimal n / 10^k (n = v * 10^k
+ * rounded) reads back as exactly v, for the smallest such k in 1..7. With the fewest fraction
+ * digits the text is also the shortest that round-trips. Returns the text length, or 0 when no
+ * such k exists (the caller then takes the general path). out holds at least 32 bytes. */
+static size_t format_fixed(double v, char *out)
+{
+    double mag = fabs(v);
+    int k;
+
+    /* |v| < 1e9 keeps n = v * 10^7 below 2^53, where every integer is exact. Below 1e-4 the
+     * exponent form of %g is shorter ("1e-05" against "0.00001"), so the general path takes
+     * those. */
+    if (!(mag < 1e9 && mag >= 1e-4))
+        return 0;
+    for (k = 1; k <= 7; k++) {
+        double scaled = nearbyint(mag * pow10_exact[k]);
+        uint64_t n, ip, fp;
+        char tmp[24];
+        char *p = tmp + sizeof(tmp);
+        int d;
+
+        /* Division of two exact doubles is correctly rounded, exactly like strtod's reading
+         * of the decimal text, so this comparison proves the round trip. */
+        if (scaled / pow10_exact[k] != mag)
+            continue;
+        n = (uint64_t)scaled;
+        ip = n / (uint64_t)pow10_exact[k];
+        fp = n % (uint64_t)pow10_exact[k];
+        /* A smaller k would have matched if the last fraction digit were zero, so there are
+         * no trailing zeros to strip; fp == 0 cannot happen for a non-integral v either. */
+        for (d = 0; d < k; d++) {
+            *--p = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        *--p = '.';
+        do {
+            *--p = (char)('0' + ip % 10);
+            ip /= 10;
+        } while (ip != 0);
+        if (v < 0)
+            *--p = '-';
+        memcpy(out, p, (size_t)(tmp + sizeof(tmp) - p));
+        return (size_t)(tmp + sizeof(tmp) - p);
+    }
+    return 0;
+}
+
+/* Writes the shortest of %.15g, %.16g and %.17g that reads back as v (%.17g always does).
+ * Returns the text length; out holds at least 32 bytes. */
+static size_t format_general(double v, char *out)
+{
+    int n = 0;
+
+    for (int precision = 15; precision <= 17; precision++) {
+        n = snprintf(out, 32, "%.*g", precision, v);
+        if (n > 0 && n < 32 && strtod(out, NULL) == v)
+            break;
+    }
+    return n > 0 && n < 32 ? (size_t)n : 0;
+}
+
+int fp_json_put_double(fp_buf *b, double v)
+{
+    char text[32];
+    size_t n;
+
+    if (!isfinite(v))
+        return fp_buf_append(b, "null", 4);
+    /* 2^53: beyond it not every integer is a double, so integer text could mislead. */
+    if (fabs(v) < 9007199254740992.0 && v == trunc(v))
+        return fp_buf_put_i64(b, (int64_t)v);
+
+    n = format_fixed(v, text);
+    if (n == 0)
+        n = format_general(v, text);
+    if (n == 0)
+        return fp_buf_append(b, "null", 4); /* unreachable: %.17g of a finite double fits */
+    return fp_buf_append(b, text, n);
+}
+
+int fp_json_put_key(fp_buf *b, const char *key)
+{
+    size_t len = strlen(key);
+
+    if (fp_buf_reserve(b, len + 3) != 0)
+        return -1;
+    b->data[b->len++] = '"';
+    memcpy(b->data + b->len, key, len);
+    b->len += len;
+    b->data[b->len++] = '"';
+    b->data[b->len++] = ':';
+    return 0;
+}

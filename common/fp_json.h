@@ -1,0 +1,25 @@
+/* fp_json: the primitives of fast JSON writing into an fp_buf. No cJSON tree is built.
+ * Every function returns 0, or -1 when memory runs out. */
+#ifndef FP_JSON_H
+#define FP_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fp_buf.h"
+
+/* Appends `s` (len bytes of UTF-8) as a quoted JSON string. Escapes '"', '\\' and control
+ * characters (\b \f \n \r \t, others as \u00XX). Bytes that are not valid UTF-8 are replaced by
+ * U+FFFD so that the output is always valid JSON and valid UTF-8. */
+int fp_json_put_string(fp_buf *b, const char *s, size_t len);
+
+/* Appends a double: integral values with |v| < 2^53 as integers ("24310"), others in the
+ * shortest form that reads back to the same double ("24.31", "55.6761234"). NaN and infinities
+ * (not representable in JSON) are written as null. */
+int fp_json_put_double(fp_buf *b, double v);
+
+/* Appends "key": with the key quoted (the key must not need escaping). */
+int fp_json_put_key(fp_buf *b, const char *key);
+
+#endif

@@ -1,0 +1,167 @@
+/* fp_record: the canonical record (schema 1), its JSON decoder and its fast JSON encoder.
+ *
+ * One record is one device observation (DESIGN.md, "Canonical record"). A record owns every
+ * byte it refers to: variable-length strings (metric names, string values, NX io values,
+ * enrichment texts) live in the record's own arena and are referred to by offset, so a record
+ * can be reset and reused without freeing, which keeps the hot path free of allocations.
+ *
+ * The encoder writes JSON directly into an fp_buf without building a cJSON tree; the decoder
+ * uses cJSON. Both are exact inverses for every record the encoder can produce, except that
+ * integers above 2^53 in `io` lose precision through cJSON's doubles on decode. */
+#ifndef FP_RECORD_H
+#define FP_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fp_buf.h"
+
+#define FP_RECORD_SCHEMA 1
+#define FP_DEVICE_ID_MAX 64 /* bytes including the terminating NUL */
+#define FP_FORMAT_MAX 32
+
+/* A string stored in a record's arena: offset and length in bytes (not NUL-terminated
+ * in the arena; use fp_record_str to get a pointer). len == 0 with off == 0 means absent. */
+typedef struct fp_str {
+    uint32_t off;
+    uint32_t len;
+} fp_str;
+
+typedef struct fp_position {
+    double lat;         /* degrees, WGS84 */
+    double lon;         /* degrees, WGS84 */
+    double alt_m;       /* metres */
+    double heading_deg; /* degrees clockwise from north */
+    double speed_kmh;
+    int satellites; /* 0 means no valid fix */
+} fp_position;
+
+typedef enum fp_io_kind { FP_IO_UINT = 0, FP_IO_HEX = 1 } fp_io_kind;
+
+/* One Teltonika IO element: unsigned value as read, or variable-length bytes as hex text. */
+typedef struct fp_io {
+    uint32_t id;
+    fp_io_kind kind;
+    uint64_t u;  /* FP_IO_UINT */
+    fp_str hex;  /* FP_IO_HEX: lowercase hex digits in the arena */
+} fp_io;
+
+typedef enum fp_metric_kind {
+    FP_METRIC_NUMBER = 0, /* printed as an integer when integral and |v| < 2^53 */
+    FP_METRIC_BOOL = 1,
+    FP_METRIC_STRING = 2
+} fp_metric_kind;
+
+typedef struct fp_metric {
+    fp_str name;
+    fp_metric_kind kind;
+    double num;
+    bool b;
+    fp_str str;
+} fp_metric;
+
+typedef enum fp_enrich_status {
+    FP_ENRICH_NONE = 0, /* no "enrichment" object at all (not yet enriched) */
+    FP_ENRICH_OK,
+    FP_ENRICH_PARTIAL,
+    FP_ENRICH_UNAVAILABLE
+} fp_enrich_status;
+
+/* What enricher-svc adds. Absent strings have len 0. */
+typedef struct fp_enrichment {
+    fp_enrich_status status;
+    bool has_site, has_address, has_asset;
+    fp_str site_id, site_name;
+    fp_str address_display, address_road, address_city, address_postcode, address_country,
+        address_country_code;
+    fp_str asset_customer, asset_oem, asset_model, asset_serial, asset_machine_type;
+} fp_enrichment;
+
+typedef struct fp_record {
+    int schema;
+    char device_id[FP_DEVICE_ID_MAX];
+    int64_t ts_ms;          /* event time, ms since epoch */
+    int64_t received_at_ms; /* INT64_MIN when absent */
+    char format[FP_FORMAT_MAX];
+    int priority; /* -1 when absent */
+    int event_io; /* -1 when absent */
+    bool has_position;
+    fp_position position;
+
+    fp_io *io;
+    size_t io_len, io_cap;
+    fp_metric *metrics;
+    size_t metrics_len, metrics_cap;
+
+    fp_enrichment enrichment;
+
+    char *arena;
+    size_t arena_len, arena_cap;
+} fp_record;
+
+/* Error codes of fp_record_decode_json; stable strings for the DLQ via fp_record_err_code. */
+typedef enum fp_record_err {
+    FP_REC_OK = 0,
+    FP_REC_ERR_JSON = -1,      /* "json_syntax": not valid JSON */
+    FP_REC_ERR_SCHEMA = -2,    /* "schema": wrong type, unknown schema version, bad field */
+    FP_REC_ERR_DEVICE_ID = -3, /* "missing_device_id": absent, empty or too long */
+    FP_REC_ERR_TS = -4,        /* "bad_timestamp": absent or not RFC 3339 */
+    FP_REC_ERR_NOMEM = -5      /* "no_memory" */
+} fp_record_err;
+
+/* Initialises an empty record. Never fails; owns no memory until fields are added. */
+void fp_record_init(fp_record *r);
+
+/* Forgets every field but keeps the allocated capacity for reuse. */
+void fp_record_reset(fp_record *r);
+
+/* Frees what the record owns; accepts NULL and a zeroed record. The record is then empty. */
+void fp_record_free(fp_record *r);
+
+/* Copies `len` bytes into the arena. Returns the stored string, or {0,0} with *ok == false
+ * when memory runs out. */
+fp_str fp_record_put_str(fp_record *r, const char *s, size_t len, bool *ok);
+
+/* Pointer to a stored string's first byte (not NUL-terminated). Valid until the next put. */
+static inline const char *fp_record_str(const fp_record *r, fp_str s)
+{
+    return r->arena + s.off;
+}
+
+/* Appends an IO element / a metric. Return 0, or -1 when memory runs out. */
+int fp_record_add_io_uint(fp_record *r, uint32_t id, uint64_t value);
+int fp_record_add_io_hex(fp_record *r, uint32_t id, const uint8_t *bytes, size_t len);
+int fp_record_add_metric_number(fp_record *r, const char *name, double value);
+int fp_record_add_metric_bool(fp_record *r, const char *name, bool value);
+int fp_record_add_metric_string(fp_record *r, const char *name, const char *value, size_t len);
+
+/* Sets an enrichment text field (one of the fp_str members of r->enrichment). Returns 0 or -1
+ * when memory runs out. */
+int fp_record_set_enrich_str(fp_record *r, fp_str *field, const char *value, size_t len);
+
+/* Looks up a metric by name; NULL when absent. */
+const fp_metric *fp_record_metric(const fp_record *r, const char *name);
+
+/* Parses one canonical record from JSON text (not necessarily NUL-terminated). The record is
+ * reset first. On failure returns a negative fp_record_err and, when errmsg is not NULL, writes
+ * a human-readable reason into errmsg (always NUL-terminated). */
+int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errmsg,
+                          size_t errmsg_size);
+
+/* Appends the record as one compact JSON object to out (no trailing newline). Fields in the
+ * order of DESIGN.md; absent optional fields are omitted. Returns 0, or -1 when memory runs
+ * out (out is then unchanged in length). */
+int fp_record_encode_json(const fp_record *r, fp_buf *out);
+
+/* Append only the "io" object / the "metrics" object (as they appear inside the record's JSON,
+ * "{}" when empty), for the sink's jsonb columns. Return 0 or -1 on out of memory. */
+int fp_record_encode_io_json(const fp_record *r, fp_buf *out);
+int fp_record_encode_metrics_json(const fp_record *r, fp_buf *out);
+
+/* Stable short code for a decode error, e.g. "schema". */
+const char *fp_record_err_code(int err);
+
+const char *fp_enrich_status_name(fp_enrich_status s);
+
+#endif

@@ -1,0 +1,394 @@
+#include "fp_stage.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_dlq.h"
+#include "fp_http.h"
+#include "fp_kafka.h"
+#include "fp_log.h"
+#include "fp_metrics.h"
+#include "fp_offsets.h"
+#include "fp_signal.h"
+#include "fp_time.h"
+
+struct fp_stage {
+    const char *name;
+    const fp_common_config *cfg;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    fp_offsets *offsets;
+    bool paused;
+    bool fatal;
+
+    /* The message being handled and its token. */
+    const rd_kafka_message_t *current;
+    uint64_t current_token;
+
+    fp_counter *m_consumed;
+    fp_counter *m_produced;
+    fp_counter *m_delivery_errors;
+    fp_gauge *m_inflight;
+    fp_gauge *m_paused;
+    fp_gauge *m_connected;
+    fp_histogram *m_handle_seconds;
+};
+
+/* Producer delivery report: the record is durable (or the producer gave up: fatal). */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    fp_stage *st = fp_kafka_user(rk);
+    uint64_t token = (uint64_t)(uintptr_t)msg->_private;
+
+    (void)opaque;
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* With message.timeout.ms=0 only non-retriable errors end here. The input message stays
+         * unfinished, so its offset is never committed: after the restart it is read again. */
+        fp_counter_inc(st->m_delivery_errors);
+        fp_log_kv(FP_LOG_ERROR, "delivery failed; stopping without committing", "topic",
+                  rd_kafka_topic_name(msg->rkt), "error", rd_kafka_err2str(msg->err), NULL);
+        st->fatal = true;
+        return;
+    }
+    fp_counter_inc(st->m_produced);
+    fp_offsets_release(st->offsets, token);
+}
+
+/* Collects partitions whose committable offset moved; the topic is the one input topic. */
+typedef struct store_ctx {
+    rd_kafka_topic_partition_list_t *list;
+    const char *topic;
+} store_ctx;
+
+static void collect_one(int32_t partition, int64_t offset, void *arg)
+{
+    store_ctx *sc = arg;
+
+    rd_kafka_topic_partition_list_add(sc->list, sc->topic, partition)->offset = offset;
+}
+
+/* Serves delivery reports and stores the offsets they made committable. */
+static void serve_producer(fp_stage *st, int timeout_ms)
+{
+    store_ctx sc = {NULL, st->cfg->in_topic};
+
+    rd_kafka_poll(st->producer, timeout_ms);
+    sc.list = rd_kafka_topic_partition_list_new(4);
+    fp_offsets_collect(st->offsets, collect_one, &sc);
+    if (sc.list->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(st->consumer, sc.list);
+
+        /* _STATE/unassigned: the partition was revoked meanwhile; its new owner re-reads. */
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__STATE)
+            fp_warn("offsets_store: %s", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(sc.list);
+    fp_gauge_set(st->m_inflight, (double)fp_offsets_inflight(st->offsets));
+}
+
+/* Waits until every produced record is delivered or the timeout passes, storing offsets. */
+static void drain_producer(fp_stage *st, int64_t timeout_ms)
+{
+    int64_t deadline = fp_mono_ms() + timeout_ms;
+
+    while (rd_kafka_outq_len(st->producer) > 0 && fp_mono_ms() < deadline && !st->fatal) {
+        serve_producer(st, 50);
+        fp_health_beat();
+    }
+    serve_producer(st, 0);
+    if (rd_kafka_outq_len(st->producer) > 0)
+        fp_warn("%d messages still undelivered after %lld ms; their input will be read again",
+                rd_kafka_outq_len(st->producer), (long long)timeout_ms);
+}
+
+/* Commits the stored offsets now (synchronously). */
+static void commit_stored(fp_stage *st)
+{
+    rd_kafka_resp_err_t err = rd_kafka_commit(st->consumer, NULL, 0);
+
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        fp_warn("offset commit: %s", rd_kafka_err2str(err));
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    fp_stage *st = fp_kafka_user(rk);
+
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        fp_info("assigned %d partitions", parts->cnt);
+        rd_kafka_assign(rk, parts);
+        if (st->paused)
+            rd_kafka_pause_partitions(rk, parts);
+        return;
+    }
+    fp_info("revoking %d partitions: finishing their in-flight records", parts->cnt);
+    /* Finish what the revoked partitions started so their offsets can be committed before the
+     * next owner starts; what does not finish in time is read again by the next owner. */
+    drain_producer(st, st->cfg->shutdown_timeout_ms);
+    commit_stored(st);
+    for (int i = 0; i < parts->cnt; i++)
+        fp_offsets_forget(st->offsets, parts->elems[i].partition);
+    rd_kafka_assign(rk, NULL);
+}
+
+fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, char *err,
+                       size_t err_size)
+{
+    fp_kafka_hooks consumer_hooks = {.rebalance_cb = on_rebalance};
+    fp_kafka_hooks producer_hooks = {.dr_msg_cb = on_delivery};
+    char labels[64];
+    fp_stage *st;
+
+    if (strcmp(cfg->delivery, "exactly-once") == 0) {
+        snprintf(err, err_size, "DELIVERY=exactly-once is not available in this version");
+        return NULL;
+    }
+    if (cfg->out_topic == NULL || cfg->out_topic[0] == '\0') {
+        snprintf(err, err_size, "OUT_TOPIC: required but not set");
+        return NULL;
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    st->name = stage_name;
+    st->cfg = cfg;
+    st->offsets = fp_offsets_new();
+    if (st->offsets == NULL) {
+        snprintf(err, err_size, "out of memory");
+        goto err;
+    }
+    st->consumer = fp_kafka_new(FP_KAFKA_CONSUMER, cfg, st, &consumer_hooks, err, err_size);
+    if (st->consumer == NULL)
+        goto err;
+    st->producer = fp_kafka_new(FP_KAFKA_PRODUCER, cfg, st, &producer_hooks, err, err_size);
+    if (st->producer == NULL)
+        goto err;
+
+    snprintf(labels, sizeof(labels), "stage=\"%s\"", stage_name);
+    st->m_consumed = fp_metrics_counter("fleetpipe_messages_consumed_total",
+                                        "Input messages taken from the input topic.", labels);
+    st->m_produced = fp_metrics_counter("fleetpipe_records_produced_total",
+                                        "Records delivered to the output topic or the DLQ.",
+                                        labels);
+    st->m_delivery_errors = fp_metrics_counter(
+        "fleetpipe_delivery_errors_total", "Records the producer failed to deliver.", labels);
+    st->m_inflight = fp_metrics_gauge("fleetpipe_inflight_messages",
+                                      "Input messages whose outputs are not all delivered yet.",
+                                      labels);
+    st->m_paused = fp_metrics_gauge("fleetpipe_consumer_paused",
+                                    "1 while consumption is paused for backpressure.", labels);
+    st->m_connected = fp_metrics_gauge("fleetpipe_kafka_connected",
+                                       "1 while both Kafka clients have a broker connection.",
+                                       labels);
+    st->m_handle_seconds = fp_metrics_histogram(
+        "fleetpipe_handle_duration_seconds", "Time to handle one input message in process.",
+        labels, fp_latency_buckets, fp_latency_buckets_len);
+    return st;
+err:
+    fp_stage_free(st);
+    return NULL;
+}
+
+void fp_stage_free(fp_stage *st)
+{
+    if (st == NULL)
+        return;
+    if (st->consumer != NULL)
+        fp_kafka_destroy(st->consumer);
+    if (st->producer != NULL)
+        fp_kafka_destroy(st->producer);
+    fp_offsets_free(st->offsets);
+    free(st);
+}
+
+/* Pauses or resumes every assigned partition. */
+static void set_paused(fp_stage *st, bool paused)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+
+    if (rd_kafka_assignment(st->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (paused)
+            rd_kafka_pause_partitions(st->consumer, parts);
+        else
+            rd_kafka_resume_partitions(st->consumer, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    st->paused = paused;
+    fp_gauge_set(st->m_paused, paused ? 1 : 0);
+}
+
+/* Applies backpressure: pause at MAX_INFLIGHT, resume below half of it. */
+static void regulate(fp_stage *st)
+{
+    size_t inflight = fp_offsets_inflight(st->offsets);
+    size_t max = (size_t)st->cfg->max_inflight;
+
+    if (!st->paused && inflight >= max)
+        set_paused(st, true);
+    else if (st->paused && inflight < max / 2 + 1)
+        set_paused(st, false);
+}
+
+static void update_readiness(fp_stage *st)
+{
+    bool consumer_up = fp_kafka_connected(st->consumer);
+    bool producer_up = fp_kafka_connected(st->producer);
+
+    fp_gauge_set(st->m_connected, consumer_up && producer_up ? 1 : 0);
+    if (consumer_up && producer_up)
+        fp_health_set_ready(true, NULL);
+    else
+        fp_health_set_ready(false, consumer_up ? "producer has no broker connection"
+                                               : "consumer has no broker connection");
+}
+
+/* Hands one consumed message to the handler. Returns 0, or -1 when the handler failed. */
+static int handle_message(fp_stage *st, const rd_kafka_message_t *msg, fp_stage_handler handler,
+                          void *ctx)
+{
+    double start = fp_mono_seconds();
+    int rc;
+
+    fp_counter_inc(st->m_consumed);
+    if (fp_offsets_track(st->offsets, msg->partition, msg->offset, &st->current_token) < 0) {
+        fp_error("cannot track partition %d", (int)msg->partition);
+        return -1;
+    }
+    st->current = msg;
+    rc = handler(st, msg, ctx);
+    st->current = NULL;
+    /* The handler's own hold: the message finishes when its last record is delivered (now,
+     * when it emitted nothing). */
+    if (rc == 0)
+        fp_offsets_release(st->offsets, st->current_token);
+    fp_histogram_observe(st->m_handle_seconds, fp_mono_seconds() - start);
+    return rc;
+}
+
+/* Consumer errors are informational (librdkafka retries); only fatal ones stop the stage. */
+static void consumer_error(fp_stage *st, const rd_kafka_message_t *msg)
+{
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return;
+    fp_log_kv(FP_LOG_WARN, "consumer error", "error", rd_kafka_message_errstr(msg), NULL);
+    if (msg->err == RD_KAFKA_RESP_ERR__FATAL || fp_kafka_fatal(st->consumer))
+        st->fatal = true;
+}
+
+int fp_stage_run(fp_stage *st, fp_stage_handler handler, void *ctx)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err;
+    int64_t next_ready_check = 0;
+
+    rd_kafka_topic_partition_list_add(topics, st->cfg->in_topic, RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(st->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fp_error("subscribe to %s: %s", st->cfg->in_topic, rd_kafka_err2str(err));
+        return 1;
+    }
+    fp_info("consuming %s, producing %s", st->cfg->in_topic, st->cfg->out_topic);
+
+    while (!fp_signal_stop_requested() && !st->fatal) {
+        rd_kafka_message_t *msg;
+        int64_t now = fp_mono_ms();
+
+        fp_health_beat();
+        serve_producer(st, 0);
+        regulate(st);
+        if (now >= next_ready_check) {
+            update_readiness(st);
+            next_ready_check = now + 250;
+        }
+        if (fp_kafka_fatal(st->producer) || fp_kafka_fatal(st->consumer)) {
+            st->fatal = true;
+            break;
+        }
+        msg = rd_kafka_consumer_poll(st->consumer, fp_offsets_inflight(st->offsets) > 0 ? 5 : 100);
+        if (msg == NULL)
+            continue;
+        if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            consumer_error(st, msg);
+        else if (handle_message(st, msg, handler, ctx) < 0)
+            st->fatal = true;
+        rd_kafka_message_destroy(msg);
+    }
+
+    fp_health_set_ready(false, "draining");
+    fp_info("stopping: draining %zu in-flight messages", fp_offsets_inflight(st->offsets));
+    drain_producer(st, st->fatal ? 0 : st->cfg->shutdown_timeout_ms);
+    if (!st->fatal)
+        commit_stored(st);
+    rd_kafka_consumer_close(st->consumer);
+    fp_info("stopped%s", st->fatal ? " after a fatal error" : "");
+    return st->fatal ? 1 : 0;
+}
+
+/* Serves the producer until it has room again, keeping the health beat. */
+static void wait_for_room(fp_stage *st)
+{
+    serve_producer(st, 50);
+    fp_health_beat();
+}
+
+int fp_stage_emit(fp_stage *st, const void *key, size_t key_len, const void *value,
+                  size_t value_len)
+{
+    rd_kafka_resp_err_t err;
+
+    fp_offsets_hold(st->offsets, st->current_token);
+    for (;;) {
+        err = rd_kafka_producev(st->producer, RD_KAFKA_V_TOPIC(st->cfg->out_topic),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY((void *)key, key_len),
+                                RD_KAFKA_V_VALUE((void *)value, value_len),
+                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)st->current_token),
+                                RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        wait_for_room(st);
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fp_error("produce to %s: %s", st->cfg->out_topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+int fp_stage_reject(fp_stage *st, const char *code, const char *message)
+{
+    const rd_kafka_message_t *msg = st->current;
+    rd_kafka_headers_t *original = NULL;
+    fp_dlq_reason why = {st->name, code,          message,     st->cfg->in_topic,
+                         msg->partition, msg->offset, fp_now_ms()};
+    char labels[128];
+    rd_kafka_resp_err_t err;
+
+    snprintf(labels, sizeof(labels), "stage=\"%s\",code=\"%s\"", st->name, code);
+    fp_counter_inc(fp_metrics_counter("fleetpipe_dlq_messages_total",
+                                      "Messages sent to the DLQ, by stage and error code.",
+                                      labels));
+    fp_log_kv(FP_LOG_DEBUG, "rejected to the DLQ", "code", code, "reason", message, NULL);
+    rd_kafka_message_headers(msg, &original);
+    fp_offsets_hold(st->offsets, st->current_token);
+    for (;;) {
+        err = fp_dlq_produce(st->producer, st->cfg->dlq_topic, msg->key, msg->key_len,
+                             msg->payload, msg->len, original, &why,
+                             (void *)(uintptr_t)st->current_token);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        wait_for_room(st);
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fp_error("produce to %s: %s", st->cfg->dlq_topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}

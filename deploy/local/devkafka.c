@@ -1,0 +1,968 @@
+/*
+ * devkafka: librdkafka's mock cluster as a standalone Kafka-protocol broker for the embedded
+ * stack and the tests. Read /work/shared/KAFKA-MOCK.md (shared/KAFKA-MOCK.md) for what the mock
+ * does and does not do; in short, it keeps ~5 MiB per partition and has no Admin API, so every
+ * topic is created here, up front, with an explicit partition count.
+ *
+ * Start-up contract: the brokers listen on random ports of 127.0.0.1. Once every topic exists,
+ * the first line on stdout is "bootstrap=<host:port,...>" (flushed), and with --bootstrap-file
+ * the same list plus a newline is written atomically (PATH.tmp, then rename). A stale bootstrap
+ * file is removed before the cluster starts and again on exit, so that a waiting script never
+ * reads the address of a cluster that is gone. Logs are JSON lines on stderr.
+ *
+ * Control channel: with --control PATH, devkafka creates a FIFO at PATH (unless a FIFO is already
+ * there) and reads commands from it, one per line; with --stdin it also reads them from stdin.
+ * Writers may open, write and close the FIFO any number of times, e.g.
+ *
+ *     echo 'down 1' > "$FIFO"
+ *
+ * The commands are:
+ *
+ *     down <broker>                  disconnect the broker and refuse new connections
+ *     up <broker>                    accept connections again
+ *     rtt <broker> <ms>              add <ms> of round-trip delay to the broker's responses
+ *     leader <topic> <part> <broker> move a partition's leadership ("none": leader-less)
+ *     quit                           shut down as on SIGTERM
+ *
+ * Broker ids run from 1 to --brokers; "all" stands for every broker in down, up and rtt. A
+ * broker set down stays leader of its partitions until "leader" moves them. "leader" only
+ * accepts topics devkafka created (the mock would silently create any other name). Every
+ * command's outcome is logged as {"msg":"command","command":"...","result":"ok"|"error"}; a bad
+ * command is logged and ignored. Empty lines and lines starting with '#' are skipped.
+ *
+ * devkafka runs until SIGTERM, SIGINT or "quit", then destroys the cluster, removes the FIFO if it
+ * created it, and exits 0. Exit status 2 means bad options, 1 a failure to start.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#ifndef FP_VERSION
+#define FP_VERSION "dev"
+#endif
+
+#define DEFAULT_TOPICS     "telemetry.raw,telemetry.parsed,telemetry.enriched,telemetry.dlq"
+#define DEFAULT_PARTITIONS 16
+#define MAX_BROKERS        32
+#define MAX_PARTITIONS     10000
+#define MAX_TOPICS         64
+#define MAX_TOPIC_NAME     249
+#define MAX_COMMAND_LINE   512
+#define MAX_LOG_LINE       4096
+#define POLL_INTERVAL_MS   100
+
+/* One topic to create: its name and partition count (0 until the default is applied). */
+struct topic_spec {
+    char name[MAX_TOPIC_NAME + 1];
+    int partitions;
+};
+
+/* The effective configuration after option parsing. */
+struct options {
+    int brokers;
+    int partitions;
+    struct topic_spec topics[MAX_TOPICS];
+    int topic_cnt;
+    const char *bootstrap_file;
+    const char *control_path;
+    bool read_stdin;
+};
+
+/*
+ * A command source: a descriptor read in non-blocking mode and the partial line read so far. A
+ * line longer than MAX_COMMAND_LINE is discarded up to its newline ("overlong" is set meanwhile).
+ */
+struct line_reader {
+    const char *name;
+    int fd;
+    char buf[MAX_COMMAND_LINE + 1];
+    size_t len;
+    bool overlong;
+};
+
+/* Set by the SIGTERM/SIGINT handler; the main loop checks it after every poll(). */
+static volatile sig_atomic_t stop_requested;
+
+/* ---- Logging ---------------------------------------------------------------------------- */
+
+/*
+ * A JSON log line under construction. The lb_* functions append to it and never overflow: text
+ * that does not fit is cut off, and lb_end() still closes the object.
+ */
+struct log_buf {
+    char buf[MAX_LOG_LINE];
+    size_t len;
+};
+
+/* Appends at most the free space minus room for the closing "}\n"; a cut keeps the line valid
+ * JSON only when it falls between fields, which is good enough for diagnostics. */
+static void lb_raw(struct log_buf *lb, const char *s, size_t n)
+{
+    size_t room = sizeof(lb->buf) - 3 - lb->len;
+    if (n > room)
+        n = room;
+    memcpy(lb->buf + lb->len, s, n);
+    lb->len += n;
+}
+
+/* Appends s as the body of a JSON string, escaping quotes, backslashes and control bytes. */
+static void lb_escaped(struct log_buf *lb, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        char esc[6];
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            lb_raw(lb, esc, 2);
+        } else if (*p < 0x20) {
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 0x0f];
+            lb_raw(lb, esc, 6);
+        } else {
+            lb_raw(lb, (const char *)p, 1);
+        }
+    }
+}
+
+/* Appends ,"key":"value". */
+static void lb_str(struct log_buf *lb, const char *key, const char *value)
+{
+    lb_raw(lb, ",\"", 2);
+    lb_escaped(lb, key);
+    lb_raw(lb, "\":\"", 3);
+    lb_escaped(lb, value);
+    lb_raw(lb, "\"", 1);
+}
+
+/* Appends ,"key":number. */
+static void lb_int(struct log_buf *lb, const char *key, long long value)
+{
+    char num[32];
+    int n = snprintf(num, sizeof(num), "%lld", value);
+    lb_raw(lb, ",\"", 2);
+    lb_escaped(lb, key);
+    lb_raw(lb, "\":", 2);
+    lb_raw(lb, num, (size_t)n);
+}
+
+/*
+ * Converts days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+ * civil_from_days). It replaces gmtime(), which is not reentrant and which the style bans.
+ */
+static void civil_from_days(long long z, int *year, unsigned *month, unsigned *day)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long y = (long long)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *day = doy - (153 * mp + 2) / 5 + 1;
+    *month = mp < 10 ? mp + 3 : mp - 9;
+    *year = (int)(y + (*month <= 2));
+}
+
+/* Starts a log line with the UTC timestamp (millisecond precision), level, service and msg. */
+static void lb_begin(struct log_buf *lb, const char *level, const char *msg)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long secs = (long long)now.tv_sec;
+    long long days = secs / 86400;
+    long long rem = secs % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    int year;
+    unsigned month, day;
+    civil_from_days(days, &year, &month, &day);
+
+    char ts[64];
+    int n = snprintf(ts, sizeof(ts), "{\"ts\":\"%04d-%02u-%02uT%02d:%02d:%02d.%03ldZ\"", year,
+                     month, day, (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60),
+                     now.tv_nsec / 1000000);
+    lb->len = 0;
+    lb_raw(lb, ts, (size_t)n);
+    lb_str(lb, "level", level);
+    lb_str(lb, "service", "devkafka");
+    lb_str(lb, "msg", msg);
+}
+
+/*
+ * Closes the object and writes the line to stderr with a single write(), so that lines from
+ * librdkafka's threads (see on_rdkafka_log) never interleave with ours.
+ */
+static void lb_end(struct log_buf *lb)
+{
+    lb->buf[lb->len++] = '}';
+    lb->buf[lb->len++] = '\n';
+    ssize_t off = 0;
+    while ((size_t)off < lb->len) {
+        ssize_t w = write(STDERR_FILENO, lb->buf + off, lb->len - (size_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        off += w;
+    }
+}
+
+/* Logs a line with one optional string field (key may be NULL). */
+static void log_msg(const char *level, const char *msg, const char *key, const char *value)
+{
+    struct log_buf lb;
+    lb_begin(&lb, level, msg);
+    if (key != NULL)
+        lb_str(&lb, key, value);
+    lb_end(&lb);
+}
+
+/* Forwards librdkafka's own log lines (syslog levels) into the JSON log. Called from any thread. */
+static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    /* The mock's handle has no bootstrap.servers by design; librdkafka's warning about it would
+     * only mislead whoever reads the log. */
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "bootstrap.servers") != NULL)
+        return;
+    const char *lvl = level <= 3 ? "error" : level == 4 ? "warn" : level <= 6 ? "info" : "debug";
+    struct log_buf lb;
+    lb_begin(&lb, lvl, buf);
+    lb_str(&lb, "source", "librdkafka");
+    lb_str(&lb, "facility", fac);
+    lb_end(&lb);
+}
+
+/* ---- Options ---------------------------------------------------------------------------- */
+
+/*
+ * Parses a whole string as a base-10 integer in [min, max]. Returns 0 and sets *out, or -1 when
+ * the string is empty, has trailing characters or is out of range.
+ */
+static int parse_int(const char *s, long min, long max, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Returns true when name is a legal Kafka topic name: 1..249 of [A-Za-z0-9._-], not "." or "..". */
+static bool topic_name_ok(const char *name, size_t len)
+{
+    if (len == 0 || len > MAX_TOPIC_NAME)
+        return false;
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Parses a comma-separated list of "name" or "name:partitions" into opts->topics, replacing any
+ * earlier list. Partition counts left 0 take --partitions later. Returns 0, or -1 after printing
+ * the reason to stderr.
+ */
+static int parse_topics(const char *list, struct options *opts)
+{
+    opts->topic_cnt = 0;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t item_len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        const char *colon = memchr(p, ':', item_len);
+        size_t name_len = colon != NULL ? (size_t)(colon - p) : item_len;
+
+        if (!topic_name_ok(p, name_len)) {
+            fprintf(stderr, "devkafka: --topics: bad topic name '%.*s'\n", (int)item_len, p);
+            return -1;
+        }
+        if (opts->topic_cnt == MAX_TOPICS) {
+            fprintf(stderr, "devkafka: --topics: more than %d topics\n", MAX_TOPICS);
+            return -1;
+        }
+        struct topic_spec *t = &opts->topics[opts->topic_cnt];
+        memcpy(t->name, p, name_len);
+        t->name[name_len] = '\0';
+        t->partitions = 0;
+
+        if (colon != NULL) {
+            char num[16];
+            size_t num_len = item_len - name_len - 1;
+            long v;
+            if (num_len >= sizeof(num)) {
+                num_len = 0; /* Too long to be valid: make parse_int reject it. */
+            }
+            memcpy(num, colon + 1, num_len);
+            num[num_len] = '\0';
+            if (parse_int(num, 1, MAX_PARTITIONS, &v) != 0) {
+                fprintf(stderr, "devkafka: --topics: bad partition count in '%.*s' (1..%d)\n",
+                        (int)item_len, p, MAX_PARTITIONS);
+                return -1;
+            }
+            t->partitions = (int)v;
+        }
+        for (int i = 0; i < opts->topic_cnt; i++) {
+            if (strcmp(opts->topics[i].name, t->name) == 0) {
+                fprintf(stderr, "devkafka: --topics: '%s' listed twice\n", t->name);
+                return -1;
+            }
+        }
+        opts->topic_cnt++;
+
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: devkafka [options]\n"
+            "\n"
+            "Runs librdkafka's mock cluster on 127.0.0.1 as a standalone Kafka broker.\n"
+            "\n"
+            "  --brokers N            number of brokers, ids 1..N (default 1, max %d)\n"
+            "  --partitions N         partitions of every topic without its own count (default "
+            "%d)\n"
+            "  --topics LIST          comma-separated name or name:partitions\n"
+            "                         (default %s)\n"
+            "  --bootstrap-file PATH  write the bootstrap list there once the topics exist\n"
+            "  --control PATH         FIFO to read commands from (created if missing)\n"
+            "  --stdin                also read commands from stdin\n"
+            "  --help                 print this help and exit\n"
+            "  --version              print the version and exit\n"
+            "\n"
+            "Commands: down <broker>|all, up <broker>|all, rtt <broker>|all <ms>,\n"
+            "          leader <topic> <partition> <broker>|none, quit\n",
+            MAX_BROKERS, DEFAULT_PARTITIONS, DEFAULT_TOPICS);
+}
+
+/*
+ * Fills opts from argv. Returns 0 to run, 1 when --help or --version was handled (exit 0), or 2
+ * after printing the problem to stderr (exit 2).
+ */
+static int parse_options(int argc, char **argv, struct options *opts)
+{
+    enum {
+        OPT_BROKERS = 256,
+        OPT_PARTITIONS,
+        OPT_TOPICS,
+        OPT_BOOTSTRAP,
+        OPT_CONTROL,
+        OPT_STDIN,
+        OPT_HELP,
+        OPT_VERSION
+    };
+    static const struct option longopts[] = {
+        {"brokers", required_argument, NULL, OPT_BROKERS},
+        {"partitions", required_argument, NULL, OPT_PARTITIONS},
+        {"topics", required_argument, NULL, OPT_TOPICS},
+        {"bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP},
+        {"control", required_argument, NULL, OPT_CONTROL},
+        {"stdin", no_argument, NULL, OPT_STDIN},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+
+    memset(opts, 0, sizeof(*opts));
+    opts->brokers = 1;
+    opts->partitions = DEFAULT_PARTITIONS;
+    if (parse_topics(DEFAULT_TOPICS, opts) != 0)
+        return 2;
+
+    opterr = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, "", longopts, NULL);
+        long v;
+        if (c == -1)
+            break;
+        switch (c) {
+        case OPT_BROKERS:
+            if (parse_int(optarg, 1, MAX_BROKERS, &v) != 0) {
+                fprintf(stderr, "devkafka: --brokers: '%s' is not a number in 1..%d\n", optarg,
+                        MAX_BROKERS);
+                return 2;
+            }
+            opts->brokers = (int)v;
+            break;
+        case OPT_PARTITIONS:
+            if (parse_int(optarg, 1, MAX_PARTITIONS, &v) != 0) {
+                fprintf(stderr, "devkafka: --partitions: '%s' is not a number in 1..%d\n", optarg,
+                        MAX_PARTITIONS);
+                return 2;
+            }
+            opts->partitions = (int)v;
+            break;
+        case OPT_TOPICS:
+            if (parse_topics(optarg, opts) != 0)
+                return 2;
+            break;
+        case OPT_BOOTSTRAP:
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "devkafka: --bootstrap-file: empty path\n");
+                return 2;
+            }
+            opts->bootstrap_file = optarg;
+            break;
+        case OPT_CONTROL:
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "devkafka: --control: empty path\n");
+                return 2;
+            }
+            opts->control_path = optarg;
+            break;
+        case OPT_STDIN:
+            opts->read_stdin = true;
+            break;
+        case OPT_HELP:
+            print_usage(stdout);
+            return 1;
+        case OPT_VERSION:
+            printf("devkafka %s (librdkafka %s)\n", FP_VERSION, rd_kafka_version_str());
+            return 1;
+        default:
+            if (optopt >= OPT_BROKERS)
+                fprintf(stderr, "devkafka: option %s needs a value\n", argv[optind - 1]);
+            else
+                fprintf(stderr, "devkafka: unknown option '%s'\n", argv[optind - 1]);
+            fprintf(stderr, "devkafka: try --help\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "devkafka: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "devkafka: try --help\n");
+        return 2;
+    }
+    for (int i = 0; i < opts->topic_cnt; i++) {
+        if (opts->topics[i].partitions == 0)
+            opts->topics[i].partitions = opts->partitions;
+    }
+    return 0;
+}
+
+/* ---- Start-up helpers ------------------------------------------------------------------- */
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* Installs the stop handlers and ignores SIGPIPE (a closed stdout must not kill the broker). */
+static int install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * Writes text to path atomically: path.tmp is written, flushed to disk and renamed over path.
+ * Returns 0, or -1 with errno set (path.tmp is removed on failure).
+ */
+static int write_file_atomic(const char *path, const char *text)
+{
+    char tmp[PATH_MAX];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            goto err;
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0)
+        goto err;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto err;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        goto err;
+    return 0;
+
+err:;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    errno = saved;
+    return -1;
+}
+
+/*
+ * Opens the control FIFO at path, creating it when nothing is there; *created tells whether it
+ * was created here (and must be removed on exit). It is opened O_RDWR so that this process is
+ * always a writer too: writers that come and go never produce EOF. Returns the descriptor, or -1
+ * after logging why (an existing non-FIFO file at path is an error).
+ */
+static int open_control_fifo(const char *path, bool *created)
+{
+    struct stat st;
+    *created = false;
+    if (mkfifo(path, 0600) == 0) {
+        *created = true;
+    } else if (errno != EEXIST) {
+        log_msg("error", "cannot create control FIFO", "error", strerror(errno));
+        return -1;
+    }
+    if (stat(path, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+        log_msg("error", "control path exists and is not a FIFO", "path", path);
+        if (*created)
+            unlink(path);
+        *created = false;
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        log_msg("error", "cannot open control FIFO", "error", strerror(errno));
+        if (*created)
+            unlink(path);
+        *created = false;
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- Commands --------------------------------------------------------------------------- */
+
+/* Splits line in place at runs of spaces and tabs. Returns the number of words (at most max). */
+static int split_words(char *line, char **words, int max)
+{
+    int n = 0;
+    char *p = line;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == '\t')
+            *p++ = '\0';
+        if (*p == '\0')
+            break;
+        if (n == max)
+            return max + 1;
+        words[n++] = p;
+        while (*p != '\0' && *p != ' ' && *p != '\t')
+            p++;
+    }
+    return n;
+}
+
+/* Parses a broker id in 1..brokers, or the word allow_word (if not NULL) as -1. */
+static int parse_broker(const char *s, int brokers, const char *allow_word, int32_t *out)
+{
+    long v;
+    if (allow_word != NULL && strcmp(s, allow_word) == 0) {
+        *out = -1;
+        return 0;
+    }
+    if (parse_int(s, 1, brokers, &v) != 0)
+        return -1;
+    *out = (int32_t)v;
+    return 0;
+}
+
+/*
+ * Runs one command line against the cluster and logs the outcome. Sets *quit for "quit".
+ * Never fails: a bad command is logged as an error and otherwise ignored.
+ */
+static void run_command(rd_kafka_mock_cluster_t *mcluster, const struct options *opts,
+                        const char *line, bool *quit)
+{
+    char copy[MAX_COMMAND_LINE + 1];
+    char *w[5];
+    const char *error = NULL;
+    char detail[160];
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int32_t broker;
+    long v;
+
+    snprintf(copy, sizeof(copy), "%s", line);
+    int n = split_words(copy, w, 4);
+    if (n == 0 || w[0][0] == '#')
+        return;
+
+    if (strcmp(w[0], "down") == 0 || strcmp(w[0], "up") == 0) {
+        if (n != 2 || parse_broker(w[1], opts->brokers, "all", &broker) != 0) {
+            snprintf(detail, sizeof(detail), "usage: %s <broker 1..%d|all>", w[0], opts->brokers);
+            error = detail;
+        } else if (w[0][0] == 'd') {
+            err = rd_kafka_mock_broker_set_down(mcluster, broker);
+        } else {
+            err = rd_kafka_mock_broker_set_up(mcluster, broker);
+        }
+    } else if (strcmp(w[0], "rtt") == 0) {
+        if (n != 3 || parse_broker(w[1], opts->brokers, "all", &broker) != 0 ||
+            parse_int(w[2], 0, 600000, &v) != 0) {
+            snprintf(detail, sizeof(detail), "usage: rtt <broker 1..%d|all> <ms 0..600000>",
+                     opts->brokers);
+            error = detail;
+        } else {
+            err = rd_kafka_mock_broker_set_rtt(mcluster, broker, (int)v);
+        }
+    } else if (strcmp(w[0], "leader") == 0) {
+        const struct topic_spec *t = NULL;
+        if (n == 4) {
+            for (int i = 0; i < opts->topic_cnt; i++) {
+                if (strcmp(opts->topics[i].name, w[1]) == 0)
+                    t = &opts->topics[i];
+            }
+        }
+        if (n != 4) {
+            snprintf(detail, sizeof(detail),
+                     "usage: leader <topic> <partition> <broker 1..%d|none>", opts->brokers);
+            error = detail;
+        } else if (t == NULL) {
+            error = "unknown topic: leader only moves partitions of topics devkafka created";
+        } else if (parse_int(w[2], 0, t->partitions - 1, &v) != 0) {
+            snprintf(detail, sizeof(detail), "partition must be in 0..%d", t->partitions - 1);
+            error = detail;
+        } else if (parse_broker(w[3], opts->brokers, "none", &broker) != 0) {
+            snprintf(detail, sizeof(detail), "broker must be in 1..%d or none", opts->brokers);
+            error = detail;
+        } else {
+            err = rd_kafka_mock_partition_set_leader(mcluster, t->name, (int32_t)v, broker);
+        }
+    } else if (strcmp(w[0], "quit") == 0) {
+        if (n != 1)
+            error = "usage: quit";
+        else
+            *quit = true;
+    } else {
+        error = "unknown command (down, up, rtt, leader, quit)";
+    }
+
+    if (error == NULL && err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        error = rd_kafka_err2str(err);
+
+    struct log_buf lb;
+    lb_begin(&lb, error == NULL ? "info" : "error", "command");
+    lb_str(&lb, "command", line);
+    lb_str(&lb, "result", error == NULL ? "ok" : "error");
+    if (error != NULL)
+        lb_str(&lb, "error", error);
+    lb_end(&lb);
+}
+
+/*
+ * Reads once from r->fd (poll() said it is readable) and runs every complete line. One read per
+ * call keeps a blocking stdin from stalling the loop; what is left is picked up by the next
+ * poll(). Returns 0, or -1 when the source reached EOF or failed (the caller stops polling it).
+ * Sets *quit on "quit"; lines after it in the same read are not run.
+ */
+static int drain_commands(struct line_reader *r, rd_kafka_mock_cluster_t *mcluster,
+                          const struct options *opts, bool *quit)
+{
+    char chunk[1024];
+    ssize_t got = read(r->fd, chunk, sizeof(chunk));
+    if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (got < 0) {
+        log_msg("error", "cannot read commands", "error", strerror(errno));
+        return -1;
+    }
+    if (got == 0) {
+        log_msg("info", "command source closed", "source", r->name);
+        return -1;
+    }
+    for (ssize_t i = 0; i < got && !*quit; i++) {
+        char c = chunk[i];
+        if (c != '\n') {
+            if (r->len < MAX_COMMAND_LINE)
+                r->buf[r->len++] = c;
+            else
+                r->overlong = true;
+            continue;
+        }
+        if (r->len > 0 && r->buf[r->len - 1] == '\r')
+            r->len--;
+        while (r->len > 0 && (r->buf[r->len - 1] == ' ' || r->buf[r->len - 1] == '\t'))
+            r->len--;
+        r->buf[r->len] = '\0';
+        if (r->overlong) {
+            struct log_buf lb;
+            lb_begin(&lb, "error", "command");
+            lb_str(&lb, "result", "error");
+            lb_str(&lb, "error", "command line too long; ignored");
+            lb_end(&lb);
+        } else {
+            const char *line = r->buf;
+            while (*line == ' ' || *line == '\t')
+                line++;
+            run_command(mcluster, opts, line, quit);
+        }
+        r->len = 0;
+        r->overlong = false;
+    }
+    return 0;
+}
+
+/* ---- Main ------------------------------------------------------------------------------- */
+
+/* Everything devkafka owns while it runs; devkafka_close() releases it in any state. */
+struct devkafka {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mcluster;
+    struct line_reader readers[2];
+    int reader_cnt;
+    bool fifo_created;
+};
+
+/*
+ * Opens the command sources: the control FIFO (--control) and stdin (--stdin). Returns 0, or -1
+ * after logging why; what was opened is left in dk for devkafka_close().
+ */
+static int open_sources(struct devkafka *dk, const struct options *opts)
+{
+    if (opts->control_path != NULL) {
+        int fd = open_control_fifo(opts->control_path, &dk->fifo_created);
+        if (fd < 0)
+            return -1;
+        dk->readers[dk->reader_cnt++] = (struct line_reader){.name = "control", .fd = fd};
+    }
+    if (opts->read_stdin) {
+        if (fcntl(STDIN_FILENO, F_GETFL) < 0) {
+            log_msg("error", "--stdin given but stdin is not open", NULL, NULL);
+            return -1;
+        }
+        dk->readers[dk->reader_cnt++] = (struct line_reader){.name = "stdin", .fd = STDIN_FILENO};
+    }
+    return 0;
+}
+
+/*
+ * Makes broker 1 + (p % brokers) the leader of partition p, so that leadership is spread over
+ * every broker (the mock would leave brokers above 3 without any) and tests know which
+ * partitions a "down" hits. Returns the first error of the mock, or RD_KAFKA_RESP_ERR_NO_ERROR.
+ */
+static rd_kafka_resp_err_t spread_leaders(rd_kafka_mock_cluster_t *mcluster,
+                                          const struct topic_spec *t, int brokers)
+{
+    if (brokers == 1)
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int p = 0; p < t->partitions; p++) {
+        rd_kafka_resp_err_t err =
+            rd_kafka_mock_partition_set_leader(mcluster, t->name, p, 1 + p % brokers);
+        if (err)
+            return err;
+    }
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/*
+ * Creates the mock cluster on a throwaway producer handle (the mock needs one for its
+ * bookkeeping; it never sends anything) and every topic. Returns 0, or -1 after logging why;
+ * what was created is left in dk for devkafka_close().
+ */
+static int start_cluster(struct devkafka *dk, const struct options *opts)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
+    if (rd_kafka_conf_set(conf, "client.id", "devkafka", errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        log_msg("error", "cannot configure the mock's client handle", "error", errstr);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    dk->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (dk->rk == NULL) {
+        /* On failure rd_kafka_new() leaves conf with the caller. */
+        log_msg("error", "cannot create the mock's client handle", "error", errstr);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    conf = NULL; /* Owned by dk->rk now. */
+
+    dk->mcluster = rd_kafka_mock_cluster_new(dk->rk, opts->brokers);
+    if (dk->mcluster == NULL) {
+        log_msg("error", "cannot create the mock cluster", NULL, NULL);
+        return -1;
+    }
+    /* The mock ignores the replication factor: every partition's replicas are brokers 1..3 (or
+     * fewer), with a random leader among them. */
+    int replication = opts->brokers;
+    for (int i = 0; i < opts->topic_cnt; i++) {
+        const struct topic_spec *t = &opts->topics[i];
+        rd_kafka_resp_err_t err =
+            rd_kafka_mock_topic_create(dk->mcluster, t->name, t->partitions, replication);
+        struct log_buf lb;
+        lb_begin(&lb, err ? "error" : "info", err ? "cannot create topic" : "topic created");
+        lb_str(&lb, "topic", t->name);
+        lb_int(&lb, "partitions", t->partitions);
+        if (err)
+            lb_str(&lb, "error", rd_kafka_err2str(err));
+        lb_end(&lb);
+        if (err)
+            return -1;
+        err = spread_leaders(dk->mcluster, t, opts->brokers);
+        if (err) {
+            log_msg("error", "cannot place partition leaders", "error", rd_kafka_err2str(err));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Publishes the bootstrap list: the bootstrap file first (so that a script waiting for it finds
+ * a cluster that is ready), then the first line on stdout. Returns 0, or -1 after logging why.
+ */
+static int announce(const struct devkafka *dk, const struct options *opts)
+{
+    const char *bootstraps = rd_kafka_mock_cluster_bootstraps(dk->mcluster);
+    if (opts->bootstrap_file != NULL) {
+        char line[1024];
+        snprintf(line, sizeof(line), "%s\n", bootstraps);
+        if (write_file_atomic(opts->bootstrap_file, line) != 0) {
+            log_msg("error", "cannot write bootstrap file", "error", strerror(errno));
+            return -1;
+        }
+    }
+    printf("bootstrap=%s\n", bootstraps);
+    fflush(stdout);
+
+    struct log_buf lb;
+    lb_begin(&lb, "info", "ready");
+    lb_str(&lb, "bootstrap", bootstraps);
+    lb_int(&lb, "brokers", opts->brokers);
+    lb_int(&lb, "topics", opts->topic_cnt);
+    lb_str(&lb, "version", FP_VERSION);
+    lb_str(&lb, "librdkafka", rd_kafka_version_str());
+    lb_end(&lb);
+    return 0;
+}
+
+/*
+ * Runs commands until "quit" or a stop signal. poll() wakes up at least every
+ * POLL_INTERVAL_MS so that a signal is noticed promptly even when it hit another thread.
+ * Returns 0, or -1 when poll() fails.
+ */
+static int serve(struct devkafka *dk, const struct options *opts)
+{
+    bool quit = false;
+    while (!quit && !stop_requested) {
+        struct pollfd pfds[2];
+        for (int i = 0; i < dk->reader_cnt; i++)
+            pfds[i] = (struct pollfd){.fd = dk->readers[i].fd, .events = POLLIN};
+        int ready = poll(pfds, (nfds_t)dk->reader_cnt, POLL_INTERVAL_MS);
+        if (ready < 0 && errno != EINTR) {
+            log_msg("error", "poll failed", "error", strerror(errno));
+            return -1;
+        }
+        for (int i = 0; i < dk->reader_cnt && ready > 0 && !quit; i++) {
+            if ((pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
+                continue;
+            if (drain_commands(&dk->readers[i], dk->mcluster, opts, &quit) != 0) {
+                /* Stop polling a closed source (stdin; the FIFO never ends since it is O_RDWR).
+                 * The other source is polled again on the next turn. */
+                dk->readers[i] = dk->readers[dk->reader_cnt - 1];
+                dk->reader_cnt--;
+                break;
+            }
+        }
+    }
+    log_msg("info", "shutting down", "reason", quit ? "quit command" : "signal");
+    return 0;
+}
+
+/* Releases everything in dk, in any state of construction, and removes the files devkafka made. */
+static void devkafka_close(struct devkafka *dk, const struct options *opts)
+{
+    for (int i = 0; i < dk->reader_cnt; i++) {
+        if (dk->readers[i].fd != STDIN_FILENO)
+            close(dk->readers[i].fd);
+    }
+    dk->reader_cnt = 0;
+    if (dk->fifo_created)
+        unlink(opts->control_path);
+    dk->fifo_created = false;
+    if (opts->bootstrap_file != NULL)
+        unlink(opts->bootstrap_file);
+    if (dk->mcluster != NULL)
+        rd_kafka_mock_cluster_destroy(dk->mcluster);
+    dk->mcluster = NULL;
+    if (dk->rk != NULL)
+        rd_kafka_destroy(dk->rk);
+    dk->rk = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    struct options opts;
+    int rc = parse_options(argc, argv, &opts);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+
+    if (install_signals() != 0) {
+        log_msg("error", "cannot install signal handlers", "error", strerror(errno));
+        return 1;
+    }
+    if (opts.bootstrap_file != NULL && unlink(opts.bootstrap_file) != 0 && errno != ENOENT) {
+        log_msg("error", "cannot remove stale bootstrap file", "error", strerror(errno));
+        return 1;
+    }
+
+    /* The command sources come first, so that a bad --control path fails before the cluster
+     * starts. */
+    struct devkafka dk = {0};
+    int exit_code = 1;
+    if (open_sources(&dk, &opts) == 0 && start_cluster(&dk, &opts) == 0 &&
+        announce(&dk, &opts) == 0 && serve(&dk, &opts) == 0)
+        exit_code = 0;
+    devkafka_close(&dk, &opts);
+    log_msg(exit_code == 0 ? "info" : "error", "stopped", NULL, NULL);
+    return exit_code;
+}

@@ -1,0 +1,296 @@
+/* fp-gen: writes canonical-JSON records, some of them twice and a few invalid payloads, into
+ * telemetry.raw, and says exactly what it wrote, so a test or the demo can check the database
+ * and the DLQ against it. Same seed, same bytes.
+ *
+ * Usage: fp-gen --brokers B [--topic T] [--devices N] [--records N] [--duplicates N]
+ *               [--invalid N] [--rate MSGS_PER_S] [--seed S] [--manifest FILE]
+ *
+ * The manifest has one line per distinct valid record ("valid DEVICE TS LAT LON") and one per
+ * invalid payload ("invalid CODE"). The summary on stdout is one JSON object. */
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fp_buf.h"
+#include "fp_record.h"
+#include "fp_time.h"
+
+typedef struct gen_options {
+    const char *brokers;
+    const char *topic;
+    long devices;
+    long records;
+    long duplicates;
+    long invalid;
+    long rate;
+    unsigned long long seed;
+    const char *manifest;
+} gen_options;
+
+/* xorshift64*: small, fast and the same everywhere for a given seed. */
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * UINT64_C(2685821657736338717);
+}
+
+static double rng_unit(void)
+{
+    return (double)(rng_next() >> 11) / 9007199254740992.0;
+}
+
+static int parse_long(const char *s, long *out)
+{
+    char *end = NULL;
+
+    errno = 0;
+    *out = strtol(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0' && *out >= 0 ? 0 : -1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: fp-gen --brokers B [--topic telemetry.raw] [--devices 20] "
+                    "[--records 1000] [--duplicates 0] [--invalid 0] [--rate 0] [--seed 1] "
+                    "[--manifest FILE]\n");
+}
+
+static int parse_args(int argc, char **argv, gen_options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+
+        if (v == NULL)
+            return -1;
+        i++;
+        if (strcmp(a, "--brokers") == 0)
+            o->brokers = v;
+        else if (strcmp(a, "--topic") == 0)
+            o->topic = v;
+        else if (strcmp(a, "--manifest") == 0)
+            o->manifest = v;
+        else if (parse_long(v, &n) < 0)
+            return -1;
+        else if (strcmp(a, "--devices") == 0 && n > 0)
+            o->devices = n;
+        else if (strcmp(a, "--records") == 0)
+            o->records = n;
+        else if (strcmp(a, "--duplicates") == 0)
+            o->duplicates = n;
+        else if (strcmp(a, "--invalid") == 0)
+            o->invalid = n;
+        else if (strcmp(a, "--rate") == 0)
+            o->rate = n;
+        else if (strcmp(a, "--seed") == 0)
+            o->seed = (unsigned long long)n;
+        else
+            return -1;
+    }
+    return o->brokers != NULL ? 0 : -1;
+}
+
+/* Builds valid record number i: device i % devices, one observation per device per 10 s. */
+static void make_record(fp_record *r, long i, const gen_options *o, int64_t base_ms)
+{
+    long dev = i % o->devices;
+    long k = i / o->devices;
+
+    fp_record_reset(r);
+    r->schema = 1;
+    snprintf(r->device_id, sizeof(r->device_id), "35630704%07ld", dev);
+    r->ts_ms = base_ms + (int64_t)k * 10000 + dev;
+    r->priority = 0;
+    r->event_io = 0;
+    r->has_position = true;
+    r->position.lat = (double)(int64_t)((55.6 + 0.01 * (double)dev + 0.001 * rng_unit()) * 1e7) / 1e7;
+    r->position.lon = (double)(int64_t)((12.5 + 0.01 * (double)dev + 0.001 * rng_unit()) * 1e7) / 1e7;
+    r->position.alt_m = 30;
+    r->position.heading_deg = (double)(rng_next() % 360);
+    r->position.speed_kmh = (double)(rng_next() % 40);
+    r->position.satellites = 9;
+    fp_record_add_io_uint(r, 239, k % 2);
+    fp_record_add_io_uint(r, 66, 24000 + rng_next() % 600);
+    fp_record_add_metric_bool(r, "ignition", k % 2 == 1);
+    fp_record_add_metric_number(r, "external_voltage_v", 24.0 + (double)(rng_next() % 600) / 1000);
+    fp_record_add_metric_number(r, "odometer_m", (double)(1000000 + k * 50));
+}
+
+/* Invalid payload number i, one kind after the other, with the code the parser must give. */
+static const char *make_invalid(long i, int64_t base_ms, fp_buf *out)
+{
+    char ts[32];
+
+    fp_time_format_ms(base_ms, ts, sizeof(ts));
+    fp_buf_clear(out);
+    switch (i % 6) {
+    case 0:
+        fp_buf_printf(out, "{\"schema\":1,\"device_id\":\"356307049999999\",\"ts\":\"%s\"", ts);
+        return "json_syntax";
+    case 1:
+        fp_buf_printf(out, "{\"schema\":1,\"ts\":\"%s\",\"n\":%ld}", ts, i);
+        return "missing_device_id";
+    case 2:
+        fp_buf_printf(out, "{\"schema\":1,\"device_id\":\"356307049999999\",\"ts\":\"yesterday\","
+                           "\"n\":%ld}", i);
+        return "bad_timestamp";
+    case 3:
+        fp_buf_printf(out, "{\"schema\":2,\"device_id\":\"356307049999999\",\"ts\":\"%s\","
+                           "\"n\":%ld}", ts, i);
+        return "schema";
+    case 4:
+        fp_buf_printf(out, "{\"schema\":1,\"device_id\":\"356307049999999\","
+                           "\"ts\":\"1990-01-01T00:00:00.000Z\",\"n\":%ld}", i);
+        return "ts_out_of_range";
+    default:
+        fp_buf_printf(out, "\x01\x02garbage-%ld", i);
+        return "unknown_format";
+    }
+}
+
+static int produce(rd_kafka_t *rk, const char *topic, const char *key, const fp_buf *value)
+{
+    rd_kafka_resp_err_t err;
+    size_t key_len = key != NULL ? strlen(key) : 0;
+
+    while ((err = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_KEY((void *)key, key_len),
+                RD_KAFKA_V_VALUE(value->data, value->len), RD_KAFKA_V_END)) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        rd_kafka_poll(rk, 50);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "fp-gen: produce: %s\n", rd_kafka_err2str(err));
+        return -1;
+    }
+    rd_kafka_poll(rk, 0);
+    return 0;
+}
+
+static long delivery_failures;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        delivery_failures++;
+}
+
+/* Paces the feed to o->rate messages per second (pacing load, not synchronisation). */
+static void pace(const gen_options *o, long sent, int64_t start_ms)
+{
+    int64_t due, now;
+
+    if (o->rate <= 0)
+        return;
+    due = start_ms + (int64_t)sent * 1000 / o->rate;
+    now = fp_mono_ms();
+    if (due > now) {
+        struct timespec ts = {(time_t)((due - now) / 1000), (long)((due - now) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    gen_options o = {NULL, "telemetry.raw", 20, 1000, 0, 0, 0, 1, NULL};
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    char errstr[512];
+    fp_record rec;
+    fp_buf value = {0};
+    FILE *manifest = NULL;
+    int64_t base_ms, start;
+    long total, sent = 0, dup_every, inv_every, valid_i = 0, dup_i = 0, inv_i = 0;
+
+    if (parse_args(argc, argv, &o) < 0) {
+        usage();
+        return 2;
+    }
+    rng_state = o.seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
+    /* A whole hour early enough that every record lies in the past; the same seed gives the
+     * same bytes within that hour. */
+    base_ms = ((fp_now_ms() - (int64_t)(o.records / o.devices + 1) * 10000) / 3600000 - 1) *
+              3600000;
+    if (o.manifest != NULL && (manifest = fopen(o.manifest, "w")) == NULL) {
+        fprintf(stderr, "fp-gen: cannot write %s: %s\n", o.manifest, strerror(errno));
+        return 1;
+    }
+    conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", o.brokers, errstr, sizeof(errstr)) != 0 ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) != 0 ||
+        rd_kafka_conf_set(conf, "partitioner", "murmur2_random", errstr, sizeof(errstr)) != 0 ||
+        rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "fp-gen: %s\n", errstr);
+        return 2;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "fp-gen: %s\n", errstr);
+        return 1;
+    }
+    fp_record_init(&rec);
+    total = o.records + o.duplicates + o.invalid;
+    dup_every = o.duplicates > 0 ? total / o.duplicates : 0;
+    inv_every = o.invalid > 0 ? total / o.invalid : 0;
+    start = fp_mono_ms();
+    while (sent < total) {
+        const char *key = NULL;
+        char keybuf[64];
+
+        if (inv_i < o.invalid && (valid_i >= o.records || (sent + 1) % inv_every == 0)) {
+            const char *code = make_invalid(inv_i++, base_ms, &value);
+
+            if (manifest != NULL)
+                fprintf(manifest, "invalid %s\n", code);
+        } else if (dup_i < o.duplicates && valid_i > 0 &&
+                   (valid_i >= o.records || (sent + 1) % dup_every == 0)) {
+            /* Resend an earlier record exactly, as a unit that missed its acknowledgement. */
+            make_record(&rec, (long)(rng_next() % (uint64_t)valid_i), &o, base_ms);
+            fp_buf_clear(&value);
+            fp_record_encode_json(&rec, &value);
+            snprintf(keybuf, sizeof(keybuf), "%s", rec.device_id);
+            key = keybuf;
+            dup_i++;
+        } else if (valid_i < o.records) {
+            char ts[32];
+
+            make_record(&rec, valid_i++, &o, base_ms);
+            fp_buf_clear(&value);
+            fp_record_encode_json(&rec, &value);
+            snprintf(keybuf, sizeof(keybuf), "%s", rec.device_id);
+            key = keybuf;
+            fp_time_format_ms(rec.ts_ms, ts, sizeof(ts));
+            if (manifest != NULL)
+                fprintf(manifest, "valid %s %s %.7f %.7f\n", rec.device_id, ts,
+                        rec.position.lat, rec.position.lon);
+        } else {
+            break;
+        }
+        if (produce(rk, o.topic, key, &value) < 0)
+            break;
+        sent++;
+        pace(&o, sent, start);
+    }
+    rd_kafka_flush(rk, 60000);
+    printf("{\"sent\":%ld,\"valid\":%ld,\"duplicates\":%ld,\"invalid\":%ld,"
+           "\"undelivered\":%ld}\n",
+           sent, valid_i, dup_i, inv_i, delivery_failures + rd_kafka_outq_len(rk));
+    if (manifest != NULL)
+        fclose(manifest);
+    fp_record_free(&rec);
+    fp_buf_free(&value);
+    rd_kafka_destroy(rk);
+    return delivery_failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,151 @@
+#include "decode.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fp_time.h"
+
+/* Every decoder, in sniffing order: the first whose sniffer accepts the bytes wins. */
+static const fp_decoder *const decoders[] = {
+    &fp_decoder_canonical,
+};
+
+#define NDECODERS (sizeof(decoders) / sizeof(decoders[0]))
+
+/* Event times before this are a device clock that was never set (2000-01-01). */
+#define TS_MIN_MS INT64_C(946684800000)
+/* Event times may run ahead of the broker's clock by at most this (device clock drift). */
+#define TS_MAX_AHEAD_MS (INT64_C(24) * 3600 * 1000)
+
+fp_record *fp_batch_next(fp_record_batch *b)
+{
+    if (b->len == b->cap) {
+        size_t cap = b->cap != 0 ? b->cap * 2 : 16;
+        fp_record *recs = realloc(b->recs, cap * sizeof(*recs));
+
+        if (recs == NULL)
+            return NULL;
+        for (size_t i = b->cap; i < cap; i++)
+            fp_record_init(&recs[i]);
+        b->recs = recs;
+        b->cap = cap;
+    }
+    fp_record_reset(&b->recs[b->len]);
+    return &b->recs[b->len++];
+}
+
+void fp_batch_clear(fp_record_batch *b)
+{
+    b->len = 0;
+}
+
+void fp_batch_free(fp_record_batch *b)
+{
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->cap; i++)
+        fp_record_free(&b->recs[i]);
+    free(b->recs);
+    b->recs = NULL;
+    b->len = b->cap = 0;
+}
+
+int fp_decode_fail(fp_decode_error *err, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const fp_decoder *fp_decoder_by_name(const char *name)
+{
+    for (size_t i = 0; i < NDECODERS; i++)
+        if (strcmp(decoders[i]->name, name) == 0)
+            return decoders[i];
+    return NULL;
+}
+
+/* True when the content type (up to any ';' parameter) is one of the '|'-separated names. */
+static bool content_type_matches(const char *ct, size_t ct_len, const char *names)
+{
+    const char *p = names;
+
+    for (size_t i = 0; i < ct_len; i++) {
+        if (ct[i] == ';') {
+            ct_len = i;
+            break;
+        }
+    }
+    while (ct_len > 0 && ct[ct_len - 1] == ' ')
+        ct_len--;
+    while (p != NULL && *p != '\0') {
+        const char *bar = strchr(p, '|');
+        size_t wlen = bar != NULL ? (size_t)(bar - p) : strlen(p);
+
+        if (wlen == ct_len && strncasecmp(p, ct, ct_len) == 0)
+            return true;
+        p = bar != NULL ? bar + 1 : NULL;
+    }
+    return false;
+}
+
+const fp_decoder *fp_decoder_detect(const char *content_type, size_t ct_len, const uint8_t *data,
+                                    size_t len)
+{
+    if (content_type != NULL) {
+        for (size_t i = 0; i < NDECODERS; i++)
+            if (content_type_matches(content_type, ct_len, decoders[i]->content_types))
+                return decoders[i];
+    }
+    for (size_t i = 0; i < NDECODERS; i++)
+        if (decoders[i]->sniff(data, len))
+            return decoders[i];
+    return NULL;
+}
+
+/* Checks what every canonical record must hold, whatever format it came from. */
+static int check_record(fp_record *r, const fp_decode_input *in, fp_decode_error *err)
+{
+    char ts[32];
+
+    if (r->device_id[0] == '\0')
+        return fp_decode_fail(err, "missing_device_id", "record has no device id");
+    if (r->ts_ms < TS_MIN_MS || r->ts_ms > in->received_at_ms + TS_MAX_AHEAD_MS) {
+        if (fp_time_format_ms(r->ts_ms, ts, sizeof(ts)) < 0)
+            snprintf(ts, sizeof(ts), "%lld ms", (long long)r->ts_ms);
+        return fp_decode_fail(err, "ts_out_of_range",
+                              "timestamp %s is before 2000 or more than a day after receipt", ts);
+    }
+    r->received_at_ms = in->received_at_ms;
+    return 0;
+}
+
+int fp_decode_payload(const fp_decoder *dec, const char *content_type, size_t ct_len,
+                      const fp_decode_input *in, fp_record_batch *out, fp_decode_error *err)
+{
+    fp_batch_clear(out);
+    if (in->len == 0)
+        return fp_decode_fail(err, "empty", "empty payload");
+    if (dec == NULL)
+        dec = fp_decoder_detect(content_type, ct_len, in->data, in->len);
+    if (dec == NULL)
+        return fp_decode_fail(err, "unknown_format", "payload is in no known format");
+    if (dec->decode(in, out, err) < 0) {
+        fp_batch_clear(out);
+        return -1;
+    }
+    for (size_t i = 0; i < out->len; i++) {
+        if (check_record(&out->recs[i], in, err) < 0) {
+            fp_batch_clear(out);
+            return -1;
+        }
+    }
+    return 0;
+}

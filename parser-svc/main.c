@@ -1,0 +1,223 @@
+/* parser-svc: raw device payloads on telemetry.raw → canonical records on telemetry.parsed.
+ *
+ * Reads as: parse the configuration, connect, then for each message decode the payload whole
+ * and emit its records keyed by device id, or send it to the DLQ with the reason; on SIGTERM
+ * drain and exit. `parser-svc decode` decodes one payload from stdin for a person. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "decode.h"
+#include "fp_buf.h"
+#include "fp_config.h"
+#include "fp_http.h"
+#include "fp_log.h"
+#include "fp_metrics.h"
+#include "fp_signal.h"
+#include "fp_stage.h"
+#include "fp_time.h"
+
+typedef struct parser_config {
+    fp_common_config common;
+} parser_config;
+
+static const fp_option parser_options[] = {
+    FP_COMMON_OPTIONS("fleetpipe-parser", "telemetry.raw", "telemetry.parsed", "9101"),
+    FP_OPT_TABLE_END,
+};
+
+typedef struct parser {
+    fp_record_batch batch;
+    fp_buf out;
+    fp_counter *m_records;
+} parser;
+
+/* The message's content-type header, if any. */
+static const char *content_type_of(const rd_kafka_message_t *msg, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *value = NULL;
+
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, "content-type", &value, len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    return value;
+}
+
+/* One raw message: decode whole, emit each record keyed by its device id, or reject. */
+static int handle_raw(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
+{
+    parser *p = ctx;
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(msg, &tstype);
+    fp_decode_input in = {msg->payload, msg->len, msg->key, msg->key_len,
+                          ts >= 0 ? ts : fp_now_ms()};
+    fp_decode_error err = {0};
+    size_t ct_len = 0;
+    const char *ct = content_type_of(msg, &ct_len);
+
+    if (fp_decode_payload(NULL, ct, ct_len, &in, &p->batch, &err) < 0)
+        return fp_stage_reject(st, err.code, err.message);
+    for (size_t i = 0; i < p->batch.len; i++) {
+        const fp_record *r = &p->batch.recs[i];
+
+        fp_buf_clear(&p->out);
+        if (fp_record_encode_json(r, &p->out) < 0) {
+            fp_error("out of memory encoding a record");
+            return -1;
+        }
+        if (fp_stage_emit(st, r->device_id, strlen(r->device_id), p->out.data, p->out.len) < 0)
+            return -1;
+    }
+    fp_counter_add(p->m_records, p->batch.len);
+    return 0;
+}
+
+/* Decodes hex text (whitespace ignored) in place. Returns the byte count, or -1. */
+static long unhex(char *s, size_t len)
+{
+    size_t n = 0;
+    int hi = -1;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        int v;
+
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        if (c >= '0' && c <= '9')
+            v = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v = c - 'A' + 10;
+        else
+            return -1;
+        if (hi < 0) {
+            hi = v;
+        } else {
+            s[n++] = (char)(hi << 4 | v);
+            hi = -1;
+        }
+    }
+    return hi < 0 ? (long)n : -1;
+}
+
+static const char decode_usage[] =
+    "       parser-svc decode [--hex] [--format F] [--device-id ID] < payload\n"
+    "           decode one raw payload from stdin and print its canonical records as JSON\n"
+    "           lines; on bad input print the error code and reason on stderr, exit 1\n";
+
+/* `parser-svc decode`: one payload from stdin to JSON lines on stdout. */
+static int decode_command(int argc, char **argv)
+{
+    const fp_decoder *dec = NULL;
+    const char *device_id = NULL;
+    bool hex = false;
+    fp_buf input = {0}, out = {0};
+    fp_record_batch batch = {0};
+    fp_decode_error err = {0};
+    char chunk[65536];
+    size_t n;
+    int rc = 1;
+
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--hex") == 0) {
+            hex = true;
+        } else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+            dec = fp_decoder_by_name(argv[++i]);
+            if (dec == NULL) {
+                fprintf(stderr, "parser-svc decode: unknown format \"%s\"\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--device-id") == 0 && i + 1 < argc) {
+            device_id = argv[++i];
+        } else {
+            fprintf(stderr, "Usage:\n%s", decode_usage);
+            return 2;
+        }
+    }
+    while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
+        if (fp_buf_append(&input, chunk, n) < 0) {
+            fprintf(stderr, "parser-svc decode: out of memory\n");
+            goto done;
+        }
+    }
+    if (hex) {
+        long len = unhex(input.data, input.len);
+
+        if (len < 0) {
+            fprintf(stderr, "bad_hex: input is not hexadecimal text\n");
+            goto done;
+        }
+        input.len = (size_t)len;
+    }
+    {
+        fp_decode_input in = {(const uint8_t *)input.data, input.len, device_id,
+                              device_id != NULL ? strlen(device_id) : 0, fp_now_ms()};
+
+        if (fp_decode_payload(dec, NULL, 0, &in, &batch, &err) < 0) {
+            fprintf(stderr, "%s: %s\n", err.code, err.message);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < batch.len; i++) {
+        fp_buf_clear(&out);
+        if (fp_record_encode_json(&batch.recs[i], &out) < 0 || fp_buf_putc(&out, '\n') < 0) {
+            fprintf(stderr, "parser-svc decode: out of memory\n");
+            goto done;
+        }
+        fwrite(out.data, 1, out.len, stdout);
+    }
+    rc = 0;
+done:
+    fp_buf_free(&input);
+    fp_buf_free(&out);
+    fp_batch_free(&batch);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    parser_config cfg;
+    parser p = {0};
+    fp_stage *st;
+    fp_http *http;
+    bool http_off;
+    char err[512];
+    int rc;
+
+    if (argc > 1 && strcmp(argv[1], "decode") == 0)
+        return decode_command(argc, argv);
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fp_config_print_help("parser-svc",
+                             "Decodes raw device payloads (canonical JSON) from IN_TOPIC into "
+                             "canonical records on OUT_TOPIC; bad input goes to DLQ_TOPIC.",
+                             parser_options, decode_usage);
+        return 0;
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    fp_config_startup(argc, argv, "parser-svc", "", parser_options, &cfg);
+    fp_signal_install();
+    fp_metrics_register_process("parser-svc", FP_VERSION);
+    p.m_records = fp_metrics_counter("fleetpipe_parser_records_total",
+                                     "Canonical records decoded from raw payloads.", NULL);
+
+    st = fp_stage_new("parser", &cfg.common, err, sizeof(err));
+    if (st == NULL) {
+        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", err, NULL);
+        return 2;
+    }
+    http = fp_http_start(cfg.common.http_bind, (int)cfg.common.http_port, &http_off);
+    if (http == NULL && !http_off) {
+        fp_stage_free(st);
+        return 1;
+    }
+    rc = fp_stage_run(st, handle_raw, &p);
+    fp_stage_free(st);
+    fp_http_stop(http);
+    fp_batch_free(&p.batch);
+    fp_buf_free(&p.out);
+    return rc;
+}

@@ -1,0 +1,444 @@
+#include "pg.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_buf.h"
+#include "fp_log.h"
+#include "migrations.h"
+#include "rows.h"
+
+/* Key of the advisory lock that serialises migrations across replicas ("fleetpi" in ASCII). */
+#define MIGRATION_LOCK_KEY "7378373865727469"
+
+struct fp_pg {
+    char *dsn;
+    PGconn *conn;
+    bool ok;
+    bool session_ready;
+    fp_buf copy;    /* the batch's rows in COPY text format */
+    size_t *row_at; /* row i's text is copy[row_at[i] .. row_at[i+1]) */
+    size_t row_cap;
+    fp_buf scratch;
+};
+
+typedef enum failure { FAIL_NONE = 0, FAIL_DATA, FAIL_INFRA } failure;
+
+fp_pg *fp_pg_new(const char *dsn)
+{
+    fp_pg *pg = calloc(1, sizeof(*pg));
+
+    if (pg == NULL)
+        return NULL;
+    pg->dsn = strdup(dsn);
+    if (pg->dsn == NULL) {
+        free(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+void fp_pg_free(fp_pg *pg)
+{
+    if (pg == NULL)
+        return;
+    if (pg->conn != NULL)
+        PQfinish(pg->conn);
+    free(pg->dsn);
+    fp_buf_free(&pg->copy);
+    fp_buf_free(&pg->scratch);
+    free(pg->row_at);
+    free(pg);
+}
+
+bool fp_pg_ok(const fp_pg *pg)
+{
+    return pg->ok;
+}
+
+/* Classifies a failed result: the data's fault (22xxx data exception, 23xxx integrity) or the
+ * infrastructure's (everything else, including a lost connection). */
+static failure classify(fp_pg *pg, const PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (PQstatus(pg->conn) != CONNECTION_OK || state == NULL)
+        return FAIL_INFRA;
+    if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
+        return FAIL_DATA;
+    return FAIL_INFRA;
+}
+
+/* The database's message for a failed result, one line. */
+static const char *result_error(fp_pg *pg, const PGresult *res)
+{
+    const char *msg = res != NULL ? PQresultErrorMessage(res) : NULL;
+
+    if (msg == NULL || msg[0] == '\0')
+        msg = PQerrorMessage(pg->conn);
+    return msg;
+}
+
+/* Marks the connection broken after an infrastructure failure, logging why once. */
+static int infra_failure(fp_pg *pg, const char *what, const PGresult *res)
+{
+    const char *msg = result_error(pg, res);
+    char line[512];
+    size_t n;
+
+    snprintf(line, sizeof(line), "%s", msg);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (pg->ok)
+        fp_log_kv(FP_LOG_WARN, "database unavailable; will retry", "operation", what, "error",
+                  line, NULL);
+    pg->ok = false;
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+        pg->session_ready = false;
+    }
+    return FP_PG_RETRY;
+}
+
+/* Runs a command that returns no rows. Returns FAIL_NONE or the failure's class; on failure the
+ * result's message is copied into err when err is not NULL. */
+static failure exec_cmd(fp_pg *pg, const char *sql, char *err, size_t err_size,
+                        uint64_t *affected)
+{
+    PGresult *res = PQexec(pg->conn, sql);
+    failure f = FAIL_NONE;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        f = classify(pg, res);
+        if (err != NULL)
+            snprintf(err, err_size, "%s", result_error(pg, res));
+    } else if (affected != NULL) {
+        *affected = strtoull(PQcmdTuples(res), NULL, 10);
+    }
+    PQclear(res);
+    return f;
+}
+
+/* Applies every migration not yet recorded, each in its own transaction, under the lock. */
+static int migrate(fp_pg *pg)
+{
+    char err[512];
+    int rc = FP_PG_OK;
+
+    if (exec_cmd(pg, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", err, sizeof(err), NULL) !=
+        FAIL_NONE)
+        return infra_failure(pg, "migration lock", NULL);
+    if (exec_cmd(pg,
+                 "CREATE TABLE IF NOT EXISTS fleetpipe_schema_migrations ("
+                 "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                 err, sizeof(err), NULL) != FAIL_NONE) {
+        rc = infra_failure(pg, "migration table", NULL);
+        goto out;
+    }
+    for (int i = 0; i < fp_migrations_count; i++) {
+        const char *params[1] = {fp_migrations[i].name};
+        PGresult *res = PQexecParams(pg->conn,
+                                     "SELECT 1 FROM fleetpipe_schema_migrations WHERE name = $1",
+                                     1, NULL, params, NULL, NULL, 0);
+        bool applied = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            rc = infra_failure(pg, "migration check", res);
+            PQclear(res);
+            goto out;
+        }
+        PQclear(res);
+        if (applied)
+            continue;
+        fp_info("applying migration %s", fp_migrations[i].name);
+        if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE ||
+            exec_cmd(pg, fp_migrations[i].sql, err, sizeof(err), NULL) != FAIL_NONE) {
+            fp_log_kv(FP_LOG_ERROR, "migration failed", "migration", fp_migrations[i].name,
+                      "error", err, NULL);
+            exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
+            rc = infra_failure(pg, "migration", NULL);
+            goto out;
+        }
+        res = PQexecParams(pg->conn, "INSERT INTO fleetpipe_schema_migrations (name) VALUES ($1)",
+                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK ||
+            exec_cmd(pg, "COMMIT", err, sizeof(err), NULL) != FAIL_NONE) {
+            rc = infra_failure(pg, "migration record", res);
+            PQclear(res);
+            goto out;
+        }
+        PQclear(res);
+    }
+out:
+    if (pg->conn != NULL)
+        exec_cmd(pg, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")", NULL, 0, NULL);
+    return rc;
+}
+
+int fp_pg_ensure(fp_pg *pg)
+{
+    char err[512];
+
+    if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK && pg->session_ready)
+        return FP_PG_OK;
+    if (pg->conn != NULL) {
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+    }
+    pg->session_ready = false;
+    pg->conn = PQconnectdb(pg->dsn);
+    if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
+        return infra_failure(pg, "connect", NULL);
+    if (migrate(pg) != FP_PG_OK)
+        return FP_PG_RETRY;
+    /* The staging table lives as long as the session and empties itself at every commit. */
+    if (exec_cmd(pg,
+                 "CREATE TEMP TABLE IF NOT EXISTS telemetry_stage "
+                 "(LIKE telemetry INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+                 err, sizeof(err), NULL) != FAIL_NONE)
+        return infra_failure(pg, "staging table", NULL);
+    pg->session_ready = true;
+    if (!pg->ok)
+        fp_info("database connected");
+    pg->ok = true;
+    return FP_PG_OK;
+}
+
+int fp_pg_ping(fp_pg *pg)
+{
+    if (fp_pg_ensure(pg) != FP_PG_OK)
+        return FP_PG_RETRY;
+    if (exec_cmd(pg, "SELECT 1", NULL, 0, NULL) != FAIL_NONE)
+        return infra_failure(pg, "ping", NULL);
+    return FP_PG_OK;
+}
+
+int fp_pg_load_offsets(fp_pg *pg, const char *group, rd_kafka_topic_partition_list_t *parts)
+{
+    PGresult *res;
+
+    if (fp_pg_ensure(pg) != FP_PG_OK)
+        return FP_PG_RETRY;
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        char partition[16];
+        const char *params[3] = {group, tp->topic, partition};
+
+        snprintf(partition, sizeof(partition), "%d", (int)tp->partition);
+        res = PQexecParams(pg->conn,
+                           "SELECT next_offset FROM fleetpipe_offsets WHERE consumer_group = $1 "
+                           "AND topic = $2 AND partition = $3",
+                           3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            int rc = infra_failure(pg, "load offsets", res);
+            PQclear(res);
+            return rc;
+        }
+        if (PQntuples(res) > 0)
+            tp->offset = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+    }
+    return FP_PG_OK;
+}
+
+/* Encodes the rows to write into pg->copy, remembering where each starts. */
+static int encode_rows(fp_pg *pg, const fp_pg_row *rows, size_t n)
+{
+    if (pg->row_cap < n + 1) {
+        size_t *at = realloc(pg->row_at, (n + 1) * sizeof(*at));
+
+        if (at == NULL)
+            return -1;
+        pg->row_at = at;
+        pg->row_cap = n + 1;
+    }
+    fp_buf_clear(&pg->copy);
+    for (size_t i = 0; i < n; i++) {
+        pg->row_at[i] = pg->copy.len;
+        if (!rows[i].skip && fp_rows_append_copy(&pg->copy, rows[i].rec, &pg->scratch) < 0)
+            return -1;
+    }
+    pg->row_at[n] = pg->copy.len;
+    return 0;
+}
+
+/* COPYs rows [lo, hi) into the staging table and moves them into telemetry. Returns FAIL_NONE
+ * (adding the rows inserted to *inserted) or the failure's class with the message in err. */
+static failure write_range(fp_pg *pg, size_t lo, size_t hi, uint64_t *inserted, char *err,
+                           size_t err_size)
+{
+    static const char insert_sql[] = "INSERT INTO telemetry (%s) SELECT %s FROM telemetry_stage "
+                                     "ON CONFLICT (device_id, ts) DO NOTHING";
+    char sql[2048];
+    size_t len = pg->row_at[hi] - pg->row_at[lo];
+    PGresult *res;
+    uint64_t n = 0;
+    failure f;
+
+    if (len == 0)
+        return FAIL_NONE;
+    snprintf(sql, sizeof(sql), "COPY telemetry_stage (%s) FROM STDIN", fp_rows_columns);
+    res = PQexec(pg->conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        f = classify(pg, res);
+        snprintf(err, err_size, "%s", result_error(pg, res));
+        PQclear(res);
+        return f;
+    }
+    PQclear(res);
+    if (PQputCopyData(pg->conn, pg->copy.data + pg->row_at[lo], (int)len) != 1 ||
+        PQputCopyEnd(pg->conn, NULL) != 1) {
+        snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
+        return FAIL_INFRA;
+    }
+    f = FAIL_NONE;
+    while ((res = PQgetResult(pg->conn)) != NULL) {
+        if (f == FAIL_NONE && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            f = classify(pg, res);
+            snprintf(err, err_size, "%s", result_error(pg, res));
+        }
+        PQclear(res);
+    }
+    if (f != FAIL_NONE)
+        return f;
+    snprintf(sql, sizeof(sql), insert_sql, fp_rows_columns, fp_rows_columns);
+    f = exec_cmd(pg, sql, err, err_size, &n);
+    if (f == FAIL_NONE)
+        f = exec_cmd(pg, "TRUNCATE telemetry_stage", err, err_size, NULL);
+    if (f == FAIL_NONE)
+        *inserted += n;
+    return f;
+}
+
+/* Writes rows [lo, hi) inside a savepoint; when the database rejects them, splits the range
+ * until each rejected row stands alone and marks it. Returns FAIL_NONE or FAIL_INFRA. */
+static failure isolate(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, uint64_t *inserted)
+{
+    char err[512];
+    uint64_t got = 0;
+    failure f;
+
+    if (pg->row_at[hi] == pg->row_at[lo])
+        return FAIL_NONE;
+    if (exec_cmd(pg, "SAVEPOINT fp_rows", err, sizeof(err), NULL) != FAIL_NONE)
+        return FAIL_INFRA;
+    f = write_range(pg, lo, hi, &got, err, sizeof(err));
+    if (f == FAIL_NONE) {
+        *inserted += got;
+        return exec_cmd(pg, "RELEASE SAVEPOINT fp_rows", NULL, 0, NULL) == FAIL_NONE
+                   ? FAIL_NONE
+                   : FAIL_INFRA;
+    }
+    if (f == FAIL_INFRA ||
+        exec_cmd(pg, "ROLLBACK TO SAVEPOINT fp_rows", NULL, 0, NULL) != FAIL_NONE)
+        return FAIL_INFRA;
+    exec_cmd(pg, "RELEASE SAVEPOINT fp_rows", NULL, 0, NULL);
+    if (hi - lo == 1) {
+        size_t n;
+
+        rows[lo].rejected = true;
+        snprintf(rows[lo].error, sizeof(rows[lo].error), "%.*s",
+                 (int)sizeof(rows[lo].error) - 1, err);
+        n = strlen(rows[lo].error);
+        while (n > 0 && (rows[lo].error[n - 1] == '\n' || rows[lo].error[n - 1] == ' '))
+            rows[lo].error[--n] = '\0';
+        return FAIL_NONE;
+    }
+    f = isolate(pg, rows, lo, lo + (hi - lo) / 2, inserted);
+    if (f == FAIL_NONE)
+        f = isolate(pg, rows, lo + (hi - lo) / 2, hi, inserted);
+    return f;
+}
+
+/* Upserts the batch's offsets; they only move forward, so a late writer cannot rewind them. */
+static failure store_offsets(fp_pg *pg, const char *group, const char *topic,
+                             const fp_pg_offset *offsets, size_t n, char *err, size_t err_size)
+{
+    fp_buf parts = {0}, offs = {0};
+    const char *params[4];
+    PGresult *res;
+    failure f = FAIL_NONE;
+
+    fp_buf_putc(&parts, '{');
+    fp_buf_putc(&offs, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            fp_buf_putc(&parts, ',');
+            fp_buf_putc(&offs, ',');
+        }
+        fp_buf_put_i64(&parts, offsets[i].partition);
+        fp_buf_put_i64(&offs, offsets[i].next_offset);
+    }
+    fp_buf_putc(&parts, '}');
+    fp_buf_putc(&offs, '}');
+    params[0] = group;
+    params[1] = topic;
+    params[2] = fp_buf_cstr(&parts);
+    params[3] = fp_buf_cstr(&offs);
+    res = PQexecParams(pg->conn,
+                       "INSERT INTO fleetpipe_offsets (consumer_group, topic, partition, "
+                       "next_offset) SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) "
+                       "AS t(p, o) ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
+                       "next_offset = GREATEST(fleetpipe_offsets.next_offset, "
+                       "EXCLUDED.next_offset), updated_at = now()",
+                       4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        f = FAIL_INFRA;
+        snprintf(err, err_size, "%s", result_error(pg, res));
+    }
+    PQclear(res);
+    fp_buf_free(&parts);
+    fp_buf_free(&offs);
+    return f;
+}
+
+int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const char *topic,
+                const fp_pg_offset *offsets, size_t noffsets, fp_pg_before_commit before_commit,
+                void *ctx, uint64_t *inserted)
+{
+    char err[512];
+    failure f;
+
+    *inserted = 0;
+    for (size_t i = 0; i < n; i++)
+        rows[i].rejected = false;
+    if (fp_pg_ensure(pg) != FP_PG_OK)
+        return FP_PG_RETRY;
+    if (encode_rows(pg, rows, n) < 0) {
+        fp_error("out of memory encoding a batch of %zu rows", n);
+        return FP_PG_RETRY;
+    }
+    if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE)
+        return infra_failure(pg, "begin", NULL);
+    f = write_range(pg, 0, n, inserted, err, sizeof(err));
+    if (f == FAIL_DATA) {
+        /* Some value is refused: redo the batch row range by row range to find it. */
+        fp_log_kv(FP_LOG_WARN, "database refused a value; isolating the rows", "error", err,
+                  NULL);
+        *inserted = 0;
+        if (exec_cmd(pg, "ROLLBACK", NULL, 0, NULL) != FAIL_NONE ||
+            exec_cmd(pg, "BEGIN", NULL, 0, NULL) != FAIL_NONE)
+            return infra_failure(pg, "rollback", NULL);
+        f = isolate(pg, rows, 0, n, inserted);
+    }
+    if (f == FAIL_NONE)
+        f = store_offsets(pg, group, topic, offsets, noffsets, err, sizeof(err));
+    if (f != FAIL_NONE) {
+        exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
+        return infra_failure(pg, "write batch", NULL);
+    }
+    if (before_commit != NULL && before_commit(rows, n, ctx) < 0) {
+        exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
+        return FP_PG_RETRY;
+    }
+    if (exec_cmd(pg, "COMMIT", err, sizeof(err), NULL) != FAIL_NONE)
+        return infra_failure(pg, "commit", NULL);
+    if (!pg->ok)
+        fp_info("database available again");
+    pg->ok = true;
+    return FP_PG_OK;
+}

@@ -1,0 +1,77 @@
+/* pg: sink-svc's PostgreSQL side — connection, migrations, partition offsets and the batch
+ * write that makes the sink exactly-once.
+ *
+ * A batch is written in one transaction: its rows go by COPY into a temporary staging table,
+ * then INSERT … SELECT … ON CONFLICT (device_id, ts) DO NOTHING moves them into telemetry (so a
+ * row seen twice, in one batch or across batches, is stored once), and the Kafka offsets the
+ * rows came from are upserted in the same transaction. After a crash the sink resumes from the
+ * offsets in the database, so nothing is lost and nothing is written twice.
+ *
+ * Failures are classified once: a value the database rejects (SQLSTATE classes 22 and 23) is
+ * the data's fault — the batch is split until the bad rows are isolated, they are reported for
+ * the DLQ and the rest is committed; everything else (connection lost, server down or
+ * read-only, disk full, serialization failure) is the infrastructure's — the transaction is
+ * abandoned and the caller retries the whole batch later. */
+#ifndef FP_PG_H
+#define FP_PG_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fp_record.h"
+
+typedef struct fp_pg fp_pg;
+
+enum {
+    FP_PG_OK = 0,
+    FP_PG_RETRY = -1 /* infrastructure failure: nothing was committed, try again later */
+};
+
+/* One row of a batch. `rejected` and `error` are set by fp_pg_write for rows the database
+ * refused; `skip` rows (already rejected upstream) are not written but their offsets count. */
+typedef struct fp_pg_row {
+    const fp_record *rec;
+    bool skip;
+    bool rejected;
+    char error[256];
+} fp_pg_row;
+
+/* The next offset to read of one partition, committed with the batch. */
+typedef struct fp_pg_offset {
+    int32_t partition;
+    int64_t next_offset;
+} fp_pg_offset;
+
+/* Called after the rows are written and before COMMIT, so that the DLQ messages of rejected rows
+ * are durable before their offsets are. Returns 0, or -1 to abandon the batch (retry later). */
+typedef int (*fp_pg_before_commit)(const fp_pg_row *rows, size_t n, void *ctx);
+
+/* Creates a handle; does not connect. Returns NULL on out of memory. */
+fp_pg *fp_pg_new(const char *dsn);
+void fp_pg_free(fp_pg *pg); /* accepts NULL */
+
+/* Connects when not connected, applies the migrations (under an advisory lock, so replicas
+ * starting together do not race) and prepares the session. Returns FP_PG_OK or FP_PG_RETRY
+ * (logged). */
+int fp_pg_ensure(fp_pg *pg);
+
+/* True while the last operation found the connection working. */
+bool fp_pg_ok(const fp_pg *pg);
+
+/* Checks the connection with a trivial query. Returns FP_PG_OK or FP_PG_RETRY. */
+int fp_pg_ping(fp_pg *pg);
+
+/* Reads the stored next offsets of `group` for the partitions in `parts` (topic as listed) and
+ * sets them; partitions without a stored offset are left as they are. Returns FP_PG_OK or
+ * FP_PG_RETRY. */
+int fp_pg_load_offsets(fp_pg *pg, const char *group, rd_kafka_topic_partition_list_t *parts);
+
+/* Writes a batch and its offsets in one transaction (see above). On FP_PG_OK, *inserted is the
+ * number of new rows (duplicates excluded). */
+int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const char *topic,
+                const fp_pg_offset *offsets, size_t noffsets, fp_pg_before_commit before_commit,
+                void *ctx, uint64_t *inserted);
+
+#endif

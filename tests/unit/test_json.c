@@ -1,0 +1,425 @@
+/* Unit tests of common/fp_buf.c and common/fp_json.c. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "fp_buf.h"
+#include "fp_json.h"
+#include "fp_test.h"
+
+#define FP_TEST_ENTRY(name) void test_##name(void);
+#include "test_list.h"
+#undef FP_TEST_ENTRY
+
+/* Encodes len bytes of s with fp_json_put_string from an exact-size heap copy (so that
+ * AddressSanitizer sees any over-read) and returns the JSON text in b. */
+static const char *json_string(fp_buf *b, const char *s, size_t len)
+{
+    char *copy = malloc(len > 0 ? len : 1);
+
+    fp_buf_clear(b);
+    if (copy == NULL)
+        return "(no memory)";
+    memcpy(copy, s, len);
+    if (fp_json_put_string(b, copy, len) != 0)
+        fp_buf_puts(b, "(failed)");
+    free(copy);
+    return fp_buf_cstr(b);
+}
+
+/* Returns fp_json_put_double's text for v in b. */
+static const char *json_double(fp_buf *b, double v)
+{
+    fp_buf_clear(b);
+    if (fp_json_put_double(b, v) != 0)
+        return "(failed)";
+    return fp_buf_cstr(b);
+}
+
+/* A small deterministic generator (xorshift64) so that failures reproduce. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t x = *state;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}
+
+FP_TEST(buf_append_and_grow)
+{
+    fp_buf b;
+    char big[1000];
+
+    fp_buf_init(&b);
+    FP_CHECK_STR(fp_buf_cstr(&b), "");
+    FP_CHECK_INT(fp_buf_append(&b, "abc", 3), 0);
+    FP_CHECK_INT(fp_buf_putc(&b, '-'), 0);
+    FP_CHECK_INT(fp_buf_puts(&b, "def"), 0);
+    FP_CHECK_INT(fp_buf_append(&b, NULL, 0), 0);
+    FP_CHECK_INT(b.len, 7);
+    FP_CHECK_STR(fp_buf_cstr(&b), "abc-def");
+    FP_CHECK(b.cap > b.len);
+
+    memset(big, 'x', sizeof(big));
+    for (int i = 0; i < 100; i++)
+        FP_CHECK_INT(fp_buf_append(&b, big, sizeof(big)), 0);
+    FP_CHECK_INT(b.len, 7 + 100 * sizeof(big));
+    FP_CHECK(b.cap > b.len);
+    FP_CHECK(memcmp(b.data, "abc-defxxx", 10) == 0);
+    FP_CHECK_INT(strlen(fp_buf_cstr(&b)), b.len);
+
+    fp_buf_clear(&b);
+    FP_CHECK_INT(b.len, 0);
+    FP_CHECK_STR(fp_buf_cstr(&b), "");
+
+    /* reserve keeps the spare byte for the NUL. */
+    FP_CHECK_INT(fp_buf_reserve(&b, b.cap), 0);
+    FP_CHECK(b.cap >= b.len + 1);
+    FP_CHECK_INT(fp_buf_reserve(&b, SIZE_MAX), -1);
+    FP_CHECK_INT(b.len, 0);
+
+    fp_buf_free(&b);
+    FP_CHECK(b.data == NULL && b.len == 0 && b.cap == 0);
+    fp_buf_free(&b);
+    fp_buf_free(NULL);
+
+    /* A zeroed buffer is valid. */
+    fp_buf z = {0};
+    FP_CHECK_INT(fp_buf_putc(&z, 'q'), 0);
+    FP_CHECK_STR(fp_buf_cstr(&z), "q");
+    fp_buf_free(&z);
+}
+
+FP_TEST(buf_printf)
+{
+    fp_buf b;
+    char expect[600];
+
+    fp_buf_init(&b);
+    FP_CHECK_INT(fp_buf_printf(&b, "%s=%d", "n", 42), 0);
+    FP_CHECK_STR(fp_buf_cstr(&b), "n=42");
+    /* Longer than the free space: formatted a second time after growing. */
+    memset(expect, 'y', 500);
+    expect[500] = '\0';
+    FP_CHECK_INT(fp_buf_printf(&b, ";%s", expect), 0);
+    FP_CHECK_INT(b.len, 4 + 1 + 500);
+    FP_CHECK(memcmp(b.data, "n=42;yyy", 8) == 0);
+    FP_CHECK_INT(fp_buf_printf(&b, "%s", ""), 0);
+    FP_CHECK_INT(b.len, 505);
+    fp_buf_free(&b);
+}
+
+FP_TEST(buf_integers)
+{
+    fp_buf b;
+
+    fp_buf_init(&b);
+    FP_CHECK_INT(fp_buf_put_i64(&b, 0), 0);
+    FP_CHECK_INT(fp_buf_putc(&b, ' '), 0);
+    FP_CHECK_INT(fp_buf_put_i64(&b, -7), 0);
+    FP_CHECK_INT(fp_buf_putc(&b, ' '), 0);
+    FP_CHECK_INT(fp_buf_put_i64(&b, INT64_MIN), 0);
+    FP_CHECK_INT(fp_buf_putc(&b, ' '), 0);
+    FP_CHECK_INT(fp_buf_put_i64(&b, INT64_MAX), 0);
+    FP_CHECK_INT(fp_buf_putc(&b, ' '), 0);
+    FP_CHECK_INT(fp_buf_put_u64(&b, UINT64_MAX), 0);
+    FP_CHECK_INT(fp_buf_putc(&b, ' '), 0);
+    FP_CHECK_INT(fp_buf_put_u64(&b, 1532006), 0);
+    FP_CHECK_STR(fp_buf_cstr(&b), "0 -7 -9223372036854775808 9223372036854775807 "
+                                  "18446744073709551615 1532006");
+    fp_buf_free(&b);
+}
+
+FP_TEST(json_string_escapes)
+{
+    fp_buf b;
+
+    fp_buf_init(&b);
+    FP_CHECK_STR(json_string(&b, "", 0), "\"\"");
+    FP_CHECK_STR(json_string(&b, "plain text", 10), "\"plain text\"");
+    FP_CHECK_STR(json_string(&b, "a\"b\\c", 5), "\"a\\\"b\\\\c\"");
+    FP_CHECK_STR(json_string(&b, "\b\f\n\r\t", 5), "\"\\b\\f\\n\\r\\t\"");
+    FP_CHECK_STR(json_string(&b, "\x01\x1f\x7f/", 4), "\"\\u0001\\u001f\x7f/\"");
+    FP_CHECK_STR(json_string(&b, "nul\0byte", 8), "\"nul\\u0000byte\"");
+    /* Escapes at both ends and many in a row exercise the growth inside the string. */
+    FP_CHECK_STR(json_string(&b, "\x02\x02\x02\x02\x02\x02\x02\x02", 8),
+                 "\"\\u0002\\u0002\\u0002\\u0002\\u0002\\u0002\\u0002\\u0002\"");
+    fp_buf_free(&b);
+
+    /* Appending keeps what was there. */
+    fp_buf_init(&b);
+    fp_buf_puts(&b, "[");
+    FP_CHECK_INT(fp_json_put_string(&b, "x\n", 2), 0);
+    FP_CHECK_STR(fp_buf_cstr(&b), "[\"x\\n\"");
+    fp_buf_free(&b);
+}
+
+FP_TEST(json_string_utf8_valid)
+{
+    static const char *const valid[] = {
+        "\xc3\x98",                 /* Ø */
+        "\xe6\x9d\xb1\xe4\xba\xac", /* 東京 */
+        "\xf0\x9f\x9a\x9c",         /* U+1F69C tractor */
+        "\xc2\x80",                 /* U+0080, smallest two-byte */
+        "\xe0\xa0\x80",             /* U+0800, smallest three-byte */
+        "\xed\x9f\xbf",             /* U+D7FF, just below the surrogates */
+        "\xee\x80\x80",             /* U+E000, just above them */
+        "\xef\xbf\xbf",             /* U+FFFF */
+        "\xf0\x90\x80\x80",         /* U+10000, smallest four-byte */
+        "\xf4\x8f\xbf\xbf",         /* U+10FFFF, the largest code point */
+        "K\xc3\xb8"
+        "benhavn \xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x98\x80!",
+    };
+    fp_buf b;
+    char expect[128];
+
+    fp_buf_init(&b);
+    for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+        snprintf(expect, sizeof(expect), "\"%s\"", valid[i]);
+        FP_CHECK_STR(json_string(&b, valid[i], strlen(valid[i])), expect);
+    }
+    fp_buf_free(&b);
+}
+
+FP_TEST(json_string_utf8_invalid)
+{
+#define FFFD "\xef\xbf\xbd"
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"\x80", 1, "\"" FFFD "\""}, /* lone continuation */
+        {"a\xbf"
+         "b",
+         3, "\"a" FFFD "b\""},                                  /* lone continuation */
+        {"\xc0\xaf", 2, "\"" FFFD FFFD "\""},                   /* overlong '/' */
+        {"\xc1\xbf", 2, "\"" FFFD FFFD "\""},                   /* overlong */
+        {"\xe0\x80\xaf", 3, "\"" FFFD FFFD FFFD "\""},          /* overlong three-byte */
+        {"\xf0\x80\x80\xaf", 4, "\"" FFFD FFFD FFFD FFFD "\""}, /* overlong four-byte */
+        {"\xed\xa0\x80", 3, "\"" FFFD FFFD FFFD "\""},          /* surrogate U+D800 */
+        {"\xed\xbf\xbf", 3, "\"" FFFD FFFD FFFD "\""},          /* surrogate U+DFFF */
+        {"\xf4\x90\x80\x80", 4, "\"" FFFD FFFD FFFD FFFD "\""}, /* above U+10FFFF */
+        {"\xf5\x80\x80\x80", 4, "\"" FFFD FFFD FFFD FFFD "\""}, /* invalid lead */
+        {"\xff", 1, "\"" FFFD "\""},
+        {"\xfe\xfe", 2, "\"" FFFD FFFD "\""},
+        {"\xe6\x9d", 2, "\"" FFFD "\""},       /* truncated at the end */
+        {"\xf0\x9f\x9a", 3, "\"" FFFD "\""},   /* truncated at the end */
+        {"\xe6\x9dx", 3, "\"" FFFD "x\""},     /* cut short by ASCII */
+        {"\xe6\x9d\"", 3, "\"" FFFD "\\\"\""}, /* cut short by a quote */
+        {"\xc3"
+         "\xc3\x98",
+         3, "\"" FFFD "\xc3\x98\""},              /* cut short by a new lead */
+        {"\xf0\x9f\x9a\n", 4, "\"" FFFD "\\n\""}, /* cut short by a control char */
+        {"ok\xe6\x9d\xb1\xe4\xba", 7, "\"ok\xe6\x9d\xb1" FFFD "\""},
+    };
+#undef FFFD
+    fp_buf b;
+
+    fp_buf_init(&b);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        FP_CHECK_STR(json_string(&b, cases[i].in, cases[i].len), cases[i].out);
+    fp_buf_free(&b);
+}
+
+FP_TEST(json_string_fuzz)
+{
+    /* Whatever the input bytes, the output is one valid JSON string (cJSON reads it back) and
+     * is valid UTF-8: writing the decoded text again reproduces the same JSON exactly. */
+    uint64_t state = 0x9e3779b97f4a7c15ULL;
+    fp_buf b, again;
+
+    fp_buf_init(&b);
+    fp_buf_init(&again);
+    for (int iter = 0; iter < 20000; iter++) {
+        char in[48];
+        size_t len = next_random(&state) % sizeof(in);
+        cJSON *parsed;
+
+        for (size_t i = 0; i < len; i++) {
+            uint64_t r = next_random(&state);
+            /* Mostly high bytes, to make multi-byte sequences likely; no NUL, which cJSON
+             * would cut the decoded string at. */
+            in[i] = (char)(r % 4 == 0 ? 1 + (r >> 8) % 127 : 0x80 | ((r >> 8) & 0x7f));
+            if (r % 16 == 1)
+                in[i] = (char)(0xc2 + (r >> 16) % 0x33);
+        }
+        json_string(&b, in, len);
+        parsed = cJSON_ParseWithLength(b.data, b.len);
+        if (!cJSON_IsString(parsed)) {
+            fp_test_fail(__FILE__, __LINE__, "iteration %d: not a JSON string: %s", iter,
+                         fp_buf_cstr(&b));
+            cJSON_Delete(parsed);
+            break;
+        }
+        fp_buf_clear(&again);
+        FP_CHECK_INT(fp_json_put_string(&again, parsed->valuestring, strlen(parsed->valuestring)),
+                     0);
+        if (again.len != b.len || memcmp(again.data, b.data, b.len) != 0) {
+            fp_test_fail(__FILE__, __LINE__, "iteration %d: output is not a fixed point", iter);
+            cJSON_Delete(parsed);
+            break;
+        }
+        cJSON_Delete(parsed);
+    }
+    fp_buf_free(&b);
+    fp_buf_free(&again);
+}
+
+FP_TEST(json_double_text)
+{
+    static const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {0.0, "0"},
+        {-0.0, "0"},
+        {1.0, "1"},
+        {-1.0, "-1"},
+        {24310.0, "24310"},
+        {1532006.0, "1532006"},
+        {9007199254740991.0, "9007199254740991"}, /* 2^53 - 1 */
+        {-9007199254740991.0, "-9007199254740991"},
+        {24.31, "24.31"},
+        {55.6761234, "55.6761234"},
+        {12.5683371, "12.5683371"},
+        {-33.8688197, "-33.8688197"},
+        {-0.5, "-0.5"},
+        {0.1, "0.1"},
+        {0.3, "0.3"},
+        {0.0001234, "0.0001234"},
+        {0.0000001, "1e-07"}, /* shorter than 0.0000001 */
+        {0.00001, "1e-05"},
+        {123456789.1234567, "123456789.1234567"},
+        {999999999.9999999, "999999999.9999999"},
+        {1.0 / 3.0, "0.3333333333333333"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {2.0 / 3.0 * 1e9, "666666666.6666666"},
+        {1e-8, "1e-08"},
+        {1.5e-10, "1.5e-10"},
+        {1e20, "1e+20"},
+        {9007199254740992.0, "9007199254740992"}, /* 2^53 itself: exponent-free via %g */
+        {1e300, "1e+300"},
+        {-2.5e15 - 0.5, "-2500000000000000.5"},
+    };
+    fp_buf b;
+
+    fp_buf_init(&b);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        FP_CHECK_STR(json_double(&b, cases[i].v), cases[i].text);
+    }
+    FP_CHECK_STR(json_double(&b, NAN), "null");
+    FP_CHECK_STR(json_double(&b, INFINITY), "null");
+    FP_CHECK_STR(json_double(&b, -INFINITY), "null");
+    fp_buf_free(&b);
+}
+
+/* True when text is a JSON number (RFC 8259 section 6). */
+static bool is_json_number(const char *p)
+{
+    if (*p == '-')
+        p++;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (*p >= '0' && *p <= '9')
+            p++;
+    } else {
+        return false;
+    }
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == '\0';
+}
+
+/* Length of the shortest of %.15g/%.16g/%.17g that round-trips (the general path). */
+static size_t general_len(double v)
+{
+    char tmp[40];
+    int n = 0;
+
+    for (int p = 15; p <= 17; p++) {
+        n = snprintf(tmp, sizeof(tmp), "%.*g", p, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    return (size_t)n;
+}
+
+FP_TEST(json_double_round_trip)
+{
+    uint64_t state = 0x2545f4914f6cdd1dULL;
+    fp_buf b;
+
+    fp_buf_init(&b);
+    for (int iter = 0; iter < 300000; iter++) {
+        uint64_t r = next_random(&state);
+        double v;
+        const char *text;
+
+        switch (iter % 4) {
+        case 0: /* any bit pattern */
+            memcpy(&v, &r, sizeof(v));
+            break;
+        case 1: /* a coordinate with 7 decimals, the common case */
+            v = (double)(int64_t)(r % 3600000001ULL - 1800000000LL) / 1e7;
+            break;
+        case 2: /* a sensor value with a few decimals */
+            v = (double)(int64_t)(r % 20000001ULL - 10000000LL) / (double)(1 + r % 1000);
+            break;
+        default: /* a value near the fast path's limit */
+            v = (double)(r >> 11) / 9007199254740992.0 * 2e9 - 1e9;
+            break;
+        }
+        text = json_double(&b, v);
+        if (!isfinite(v)) {
+            FP_CHECK_STR(text, "null");
+            continue;
+        }
+        if (!is_json_number(text) || strtod(text, NULL) != v) {
+            fp_test_fail(__FILE__, __LINE__, "%.17g written as \"%s\"", v, text);
+            break;
+        }
+        /* The fast path must never be longer than the general one. */
+        if (v != trunc(v) && b.len > general_len(v)) {
+            fp_test_fail(__FILE__, __LINE__, "%.17g written as \"%s\", longer than %%g", v, text);
+            break;
+        }
+    }
+    fp_buf_free(&b);
+}
+
+FP_TEST(json_key)
+{
+    fp_buf b;
+
+    fp_buf_init(&b);
+    FP_CHECK_INT(fp_json_put_key(&b, "lat"), 0);
+    FP_CHECK_INT(fp_json_put_double(&b, 55.5), 0);
+    FP_CHECK_INT(fp_buf_putc(&b, ','), 0);
+    FP_CHECK_INT(fp_json_put_key(&b, ""), 0);
+    FP_CHECK_INT(fp_buf_putc(&b, '1'), 0);
+    FP_CHECK_STR(fp_buf_cstr(&b), "\"lat\":55.5,\"\":1");
+    fp_buf_free(&b);
+}
