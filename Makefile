@@ -66,46 +66,60 @@ help:
 deps:
 	@deploy/local/deps.sh
 
+# V=1 shows the full commands.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(MIGR_C): $(MIGRATIONS) sink-svc/embed-sql.awk
 	@mkdir -p $(dir $@)
-	awk -f sink-svc/embed-sql.awk $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+	$(Q)awk -f sink-svc/embed-sql.awk $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/gen/migrations.o: $(MIGR_C)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Isink-svc -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -Isink-svc -c -o $@ $<
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BIN)/parser-svc: $(call obj,$(PARSER_SRC)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/enricher-svc: $(call obj,$(ENRICHER_SRC)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/sink-svc: $(call obj,$(SINK_SRC)) $(BUILD)/obj/gen/migrations.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/devkafka: $(call obj,deploy/local/devkafka.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/fp-gen: $(call obj,deploy/local/fp-gen.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(UNIT_TEST): $(call obj,$(UNIT_SRC) $(PARSER_LIB) $(ENRICHER_LIB) $(SINK_LIB)) \
               $(BUILD)/obj/gen/migrations.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_TEST)

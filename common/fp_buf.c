@@ -108,37 +108,38 @@ int fp_buf_printf(fp_buf *b, const char *fmt, ...)
     return 0;
 }
 
-/* Writes the decimal digits of v into the end of tmp (20 bytes) and returns the first. */
-static char *format_u64(uint64_t v, char tmp[20])
+/* Writes the decimal digits of v to out (room for 20) and returns how many there are. */
+static size_t format_u64(uint64_t v, char *out)
 {
-    char *p = tmp + 20;
+    char rev[20];
+    size_t n = 0;
 
     do {
-        *--p = (char)('0' + v % 10);
+        rev[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    return p;
+    for (size_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    return n;
 }
 
 int fp_buf_put_u64(fp_buf *b, uint64_t v)
 {
-    char tmp[20];
-    char *p = format_u64(v, tmp);
+    char text[20];
+    size_t n = format_u64(v, text);
 
-    return fp_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+    return fp_buf_append(b, text, n);
 }
 
 int fp_buf_put_i64(fp_buf *b, int64_t v)
 {
-    char tmp[21];
-    char *p;
+    char text[21];
     /* Negating in unsigned arithmetic is defined for INT64_MIN as well. */
     uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    size_t sign = v < 0 ? 1 : 0;
 
-    p = format_u64(mag, tmp + 1);
-    if (v < 0)
-        *--p = '-';
-    return fp_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+    text[0] = '-';
+    return fp_buf_append(b, text, sign + format_u64(mag, text + sign));
 }
 
 const char *fp_buf_cstr(fp_buf *b)

@@ -1,6 +1,7 @@
 /* fp_json: fast JSON writing primitives (see fp_json.h for the contracts). */
 #include "fp_json.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,18 +188,23 @@ static size_t format_fixed(double v, char *out)
      * those. */
     if (!(mag < 1e9 && mag >= 1e-4))
         return 0;
+#if FLT_EVAL_METHOD != 0
+    /* The proof below needs each operation rounded to double, which x87-style excess
+     * precision does not give. */
+    return 0;
+#endif
     for (k = 1; k <= 7; k++) {
-        double scaled = nearbyint(mag * pow10_exact[k]);
-        uint64_t n, ip, fp;
+        /* A candidate only: rounding half up is cheaper than nearbyint, and the check below
+         * rejects any candidate that does not reproduce v exactly. */
+        uint64_t n = (uint64_t)(mag * pow10_exact[k] + 0.5), ip, fp;
         char tmp[24];
         char *p = tmp + sizeof(tmp);
         int d;
 
         /* Division of two exact doubles is correctly rounded, exactly like strtod's reading
          * of the decimal text, so this comparison proves the round trip. */
-        if (scaled / pow10_exact[k] != mag)
+        if ((double)n / pow10_exact[k] != mag)
             continue;
-        n = (uint64_t)scaled;
         ip = n / (uint64_t)pow10_exact[k];
         fp = n % (uint64_t)pow10_exact[k];
         /* A smaller k would have matched if the last fraction digit were zero, so there are
@@ -221,7 +227,8 @@ static size_t format_fixed(double v, char *out)
 }
 
 /* Writes the shortest of %.15g, %.16g and %.17g that reads back as v (%.17g always does).
- * Returns the text length; out holds at least 32 bytes. */
+ * Returns the text length; out holds at least 32 bytes. Like all of fleetpipe it assumes the
+ * "C" locale (nobody calls setlocale), so that the decimal separator is '.'. */
 static size_t format_general(double v, char *out)
 {
     int n = 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fp_json.h"
 #include "fp_log.h"
 #include "fp_time.h"
 
@@ -227,7 +228,8 @@ uint64_t fp_histogram_count(const fp_histogram *h)
     return atomic_load_explicit(&h->count, memory_order_relaxed);
 }
 
-/* Appends a sample value: integers exactly, others with %.17g, infinities as +Inf/-Inf. */
+/* Appends a sample value: the shortest text that reads back exactly; NaN and infinities as
+ * the exposition format spells them. */
 static int put_sample_value(fp_buf *b, double v)
 {
     if (v != v)
@@ -236,9 +238,7 @@ static int put_sample_value(fp_buf *b, double v)
         return fp_buf_puts(b, "+Inf");
     if (v < -1.7976931348623157e308)
         return fp_buf_puts(b, "-Inf");
-    if (v == (double)(int64_t)v && v < 9.0e15 && v > -9.0e15)
-        return fp_buf_put_i64(b, (int64_t)v);
-    return fp_buf_printf(b, "%.17g", v);
+    return fp_json_put_double(b, v);
 }
 
 /* Appends `name{labels[,extra]}` (the braces only when there is a label). */

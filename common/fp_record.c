@@ -24,8 +24,28 @@
 /* 2^64 as a double, the first value beyond uint64_t. */
 #define TWO_POW_64 18446744073709551616.0
 
+/* Appends n bytes like fp_buf_append, but inline: with n known at compile time (PUT_LIT) the
+ * copy becomes a few moves, which matters on the encoder's hot path. Returns 0 or -1. */
+static inline int put_bytes(fp_buf *b, const char *s, size_t n)
+{
+    if (b->cap - b->len <= n && fp_buf_reserve(b, n) != 0)
+        return -1;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+/* Appends one byte like fp_buf_putc, inline. Returns 0 or -1. */
+static inline int put_char(fp_buf *b, char c)
+{
+    if (b->cap - b->len <= 1 && fp_buf_reserve(b, 1) != 0)
+        return -1;
+    b->data[b->len++] = c;
+    return 0;
+}
+
 /* Appends a string literal (its length known at compile time). */
-#define PUT_LIT(b, lit) fp_buf_append((b), (lit), sizeof(lit) - 1)
+#define PUT_LIT(b, lit) put_bytes((b), (lit), sizeof(lit) - 1)
 
 /* One text member of an enrichment group: its JSON name, the same quoted with its colon as
  * the encoder writes it, and where it lives in fp_enrichment. */
@@ -813,19 +833,19 @@ static int put_enrich_group(fp_buf *b, const fp_record *r, const struct enrich_f
     bool first = true;
     int rc = 0;
 
-    rc |= fp_buf_putc(b, '{');
+    rc |= put_char(b, '{');
     for (size_t i = 0; i < nfields; i++) {
         const fp_str *s = (const fp_str *)((const char *)&r->enrichment + fields[i].off);
 
         if (s->len == 0)
             continue;
         if (!first)
-            rc |= fp_buf_putc(b, ',');
+            rc |= put_char(b, ',');
         first = false;
         rc |= fp_buf_append(b, fields[i].key, fields[i].key_len);
         rc |= fp_json_put_string(b, fp_record_str(r, *s), s->len);
     }
-    rc |= fp_buf_putc(b, '}');
+    rc |= put_char(b, '}');
     return rc;
 }
 
@@ -836,7 +856,7 @@ static int put_enrichment(fp_buf *b, const fp_record *r)
 
     rc |= PUT_LIT(b, ",\"enrichment\":{\"status\":\"");
     rc |= fp_buf_puts(b, fp_enrich_status_name(e->status));
-    rc |= fp_buf_putc(b, '"');
+    rc |= put_char(b, '"');
     if (e->has_site) {
         rc |= PUT_LIT(b, ",\"site\":");
         rc |= put_enrich_group(b, r, site_fields, COUNT(site_fields));
@@ -849,7 +869,7 @@ static int put_enrichment(fp_buf *b, const fp_record *r)
         rc |= PUT_LIT(b, ",\"asset\":");
         rc |= put_enrich_group(b, r, asset_fields, COUNT(asset_fields));
     }
-    rc |= fp_buf_putc(b, '}');
+    rc |= put_char(b, '}');
     return rc;
 }
 
@@ -869,21 +889,22 @@ static int put_position(fp_buf *b, const fp_position *p)
     rc |= fp_json_put_double(b, p->speed_kmh);
     rc |= PUT_LIT(b, ",\"satellites\":");
     rc |= fp_buf_put_i64(b, p->satellites);
-    rc |= fp_buf_putc(b, '}');
+    rc |= put_char(b, '}');
     return rc;
 }
 
-static int put_io(fp_buf *b, const fp_record *r)
+/* Appends the io object, "{...}". */
+static int put_io_object(fp_buf *b, const fp_record *r)
 {
     int rc = 0;
 
-    rc |= PUT_LIT(b, ",\"io\":{");
+    rc |= put_char(b, '{');
     for (size_t i = 0; i < r->io_len; i++) {
         const fp_io *io = &r->io[i];
 
         if (i > 0)
-            rc |= fp_buf_putc(b, ',');
-        rc |= fp_buf_putc(b, '"');
+            rc |= put_char(b, ',');
+        rc |= put_char(b, '"');
         rc |= fp_buf_put_u64(b, io->id);
         rc |= PUT_LIT(b, "\":");
         if (io->kind == FP_IO_HEX)
@@ -891,22 +912,23 @@ static int put_io(fp_buf *b, const fp_record *r)
         else
             rc |= fp_buf_put_u64(b, io->u);
     }
-    rc |= fp_buf_putc(b, '}');
+    rc |= put_char(b, '}');
     return rc;
 }
 
-static int put_metrics(fp_buf *b, const fp_record *r)
+/* Appends the metrics object, "{...}". */
+static int put_metrics_object(fp_buf *b, const fp_record *r)
 {
     int rc = 0;
 
-    rc |= PUT_LIT(b, ",\"metrics\":{");
+    rc |= put_char(b, '{');
     for (size_t i = 0; i < r->metrics_len; i++) {
         const fp_metric *m = &r->metrics[i];
 
         if (i > 0)
-            rc |= fp_buf_putc(b, ',');
+            rc |= put_char(b, ',');
         rc |= fp_json_put_string(b, fp_record_str(r, m->name), m->name.len);
-        rc |= fp_buf_putc(b, ':');
+        rc |= put_char(b, ':');
         switch (m->kind) {
         case FP_METRIC_BOOL:
             rc |= m->b ? PUT_LIT(b, "true") : PUT_LIT(b, "false");
@@ -920,8 +942,44 @@ static int put_metrics(fp_buf *b, const fp_record *r)
             break;
         }
     }
-    rc |= fp_buf_putc(b, '}');
+    rc |= put_char(b, '}');
     return rc;
+}
+
+static int put_io(fp_buf *b, const fp_record *r)
+{
+    int rc = PUT_LIT(b, ",\"io\":");
+
+    return rc | put_io_object(b, r);
+}
+
+static int put_metrics(fp_buf *b, const fp_record *r)
+{
+    int rc = PUT_LIT(b, ",\"metrics\":");
+
+    return rc | put_metrics_object(b, r);
+}
+
+int fp_record_encode_io_json(const fp_record *r, fp_buf *out)
+{
+    size_t start = out->len;
+
+    if (put_io_object(out, r) != 0) {
+        out->len = start;
+        return -1;
+    }
+    return 0;
+}
+
+int fp_record_encode_metrics_json(const fp_record *r, fp_buf *out)
+{
+    size_t start = out->len;
+
+    if (put_metrics_object(out, r) != 0) {
+        out->len = start;
+        return -1;
+    }
+    return 0;
 }
 
 /* A generous guess of the encoded size, so that one reservation covers almost every record
@@ -970,7 +1028,7 @@ int fp_record_encode_json(const fp_record *r, fp_buf *out)
         rc |= put_metrics(out, r);
     if (r->enrichment.status != FP_ENRICH_NONE)
         rc |= put_enrichment(out, r);
-    rc |= fp_buf_putc(out, '}');
+    rc |= put_char(out, '}');
 
     if (rc != 0) {
         out->len = start;

@@ -2,7 +2,8 @@
  * telemetry.raw, and says exactly what it wrote, so a test or the demo can check the database
  * and the DLQ against it. Same seed, same bytes.
  *
- * Usage: fp-gen --brokers B [--topic T] [--devices N] [--records N] [--duplicates N]
+ * Usage: fp-gen --brokers B [--topic T] [--devices N] [--first-device N] [--records N]
+ *               [--duplicates N]
  *               [--invalid N] [--rate MSGS_PER_S] [--seed S] [--manifest FILE]
  *
  * The manifest has one line per distinct valid record ("valid DEVICE TS LAT LON") and one per
@@ -23,6 +24,7 @@ typedef struct gen_options {
     const char *brokers;
     const char *topic;
     long devices;
+    long first_device;
     long records;
     long duplicates;
     long invalid;
@@ -42,9 +44,17 @@ static uint64_t rng_next(void)
     return rng_state * UINT64_C(2685821657736338717);
 }
 
-static double rng_unit(void)
+/* A number in [0, 1) that depends only on the seed, the record and the field, so that a resent
+ * record is byte for byte the one sent before. */
+static double record_unit(const gen_options *o, long i, unsigned field)
 {
-    return (double)(rng_next() >> 11) / 9007199254740992.0;
+    uint64_t x = (uint64_t)o->seed * UINT64_C(0x9E3779B97F4A7C15) ^ (uint64_t)i * 0xBF58476D1CE4E5B9u ^
+                 (uint64_t)field * 0x94D049BB133111EBu;
+
+    x ^= x >> 31;
+    x *= UINT64_C(0xD6E8FEB86659FD93);
+    x ^= x >> 32;
+    return (double)(x >> 11) / 9007199254740992.0;
 }
 
 static int parse_long(const char *s, long *out)
@@ -59,7 +69,7 @@ static int parse_long(const char *s, long *out)
 static void usage(void)
 {
     fprintf(stderr, "usage: fp-gen --brokers B [--topic telemetry.raw] [--devices 20] "
-                    "[--records 1000] [--duplicates 0] [--invalid 0] [--rate 0] [--seed 1] "
+                    "[--first-device 0] [--records 1000] [--duplicates 0] [--invalid 0] [--rate 0] [--seed 1] "
                     "[--manifest FILE]\n");
 }
 
@@ -83,6 +93,8 @@ static int parse_args(int argc, char **argv, gen_options *o)
             return -1;
         else if (strcmp(a, "--devices") == 0 && n > 0)
             o->devices = n;
+        else if (strcmp(a, "--first-device") == 0)
+            o->first_device = n;
         else if (strcmp(a, "--records") == 0)
             o->records = n;
         else if (strcmp(a, "--duplicates") == 0)
@@ -102,26 +114,26 @@ static int parse_args(int argc, char **argv, gen_options *o)
 /* Builds valid record number i: device i % devices, one observation per device per 10 s. */
 static void make_record(fp_record *r, long i, const gen_options *o, int64_t base_ms)
 {
-    long dev = i % o->devices;
+    long dev = o->first_device + i % o->devices;
     long k = i / o->devices;
 
     fp_record_reset(r);
     r->schema = 1;
     snprintf(r->device_id, sizeof(r->device_id), "35630704%07ld", dev);
-    r->ts_ms = base_ms + (int64_t)k * 10000 + dev;
+    r->ts_ms = base_ms + (int64_t)k * 10000 + dev % 1000;
     r->priority = 0;
     r->event_io = 0;
     r->has_position = true;
-    r->position.lat = (double)(int64_t)((55.6 + 0.01 * (double)dev + 0.001 * rng_unit()) * 1e7) / 1e7;
-    r->position.lon = (double)(int64_t)((12.5 + 0.01 * (double)dev + 0.001 * rng_unit()) * 1e7) / 1e7;
+    r->position.lat = (double)(int64_t)((55.6 + 0.01 * (double)(dev % 100) + 0.001 * record_unit(o, i, 1)) * 1e7) / 1e7;
+    r->position.lon = (double)(int64_t)((12.5 + 0.01 * (double)(dev % 100) + 0.001 * record_unit(o, i, 2)) * 1e7) / 1e7;
     r->position.alt_m = 30;
-    r->position.heading_deg = (double)(rng_next() % 360);
-    r->position.speed_kmh = (double)(rng_next() % 40);
+    r->position.heading_deg = (double)(int)(360 * record_unit(o, i, 3));
+    r->position.speed_kmh = (double)(int)(40 * record_unit(o, i, 4));
     r->position.satellites = 9;
     fp_record_add_io_uint(r, 239, k % 2);
-    fp_record_add_io_uint(r, 66, 24000 + rng_next() % 600);
+    fp_record_add_io_uint(r, 66, 24000 + (uint64_t)(600 * record_unit(o, i, 5)));
     fp_record_add_metric_bool(r, "ignition", k % 2 == 1);
-    fp_record_add_metric_number(r, "external_voltage_v", 24.0 + (double)(rng_next() % 600) / 1000);
+    fp_record_add_metric_number(r, "external_voltage_v", 24.0 + (double)(uint64_t)(600 * record_unit(o, i, 5)) / 1000);
     fp_record_add_metric_number(r, "odometer_m", (double)(1000000 + k * 50));
 }
 
@@ -203,7 +215,7 @@ static void pace(const gen_options *o, long sent, int64_t start_ms)
 
 int main(int argc, char **argv)
 {
-    gen_options o = {NULL, "telemetry.raw", 20, 1000, 0, 0, 0, 1, NULL};
+    gen_options o = {NULL, "telemetry.raw", 20, 0, 1000, 0, 0, 0, 1, NULL};
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     char errstr[512];

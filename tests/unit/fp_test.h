@@ -41,6 +41,8 @@ void fp_test_fail(const char *file, int line, const char *fmt, ...)
                          (int)fp_l_, (const char *)(actual), fp_e_);                               \
     } while (0)
 
-#define FP_TEST(name) void test_##name(void)
+#define FP_TEST(name)                                                                              \
+    void test_##name(void);                                                                        \
+    void test_##name(void)
 
 #endif

@@ -34,7 +34,19 @@ FP_TEST_ENTRY(record_err_codes)
 FP_TEST_ENTRY(record_reset_and_reuse)
 FP_TEST_ENTRY(record_arena_growth)
 FP_TEST_ENTRY(record_encode_failures)
-/* fp_config */
+/* fp_config, fp_kafka */
+FP_TEST_ENTRY(config_defaults)
+FP_TEST_ENTRY(config_environment_overrides)
+FP_TEST_ENTRY(config_rejects_bad_values)
+FP_TEST_ENTRY(config_redacts_dsn_passwords)
+FP_TEST_ENTRY(config_secret_names)
+FP_TEST_ENTRY(kafka_env_to_property)
 /* fp_metrics */
+FP_TEST_ENTRY(metrics_exposition_golden)
+FP_TEST_ENTRY(metrics_same_series_is_shared)
 /* fp_dlq */
+FP_TEST_ENTRY(dlq_headers)
 /* fp_offsets */
+FP_TEST_ENTRY(offsets_contiguous_prefix)
+FP_TEST_ENTRY(offsets_partitions_independent_and_growth)
+FP_TEST_ENTRY(offsets_forget_ignores_stale_tokens)

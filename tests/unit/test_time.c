@@ -6,10 +6,6 @@
 #include "fp_test.h"
 #include "fp_time.h"
 
-#define FP_TEST_ENTRY(name) void test_##name(void);
-#include "test_list.h"
-#undef FP_TEST_ENTRY
-
 /* Parses a C string from an exact-size heap copy, so that AddressSanitizer catches any read
  * past its end; returns fp_time_parse_ms's result and leaves the time in *ms. */
 static int parse(const char *s, int64_t *ms)

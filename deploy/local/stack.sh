@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The embedded single-machine stack: devkafka (librdkafka's mock cluster), a throwaway
+# PostgreSQL cluster and the three services, all on loopback, all state under one folder.
+#
+#   stack.sh start STATE_DIR       start everything, wait until every service is ready
+#   stack.sh stop STATE_DIR        stop everything this stack started (by PID), remove the PG data
+#   stack.sh start-svc STATE_DIR SVC [N]   start service SVC (parser|enricher|sink), replica N
+#   stack.sh stop-svc STATE_DIR SVC [N] [--kill]   SIGTERM (or SIGKILL) one service replica
+#   stack.sh kafka STATE_DIR CMD...        send a fault command to devkafka (down 1, up 1, rtt 1 200)
+#   stack.sh env STATE_DIR         print the stack's addresses as shell assignments
+#
+# Environment: BIN (where the binaries are, default bin), PARTITIONS (per topic, default 16),
+# and any service variable (it is passed through).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=deploy/local/lib.sh
+. "$HERE/lib.sh"
+
+BIN=${BIN:-bin}
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+PARTITIONS=${PARTITIONS:-16}
+
+die() {
+    echo "stack: $*" >&2
+    exit 1
+}
+
+# The settings the embedded Kafka needs (shared/KAFKA-MOCK.md): a fetch never waits long (the
+# mock does not wake a waiting fetch), group timings the mock can honour.
+kafka_client_env() {
+    export RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS=${RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS:-10}
+    export RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS=${RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS:-6000}
+    export RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS=${RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS:-500}
+    export RDKAFKA_CONSUMER_MAX_POLL_INTERVAL_MS=${RDKAFKA_CONSUMER_MAX_POLL_INTERVAL_MS:-30000}
+}
+
+start_kafka() {
+    local state=$1
+    "$BIN/devkafka" --partitions "$PARTITIONS" --bootstrap-file "$state/bootstrap" \
+        --control "$state/kafka.ctl" >"$state/devkafka.out" 2>"$state/devkafka.log" &
+    echo $! >"$state/devkafka.pid"
+    fp_wait_for 30 "devkafka bootstrap address" test -s "$state/bootstrap"
+}
+
+svc_ready() {
+    curl -fsS -o /dev/null "http://127.0.0.1:$1/readyz"
+}
+
+start_svc() {
+    local state=$1 svc=$2 n=${3:-1} port pid
+    local name="$svc"
+    [ "$n" = 1 ] || name="$svc-$n"
+    [ -x "$BIN/$svc-svc" ] || die "$BIN/$svc-svc is not built (run make)"
+    port=$(fp_free_port) || die "no free port"
+    (
+        kafka_client_env
+        export KAFKA_BROKERS
+        KAFKA_BROKERS=$(cat "$state/bootstrap")
+        export HTTP_BIND=127.0.0.1 HTTP_PORT=$port
+        if [ "$svc" = sink ]; then
+            # shellcheck disable=SC1091
+            . "$state/pg.env"
+            export PG_DSN
+        fi
+        exec "$BIN/$svc-svc" 2>>"$state/$name.log"
+    ) &
+    pid=$!
+    echo "$pid" >"$state/$name.pid"
+    echo "$port" >"$state/$name.port"
+    fp_wait_for 60 "$name ready on port $port" svc_ready "$port" || {
+        tail -n 20 "$state/$name.log" >&2
+        return 1
+    }
+}
+
+stop_svc() {
+    local state=$1 svc=$2 n=1 how="" name pid a
+    shift 2
+    for a in "$@"; do
+        case "$a" in --kill) how=--kill ;; *) n=$a ;; esac
+    done
+    name="$svc"
+    [ "$n" = 1 ] || name="$svc-$n"
+    [ -f "$state/$name.pid" ] || return 0
+    pid=$(cat "$state/$name.pid")
+    if [ "$how" = --kill ]; then
+        kill -9 "$pid" 2>/dev/null || true
+        fp_wait_for 10 "$name to die" bash -c "! kill -0 $pid 2>/dev/null"
+    else
+        fp_stop_pid "$pid" 20
+    fi
+    rm -f "$state/$name.pid"
+}
+
+cmd_start() {
+    local state=$1
+    mkdir -p "$state"
+    state=$(cd "$state" && pwd)
+    start_kafka "$state"
+    "$HERE/pg.sh" start "$state" >/dev/null
+    for svc in sink enricher parser; do
+        start_svc "$state" "$svc"
+    done
+}
+
+cmd_stop() {
+    local state=$1 f
+    [ -d "$state" ] || return 0
+    for f in "$state"/*.pid; do
+        [ -e "$f" ] || continue
+        case "$f" in */devkafka.pid) continue ;; esac
+        fp_stop_pid "$(cat "$f")" 20 || true
+        rm -f "$f"
+    done
+    if [ -f "$state/devkafka.pid" ]; then
+        fp_stop_pid "$(cat "$state/devkafka.pid")" 10 || true
+        rm -f "$state/devkafka.pid"
+    fi
+    "$HERE/pg.sh" stop "$state" || true
+}
+
+cmd_env() {
+    local state=$1 f
+    echo "KAFKA_BROKERS=$(cat "$state/bootstrap")"
+    cat "$state/pg.env"
+    for f in "$state"/*.port; do
+        [ -e "$f" ] || continue
+        local n
+        n=$(basename "$f" .port)
+        echo "${n//-/_}_PORT=$(cat "$f")" | tr '[:lower:]' '[:upper:]'
+    done
+}
+
+[ $# -ge 2 ] || die "usage: stack.sh start|stop|start-svc|stop-svc|kafka|env STATE_DIR ..."
+cmd=$1
+state=$2
+shift 2
+case "$cmd" in
+start) cmd_start "$state" ;;
+stop) cmd_stop "$state" ;;
+start-svc) start_svc "$(cd "$state" && pwd)" "$@" ;;
+stop-svc) stop_svc "$state" "$@" ;;
+kafka) echo "$*" >"$state/kafka.ctl" ;;
+env) cmd_env "$state" ;;
+*) die "unknown command $cmd" ;;
+esac
