@@ -325,7 +325,7 @@ void fp_config_log(const fp_option *table, const void *cfg)
             fp_json_put_string(&b, eq + 1, strlen(eq + 1));
     }
     fp_buf_putc(&b, '}');
-    fp_log_kv(FP_LOG_INFO, "effective configuration", "config", fp_buf_cstr(&b), NULL);
+    fp_log_json(FP_LOG_INFO, "effective configuration", "config", fp_buf_cstr(&b));
     fp_buf_free(&b);
 }
 

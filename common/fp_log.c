@@ -121,3 +121,17 @@ void fp_log_kv(fp_log_level level, const char *msg, ...)
     else
         fp_buf_free(&b);
 }
+
+void fp_log_json(fp_log_level level, const char *msg, const char *key, const char *json)
+{
+    fp_buf b = {0};
+
+    if (level < log_min)
+        return;
+    if (log_begin(&b, level, msg, strlen(msg)) == 0 && fp_buf_putc(&b, ',') == 0 &&
+        fp_json_put_string(&b, key, strlen(key)) == 0 && fp_buf_putc(&b, ':') == 0 &&
+        fp_buf_puts(&b, json) == 0)
+        log_end(&b);
+    else
+        fp_buf_free(&b);
+}

@@ -32,6 +32,9 @@ void fp_log(fp_log_level level, const char *fmt, ...) __attribute__((format(prin
  * as JSON null. */
 void fp_log_kv(fp_log_level level, const char *msg, ...);
 
+/* Logs `msg` with one field whose value is already JSON (an object, say), written as is. */
+void fp_log_json(fp_log_level level, const char *msg, const char *key, const char *json);
+
 #define fp_debug(...) fp_log(FP_LOG_DEBUG, __VA_ARGS__)
 #define fp_info(...) fp_log(FP_LOG_INFO, __VA_ARGS__)
 #define fp_warn(...) fp_log(FP_LOG_WARN, __VA_ARGS__)
