@@ -190,7 +190,6 @@ static int batch_add(sink *s, rd_kafka_message_t *msg)
         b->started_ms = fp_mono_ms();
     row = &b->rows[b->len];
     memset(row, 0, sizeof(*row));
-    row->rec = &b->recs[b->len];
     b->msgs[b->len] = msg;
     /* msg now belongs to the batch. */
     rc = fp_record_decode_json(&b->recs[b->len], msg->payload, msg->len, why, sizeof(why));
@@ -267,6 +266,9 @@ static int flush_batch(sink *s)
 
     if (s->b.len == 0)
         return FP_PG_OK;
+    /* Rows point at their records only now: the record array moves while the batch grows. */
+    for (size_t i = 0; i < s->b.len; i++)
+        s->b.rows[i].rec = &s->b.recs[i];
     noffs = batch_offsets(&s->b, offs, sizeof(offs) / sizeof(offs[0]));
     rc = fp_pg_write(s->pg, s->b.rows, s->b.len, s->cfg.common.kafka_group_id,
                      s->cfg.common.in_topic, offs, noffs, dlq_rejected_rows, s, &inserted);

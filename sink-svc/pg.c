@@ -179,6 +179,14 @@ out:
     return rc;
 }
 
+/* Server notices ("relation already exists, skipping") become debug log lines, not raw text on
+ * stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    fp_log_kv(FP_LOG_DEBUG, "database notice", "notice", message, NULL);
+}
+
 int fp_pg_ensure(fp_pg *pg)
 {
     char err[512];
@@ -193,6 +201,7 @@ int fp_pg_ensure(fp_pg *pg)
     pg->conn = PQconnectdb(pg->dsn);
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
         return infra_failure(pg, "connect", NULL);
+    PQsetNoticeProcessor(pg->conn, on_notice, NULL);
     if (migrate(pg) != FP_PG_OK)
         return FP_PG_RETRY;
     /* The staging table lives as long as the session and empties itself at every commit. */
