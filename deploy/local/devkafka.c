@@ -1,8 +1,8 @@
 /*
  * devkafka: librdkafka's mock cluster as a standalone Kafka-protocol broker for the embedded
- * stack and the tests. Read /work/shared/KAFKA-MOCK.md (shared/KAFKA-MOCK.md) for what the mock
- * does and does not do; in short, it keeps ~5 MiB per partition and has no Admin API, so every
- * topic is created here, up front, with an explicit partition count.
+ * stack and the tests. KAFKA-MOCK.md in the shared docs says what the mock does and does not
+ * do; in short, it keeps ~5 MiB per partition and has no Admin API, so every topic is created
+ * here, up front, with an explicit partition count.
  *
  * Start-up contract: the brokers listen on random ports of 127.0.0.1. Once every topic exists,
  * the first line on stdout is "bootstrap=<host:port,...>" (flushed), and with --bootstrap-file
@@ -24,16 +24,19 @@
  *     leader <topic> <part> <broker> move a partition's leadership ("none": leader-less)
  *     quit                           shut down as on SIGTERM
  *
- * Broker ids run from 1 to --brokers; "all" stands for every broker in down, up and rtt. A
- * broker set down stays leader of its partitions until "leader" moves them. "leader" only
- * accepts topics devkafka created (the mock would silently create any other name). Every
- * command's outcome is logged as {"msg":"command","command":"...","result":"ok"|"error"}; a bad
- * command is logged and ignored. Empty lines and lines starting with '#' are skipped.
+ * Broker ids run from 1 to --brokers; "all" stands for every broker in down, up and rtt. At
+ * start, partition p of every topic is led by broker 1 + (p % brokers), so a test knows which
+ * partitions a "down" hits. A broker set down stays leader of its partitions until "leader"
+ * moves them. "leader" only accepts topics devkafka created (the mock would silently create any
+ * other name). Every command's outcome is logged as
+ * {"msg":"command","command":"...","result":"ok"|"error"}; a bad command is logged and ignored.
+ * Empty lines and lines starting with '#' are skipped. Commands are run one at a time, in order.
  *
  * devkafka runs until SIGTERM, SIGINT or "quit", then destroys the cluster, removes the FIFO if it
  * created it, and exits 0. Exit status 2 means bad options, 1 a failure to start.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -46,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,8 +89,9 @@ struct options {
 };
 
 /*
- * A command source: a descriptor read in non-blocking mode and the partial line read so far. A
- * line longer than MAX_COMMAND_LINE is discarded up to its newline ("overlong" is set meanwhile).
+ * A command source (the control FIFO or stdin), read when poll() says so, and the partial line
+ * read so far. A line longer than MAX_COMMAND_LINE is discarded up to its newline ("overlong" is
+ * set meanwhile).
  */
 struct line_reader {
     const char *name;
@@ -579,6 +584,108 @@ static int open_control_fifo(const char *path, bool *created)
     return fd;
 }
 
+/* ---- Calls into the mock --------------------------------------------------------------- */
+
+/*
+ * The mock cluster and what is needed to call it safely.
+ *
+ * librdkafka 2.0.2's mock loses the wake-up of an operation (topic_create, set_leader,
+ * set_down/up, set_rtt, ...) that is queued while its thread is still finishing the previous
+ * one, and the caller then waits forever; even rd_kafka_mock_cluster_destroy() hangs after that.
+ * Measured here: back-to-back calls hang within a few hundred, while calls that each wait for
+ * the mock thread to be back in poll() never did (thousands, also under full CPU load). So every
+ * call is followed by mock_settle(), which watches the thread's current system call in
+ * /proc/self/task/TID/syscall.
+ */
+struct mock {
+    rd_kafka_mock_cluster_t *cluster;
+    char syscall_path[64]; /* Empty when the mock thread was not found: settle by sleeping. */
+};
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = us % 1000000 * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/*
+ * Finds librdkafka's "rdk:mock" thread among this process's threads and stores the path of its
+ * syscall file in m. It retries for up to a second, because the thread names itself only once
+ * it runs. Returns 0, or -1 when it was not found (m->syscall_path stays empty).
+ */
+static int mock_find_thread(struct mock *m)
+{
+    m->syscall_path[0] = '\0';
+    for (int attempt = 0; attempt < 100; attempt++) {
+        DIR *dir = opendir("/proc/self/task");
+        if (dir == NULL)
+            return -1;
+        const struct dirent *e;
+        while ((e = readdir(dir)) != NULL && m->syscall_path[0] == '\0') {
+            char path[64];
+            char comm[32] = "";
+            if (e->d_name[0] < '1' || e->d_name[0] > '9' || strlen(e->d_name) > 20)
+                continue; /* Not a thread id: ".", "..". */
+            snprintf(path, sizeof(path), "/proc/self/task/%.20s/comm", e->d_name);
+            FILE *f = fopen(path, "r");
+            if (f == NULL)
+                continue;
+            if (fgets(comm, sizeof(comm), f) != NULL && strncmp(comm, "rdk:mock\n", 9) == 0)
+                snprintf(m->syscall_path, sizeof(m->syscall_path), "/proc/self/task/%.20s/syscall",
+                         e->d_name);
+            fclose(f);
+        }
+        closedir(dir);
+        if (m->syscall_path[0] != '\0')
+            return 0;
+        sleep_us(10000);
+    }
+    return -1;
+}
+
+/* Returns true when the thread behind path is blocked in poll() or ppoll(). */
+static bool in_poll(const char *path)
+{
+    char line[128] = "";
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    if (!got || line[0] < '0' || line[0] > '9')
+        return false; /* "running", or blocked outside a system call ("-1 ..."). */
+    long nr = strtol(line, NULL, 10);
+#ifdef SYS_poll
+    if (nr == SYS_poll)
+        return true;
+#endif
+#ifdef SYS_ppoll
+    if (nr == SYS_ppoll)
+        return true;
+#endif
+    return false;
+}
+
+/*
+ * Waits until the mock thread is back in poll() after the call that just returned, which is when
+ * the next call can be queued safely. Without the /proc file it sleeps 20 ms instead. After a
+ * second it gives up waiting (the thread can be busy with clients) and logs a warning.
+ */
+static void mock_settle(const struct mock *m)
+{
+    if (m->syscall_path[0] == '\0') {
+        sleep_us(20000);
+        return;
+    }
+    for (int i = 0; i < 5000; i++) {
+        if (in_poll(m->syscall_path))
+            return;
+        sleep_us(200);
+    }
+    log_msg("warn", "mock thread did not return to poll() within 1 s; going on", NULL, NULL);
+}
+
 /* ---- Commands --------------------------------------------------------------------------- */
 
 /* Splits line in place at runs of spaces and tabs. Returns the number of words (at most max). */
@@ -618,8 +725,8 @@ static int parse_broker(const char *s, int brokers, const char *allow_word, int3
  * Runs one command line against the cluster and logs the outcome. Sets *quit for "quit".
  * Never fails: a bad command is logged as an error and otherwise ignored.
  */
-static void run_command(rd_kafka_mock_cluster_t *mcluster, const struct options *opts,
-                        const char *line, bool *quit)
+static void run_command(const struct mock *m, const struct options *opts, const char *line,
+                        bool *quit)
 {
     char copy[MAX_COMMAND_LINE + 1];
     char *w[5];
@@ -628,6 +735,7 @@ static void run_command(rd_kafka_mock_cluster_t *mcluster, const struct options 
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     int32_t broker;
     long v;
+    bool called = false;
 
     snprintf(copy, sizeof(copy), "%s", line);
     int n = split_words(copy, w, 4);
@@ -639,9 +747,11 @@ static void run_command(rd_kafka_mock_cluster_t *mcluster, const struct options 
             snprintf(detail, sizeof(detail), "usage: %s <broker 1..%d|all>", w[0], opts->brokers);
             error = detail;
         } else if (w[0][0] == 'd') {
-            err = rd_kafka_mock_broker_set_down(mcluster, broker);
+            err = rd_kafka_mock_broker_set_down(m->cluster, broker);
+            called = true;
         } else {
-            err = rd_kafka_mock_broker_set_up(mcluster, broker);
+            err = rd_kafka_mock_broker_set_up(m->cluster, broker);
+            called = true;
         }
     } else if (strcmp(w[0], "rtt") == 0) {
         if (n != 3 || parse_broker(w[1], opts->brokers, "all", &broker) != 0 ||
@@ -650,7 +760,8 @@ static void run_command(rd_kafka_mock_cluster_t *mcluster, const struct options 
                      opts->brokers);
             error = detail;
         } else {
-            err = rd_kafka_mock_broker_set_rtt(mcluster, broker, (int)v);
+            err = rd_kafka_mock_broker_set_rtt(m->cluster, broker, (int)v);
+            called = true;
         }
     } else if (strcmp(w[0], "leader") == 0) {
         const struct topic_spec *t = NULL;
@@ -673,7 +784,8 @@ static void run_command(rd_kafka_mock_cluster_t *mcluster, const struct options 
             snprintf(detail, sizeof(detail), "broker must be in 1..%d or none", opts->brokers);
             error = detail;
         } else {
-            err = rd_kafka_mock_partition_set_leader(mcluster, t->name, (int32_t)v, broker);
+            err = rd_kafka_mock_partition_set_leader(m->cluster, t->name, (int32_t)v, broker);
+            called = true;
         }
     } else if (strcmp(w[0], "quit") == 0) {
         if (n != 1)
@@ -684,6 +796,8 @@ static void run_command(rd_kafka_mock_cluster_t *mcluster, const struct options 
         error = "unknown command (down, up, rtt, leader, quit)";
     }
 
+    if (called)
+        mock_settle(m);
     if (error == NULL && err != RD_KAFKA_RESP_ERR_NO_ERROR)
         error = rd_kafka_err2str(err);
 
@@ -702,8 +816,8 @@ static void run_command(rd_kafka_mock_cluster_t *mcluster, const struct options 
  * poll(). Returns 0, or -1 when the source reached EOF or failed (the caller stops polling it).
  * Sets *quit on "quit"; lines after it in the same read are not run.
  */
-static int drain_commands(struct line_reader *r, rd_kafka_mock_cluster_t *mcluster,
-                          const struct options *opts, bool *quit)
+static int drain_commands(struct line_reader *r, const struct mock *m, const struct options *opts,
+                          bool *quit)
 {
     char chunk[1024];
     ssize_t got = read(r->fd, chunk, sizeof(chunk));
@@ -741,7 +855,7 @@ static int drain_commands(struct line_reader *r, rd_kafka_mock_cluster_t *mclust
             const char *line = r->buf;
             while (*line == ' ' || *line == '\t')
                 line++;
-            run_command(mcluster, opts, line, quit);
+            run_command(m, opts, line, quit);
         }
         r->len = 0;
         r->overlong = false;
@@ -754,7 +868,7 @@ static int drain_commands(struct line_reader *r, rd_kafka_mock_cluster_t *mclust
 /* Everything devkafka owns while it runs; devkafka_close() releases it in any state. */
 struct devkafka {
     rd_kafka_t *rk;
-    rd_kafka_mock_cluster_t *mcluster;
+    struct mock mock;
     struct line_reader readers[2];
     int reader_cnt;
     bool fifo_created;
@@ -787,14 +901,15 @@ static int open_sources(struct devkafka *dk, const struct options *opts)
  * every broker (the mock would leave brokers above 3 without any) and tests know which
  * partitions a "down" hits. Returns the first error of the mock, or RD_KAFKA_RESP_ERR_NO_ERROR.
  */
-static rd_kafka_resp_err_t spread_leaders(rd_kafka_mock_cluster_t *mcluster,
-                                          const struct topic_spec *t, int brokers)
+static rd_kafka_resp_err_t spread_leaders(const struct mock *m, const struct topic_spec *t,
+                                          int brokers)
 {
     if (brokers == 1)
         return RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int p = 0; p < t->partitions; p++) {
         rd_kafka_resp_err_t err =
-            rd_kafka_mock_partition_set_leader(mcluster, t->name, p, 1 + p % brokers);
+            rd_kafka_mock_partition_set_leader(m->cluster, t->name, p, 1 + p % brokers);
+        mock_settle(m);
         if (err)
             return err;
     }
@@ -826,18 +941,21 @@ static int start_cluster(struct devkafka *dk, const struct options *opts)
     }
     conf = NULL; /* Owned by dk->rk now. */
 
-    dk->mcluster = rd_kafka_mock_cluster_new(dk->rk, opts->brokers);
-    if (dk->mcluster == NULL) {
+    dk->mock.cluster = rd_kafka_mock_cluster_new(dk->rk, opts->brokers);
+    if (dk->mock.cluster == NULL) {
         log_msg("error", "cannot create the mock cluster", NULL, NULL);
         return -1;
     }
+    if (mock_find_thread(&dk->mock) != 0)
+        log_msg("warn", "mock thread not found in /proc; spacing mock calls by 20 ms", NULL, NULL);
     /* The mock ignores the replication factor: every partition's replicas are brokers 1..3 (or
      * fewer), with a random leader among them. */
     int replication = opts->brokers;
     for (int i = 0; i < opts->topic_cnt; i++) {
         const struct topic_spec *t = &opts->topics[i];
         rd_kafka_resp_err_t err =
-            rd_kafka_mock_topic_create(dk->mcluster, t->name, t->partitions, replication);
+            rd_kafka_mock_topic_create(dk->mock.cluster, t->name, t->partitions, replication);
+        mock_settle(&dk->mock);
         struct log_buf lb;
         lb_begin(&lb, err ? "error" : "info", err ? "cannot create topic" : "topic created");
         lb_str(&lb, "topic", t->name);
@@ -847,7 +965,7 @@ static int start_cluster(struct devkafka *dk, const struct options *opts)
         lb_end(&lb);
         if (err)
             return -1;
-        err = spread_leaders(dk->mcluster, t, opts->brokers);
+        err = spread_leaders(&dk->mock, t, opts->brokers);
         if (err) {
             log_msg("error", "cannot place partition leaders", "error", rd_kafka_err2str(err));
             return -1;
@@ -862,7 +980,7 @@ static int start_cluster(struct devkafka *dk, const struct options *opts)
  */
 static int announce(const struct devkafka *dk, const struct options *opts)
 {
-    const char *bootstraps = rd_kafka_mock_cluster_bootstraps(dk->mcluster);
+    const char *bootstraps = rd_kafka_mock_cluster_bootstraps(dk->mock.cluster);
     if (opts->bootstrap_file != NULL) {
         char line[1024];
         snprintf(line, sizeof(line), "%s\n", bootstraps);
@@ -905,7 +1023,7 @@ static int serve(struct devkafka *dk, const struct options *opts)
         for (int i = 0; i < dk->reader_cnt && ready > 0 && !quit; i++) {
             if ((pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
                 continue;
-            if (drain_commands(&dk->readers[i], dk->mcluster, opts, &quit) != 0) {
+            if (drain_commands(&dk->readers[i], &dk->mock, opts, &quit) != 0) {
                 /* Stop polling a closed source (stdin; the FIFO never ends since it is O_RDWR).
                  * The other source is polled again on the next turn. */
                 dk->readers[i] = dk->readers[dk->reader_cnt - 1];
@@ -931,9 +1049,9 @@ static void devkafka_close(struct devkafka *dk, const struct options *opts)
     dk->fifo_created = false;
     if (opts->bootstrap_file != NULL)
         unlink(opts->bootstrap_file);
-    if (dk->mcluster != NULL)
-        rd_kafka_mock_cluster_destroy(dk->mcluster);
-    dk->mcluster = NULL;
+    if (dk->mock.cluster != NULL)
+        rd_kafka_mock_cluster_destroy(dk->mock.cluster);
+    dk->mock.cluster = NULL;
     if (dk->rk != NULL)
         rd_kafka_destroy(dk->rk);
     dk->rk = NULL;
