@@ -28,12 +28,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# metric PORT NAME [LABEL_FILTER]: the sum of a metric's samples on one service.
-metric() {
-    curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null |
-        awk -v n="$2" -v f="${3:-}" '($1 == n || index($1, n "{") == 1) && index($1, f) { s += $2 } END { printf "%d", s }'
-}
-
 echo "== fleetpipe demo: starting devkafka, PostgreSQL and the three services"
 "$HERE/stack.sh" start "$STATE"
 BROKERS=$(cat "$STATE/bootstrap")
@@ -53,11 +47,11 @@ printf '%6s  %10s %10s %10s %10s %8s\n' time raw-in parsed enriched stored dlq
 start=$(date +%s)
 deadline=$((start + 180))
 while :; do
-    raw=$(metric "$P" fleetpipe_messages_consumed_total)
-    parsed=$(metric "$P" fleetpipe_parser_records_total)
-    enriched=$(metric "$E" fleetpipe_enrich_records_total)
-    stored=$(metric "$S" fleetpipe_sink_rows_inserted_total)
-    dlq=$(metric "$P" fleetpipe_dlq_messages_total)
+    raw=$(fp_metric "$P" fleetpipe_messages_consumed_total)
+    parsed=$(fp_metric "$P" fleetpipe_parser_records_total)
+    enriched=$(fp_metric "$E" fleetpipe_enrich_records_total)
+    stored=$(fp_metric "$S" fleetpipe_sink_rows_inserted_total)
+    dlq=$(fp_metric "$P" fleetpipe_dlq_messages_total)
     printf '%5ss  %10s %10s %10s %10s %8s\n' "$(($(date +%s) - start))" "$raw" "$parsed" "$enriched" "$stored" "$dlq"
     if ! kill -0 "$GEN" 2>/dev/null && [ "$stored" -ge "$RECORDS" ] && [ "$dlq" -ge "$INVALID" ]; then
         break
@@ -79,10 +73,10 @@ printf '   %-28s %8s\n' "sent (messages)" "$(grep -o '"sent":[0-9]*' "$STATE/gen
 printf '   %-28s %8s\n' "valid records sent" "$RECORDS"
 printf '   %-28s %8s\n' "resent (duplicates)" "$RESENDS"
 printf '   %-28s %8s\n' "invalid payloads sent" "$INVALID"
-printf '   %-28s %8s\n' "parsed (records out)" "$(metric "$P" fleetpipe_parser_records_total)"
-printf '   %-28s %8s\n' "enriched" "$(metric "$E" fleetpipe_enrich_records_total)"
+printf '   %-28s %8s\n' "parsed (records out)" "$(fp_metric "$P" fleetpipe_parser_records_total)"
+printf '   %-28s %8s\n' "enriched" "$(fp_metric "$E" fleetpipe_enrich_records_total)"
 printf '   %-28s %8s\n' "stored (rows in telemetry)" "$stored_db"
-printf '   %-28s %8s\n' "duplicates absorbed by sink" "$(metric "$S" fleetpipe_sink_rows_duplicate_total)"
+printf '   %-28s %8s\n' "duplicates absorbed by sink" "$(fp_metric "$S" fleetpipe_sink_rows_duplicate_total)"
 printf '   %-28s %8s\n' "DLQ'd (telemetry.dlq)" "$dlq_msgs"
 echo "   DLQ by code:"
 kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f '%h\n' 2>/dev/null | tr ',' '\n' |

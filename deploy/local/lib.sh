@@ -134,3 +134,12 @@ fp_pg_bindir() {
     fi
     echo "$best"
 }
+
+# fp_metric PORT NAME [LABEL_FILTER]: prints the sum of a metric's samples on the service whose
+# HTTP endpoints are on 127.0.0.1:PORT (0 when absent), optionally only samples whose labels
+# contain LABEL_FILTER.
+fp_metric() {
+    curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null |
+        awk -v n="$2" -v f="${3:-}" \
+            '($1 == n || index($1, n "{") == 1) && index($1, f) { s += $2 } END { printf "%d", s }'
+}
