@@ -129,4 +129,19 @@ for svc in parser enricher sink; do
 done
 expect_eq "sink build_info exposed" "$(grep -c '^fleetpipe_build_info{service="sink-svc",version=' "$STATE/sink.metrics")" 1
 
+# 5. Every service stops cleanly on SIGTERM, and (in SANITIZE=1 builds) without a sanitizer
+#    report in its log.
+for svc in parser enricher sink; do
+    pid=$(cat "$STATE/$svc.pid")
+    kill -TERM "$pid"
+    if fp_wait_for 30 "$svc to exit" bash -c "! kill -0 $pid 2>/dev/null || grep -q zombie /proc/$pid/status 2>/dev/null"; then
+        pass "$svc exits on SIGTERM"
+    else
+        fail "$svc exits on SIGTERM"
+    fi
+    rm -f "$STATE/$svc.pid"
+done
+reports=$(grep -lE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$STATE"/*.log 2>/dev/null)
+expect_eq "no sanitizer report in any service log" "$reports" ""
+
 finish integration
