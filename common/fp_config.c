@@ -174,8 +174,9 @@ static bool contains_nocase(const char *s, const char *word)
 
 bool fp_config_is_secret_name(const char *name)
 {
-    static const char *const words[] = {"password", "secret", "token", "private", "credential",
-                                        "sasl_jaas", "ssl_key_pem", "ssl.key.pem", "key_pem"};
+    static const char *const words[] = {"password",    "secret",      "token",
+                                        "private",     "credential",  "sasl_jaas",
+                                        "ssl_key_pem", "ssl.key.pem", "key_pem"};
 
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (contains_nocase(name, words[i]))
@@ -350,7 +351,7 @@ void fp_config_startup(int argc, char **argv, const char *program, const char *s
     }
     fp_log_init(program, FP_LOG_INFO);
     if (fp_config_load(table, cfg, err, sizeof(err)) < 0) {
-        fp_log_kv(FP_LOG_ERROR, "bad configuration", "error", err, NULL);
+        fp_log_kv(FP_LOG_ERROR, "bad configuration", "error", err, FP_KV_END);
         fprintf(stderr, "%s: bad configuration: %s\n", program, err);
         exit(2);
     }

@@ -47,32 +47,93 @@ typedef struct fp_common_config {
     const char *delivery;
 } fp_common_config;
 
-#define FP_OPT_TABLE_END {NULL, FP_OPT_STRING, NULL, NULL, false, false, 0, 0, NULL, 0}
+#define FP_OPT_TABLE_END                                                                           \
+    {                                                                                              \
+        NULL, FP_OPT_STRING, NULL, NULL, false, false, 0, 0, NULL, 0                               \
+    }
 
 /* The options every service shares, with the service's own defaults. */
 #define FP_COMMON_OPTIONS(group, in, out, port)                                                    \
-    {"KAFKA_BROKERS", FP_OPT_STRING, "localhost:9092", "Kafka bootstrap servers (host:port,...)", \
-     false, true, 0, 0, NULL, offsetof(fp_common_config, kafka_brokers)},                         \
-        {"KAFKA_GROUP_ID", FP_OPT_STRING, group, "Kafka consumer group of this stage", false,      \
-         true, 0, 0, NULL, offsetof(fp_common_config, kafka_group_id)},                            \
-        {"IN_TOPIC", FP_OPT_STRING, in, "topic this stage consumes", false, true, 0, 0, NULL,      \
-         offsetof(fp_common_config, in_topic)},                                                    \
-        {"OUT_TOPIC", FP_OPT_STRING, out, "topic this stage produces to", false, false, 0, 0,      \
-         NULL, offsetof(fp_common_config, out_topic)},                                             \
-        {"DLQ_TOPIC", FP_OPT_STRING, "telemetry.dlq", "dead-letter topic for bad input", false,    \
-         true, 0, 0, NULL, offsetof(fp_common_config, dlq_topic)},                                 \
-        {"HTTP_BIND", FP_OPT_STRING, "0.0.0.0", "address of the metrics/health HTTP server",      \
-         false, true, 0, 0, NULL, offsetof(fp_common_config, http_bind)},                          \
-        {"HTTP_PORT", FP_OPT_INT, port, "port of /metrics, /healthz, /readyz (0 = disabled)",      \
-         false, false, 0, 65535, NULL, offsetof(fp_common_config, http_port)},                     \
-        {"LOG_LEVEL", FP_OPT_ENUM, "info", "debug|info|warn|error", false, false, 0, 0,            \
-         "debug|info|warn|error", offsetof(fp_common_config, log_level)},                          \
-        {"SHUTDOWN_TIMEOUT_MS", FP_OPT_INT, "10000",                                               \
-         "on SIGTERM, how long to finish in-flight work before exiting", false, false, 0,          \
-         3600000, NULL, offsetof(fp_common_config, shutdown_timeout_ms)},                          \
-        {"MAX_INFLIGHT", FP_OPT_INT, "20000",                                                      \
-         "input messages taken but not yet durable downstream; consumption pauses above it",      \
-         false, false, 1, 10000000, NULL, offsetof(fp_common_config, max_inflight)},               \
+    {"KAFKA_BROKERS",                                                                              \
+     FP_OPT_STRING,                                                                                \
+     "localhost:9092",                                                                             \
+     "Kafka bootstrap servers (host:port,...)",                                                    \
+     false,                                                                                        \
+     true,                                                                                         \
+     0,                                                                                            \
+     0,                                                                                            \
+     NULL,                                                                                         \
+     offsetof(fp_common_config, kafka_brokers)},                                                   \
+        {"KAFKA_GROUP_ID",                                                                         \
+         FP_OPT_STRING,                                                                            \
+         group,                                                                                    \
+         "Kafka consumer group of this stage",                                                     \
+         false,                                                                                    \
+         true,                                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         offsetof(fp_common_config, kafka_group_id)},                                              \
+        {"IN_TOPIC", FP_OPT_STRING,                                                                \
+         in,         "topic this stage consumes",                                                  \
+         false,      true,                                                                         \
+         0,          0,                                                                            \
+         NULL,       offsetof(fp_common_config, in_topic)},                                        \
+        {"OUT_TOPIC", FP_OPT_STRING,                                                               \
+         out,         "topic this stage produces to",                                              \
+         false,       false,                                                                       \
+         0,           0,                                                                           \
+         NULL,        offsetof(fp_common_config, out_topic)},                                      \
+        {"DLQ_TOPIC",                                                                              \
+         FP_OPT_STRING,                                                                            \
+         "telemetry.dlq",                                                                          \
+         "dead-letter topic for bad input",                                                        \
+         false,                                                                                    \
+         true,                                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         offsetof(fp_common_config, dlq_topic)},                                                   \
+        {"HTTP_BIND", FP_OPT_STRING,                                                               \
+         "0.0.0.0",   "address of the metrics/health HTTP server",                                 \
+         false,       true,                                                                        \
+         0,           0,                                                                           \
+         NULL,        offsetof(fp_common_config, http_bind)},                                      \
+        {"HTTP_PORT", FP_OPT_INT,                                                                  \
+         port,        "port of /metrics, /healthz, /readyz (0 = disabled)",                        \
+         false,       false,                                                                       \
+         0,           65535,                                                                       \
+         NULL,        offsetof(fp_common_config, http_port)},                                      \
+        {"LOG_LEVEL",                                                                              \
+         FP_OPT_ENUM,                                                                              \
+         "info",                                                                                   \
+         "debug|info|warn|error",                                                                  \
+         false,                                                                                    \
+         false,                                                                                    \
+         0,                                                                                        \
+         0,                                                                                        \
+         "debug|info|warn|error",                                                                  \
+         offsetof(fp_common_config, log_level)},                                                   \
+        {"SHUTDOWN_TIMEOUT_MS",                                                                    \
+         FP_OPT_INT,                                                                               \
+         "10000",                                                                                  \
+         "on SIGTERM, how long to finish in-flight work before exiting",                           \
+         false,                                                                                    \
+         false,                                                                                    \
+         0,                                                                                        \
+         3600000,                                                                                  \
+         NULL,                                                                                     \
+         offsetof(fp_common_config, shutdown_timeout_ms)},                                         \
+        {"MAX_INFLIGHT",                                                                           \
+         FP_OPT_INT,                                                                               \
+         "20000",                                                                                  \
+         "input messages taken but not yet durable downstream; consumption pauses above it",       \
+         false,                                                                                    \
+         false,                                                                                    \
+         1,                                                                                        \
+         10000000,                                                                                 \
+         NULL,                                                                                     \
+         offsetof(fp_common_config, max_inflight)},                                                \
     {                                                                                              \
         "DELIVERY", FP_OPT_ENUM, "at-least-once",                                                  \
             "at-least-once|exactly-once between Kafka stages", false, false, 0, 0,                 \

@@ -45,11 +45,10 @@ rd_kafka_resp_err_t fp_dlq_produce(rd_kafka_t *producer, const char *dlq_topic, 
     if (h == NULL)
         return RD_KAFKA_RESP_ERR__FAIL;
     /* On success the headers belong to the message; on failure they are still ours. */
-    err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(dlq_topic),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                            RD_KAFKA_V_KEY((void *)key, key_len),
-                            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(h),
-                            RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    err = rd_kafka_producev(
+        producer, RD_KAFKA_V_TOPIC(dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_headers_destroy(h);
     return err;

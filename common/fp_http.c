@@ -107,9 +107,8 @@ static enum MHD_Result handle_readyz(struct MHD_Connection *conn)
 
 /* libmicrohttpd's request callback: routes the three endpoints, 404 otherwise. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)cls;
     (void)version;
@@ -147,11 +146,10 @@ fp_http *fp_http_start(const char *bind_addr, int port, bool *disabled)
     if (h == NULL)
         return NULL;
     fp_health_beat();
-    h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                                 (uint16_t)port, NULL, NULL, on_request, NULL,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_request,
+        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
     if (h->daemon == NULL) {
         fp_error("cannot serve HTTP on %s:%d", bind_addr, port);
         free(h);

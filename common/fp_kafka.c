@@ -22,11 +22,15 @@ typedef struct kafka_state {
 /* librdkafka's log lines, as our JSON lines. Syslog levels: 0..3 error, 4 warn, 5..6 info. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    fp_log_level l = level <= 3 ? FP_LOG_ERROR : level == 4 ? FP_LOG_WARN : level <= 6 ? FP_LOG_INFO : FP_LOG_DEBUG;
+    fp_log_level l = level <= 3   ? FP_LOG_ERROR
+                     : level == 4 ? FP_LOG_WARN
+                     : level <= 6 ? FP_LOG_INFO
+                                  : FP_LOG_DEBUG;
 
     if (!fp_log_enabled(l))
         return;
-    fp_log_kv(l, buf, "source", "librdkafka", "facility", fac, "client", rd_kafka_name(rk), NULL);
+    fp_log_kv(l, buf, "source", "librdkafka", "facility", fac, "client", rd_kafka_name(rk),
+              FP_KV_END);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -39,13 +43,13 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
         atomic_store(&st->fatal, true);
         fp_log_kv(FP_LOG_ERROR, "kafka fatal error", "error", rd_kafka_err2name(orig), "reason",
-                  buf, NULL);
+                  buf, FP_KV_END);
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         atomic_store(&st->brokers_up, 0);
     fp_log_kv(FP_LOG_WARN, "kafka error", "error", rd_kafka_err2name(err), "reason", reason,
-              "client", rd_kafka_name(rk), NULL);
+              "client", rd_kafka_name(rk), FP_KV_END);
 }
 
 /* Counts the brokers (not the bootstrap placeholders) whose connection is up. */
@@ -86,8 +90,7 @@ int fp_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value
     return 0;
 }
 
-int fp_kafka_env_to_property(const char *env_name, const char *prefix, char *out,
-                             size_t out_size)
+int fp_kafka_env_to_property(const char *env_name, const char *prefix, char *out, size_t out_size)
 {
     size_t plen = strlen(prefix);
     size_t i = 0;
@@ -119,8 +122,8 @@ static int apply_env(rd_kafka_conf_t *conf, fp_kafka_role role, char *err, size_
 
             if (eq == NULL)
                 continue;
-            if (pass == 0 && (sided || fp_kafka_env_to_property(*e, "RDKAFKA_", prop,
-                                                                 sizeof(prop)) < 0))
+            if (pass == 0 &&
+                (sided || fp_kafka_env_to_property(*e, "RDKAFKA_", prop, sizeof(prop)) < 0))
                 continue;
             if (pass == 1 && fp_kafka_env_to_property(*e, own, prop, sizeof(prop)) < 0)
                 continue;
@@ -135,17 +138,13 @@ rd_kafka_t *fp_kafka_new(fp_kafka_role role, const fp_common_config *cfg, void *
                          const fp_kafka_hooks *hooks, char *err, size_t err_size)
 {
     static const char *const consumer_defaults[][2] = {
-        {"enable.auto.offset.store", "false"},
-        {"enable.auto.commit", "true"},
-        {"auto.commit.interval.ms", "1000"},
-        {"auto.offset.reset", "earliest"},
+        {"enable.auto.offset.store", "false"}, {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "1000"},   {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
     };
     static const char *const producer_defaults[][2] = {
-        {"enable.idempotence", "true"},
-        {"acks", "all"},
-        {"message.timeout.ms", "0"},
-        {"linger.ms", "5"},
+        {"enable.idempotence", "true"},    {"acks", "all"},
+        {"message.timeout.ms", "0"},       {"linger.ms", "5"},
         {"partitioner", "murmur2_random"},
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -186,8 +185,8 @@ rd_kafka_t *fp_kafka_new(fp_kafka_role role, const fp_common_config *cfg, void *
         rd_kafka_conf_set_dr_msg_cb(conf, hooks->dr_msg_cb);
     rd_kafka_conf_set_opaque(conf, st);
     /* rd_kafka_new takes the configuration only on success. */
-    rk = rd_kafka_new(role == FP_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf,
-                      err, err_size);
+    rk = rd_kafka_new(role == FP_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, err,
+                      err_size);
     if (rk == NULL)
         goto err;
     if (role == FP_KAFKA_CONSUMER)

@@ -53,7 +53,6 @@ bool fp_kafka_fatal(rd_kafka_t *rk);
 
 /* Turns RDKAFKA_SASL_PASSWORD into "sasl.password" in out. Returns 0, or -1 when the name does
  * not start with the prefix or out is too small. */
-int fp_kafka_env_to_property(const char *env_name, const char *prefix, char *out,
-                             size_t out_size);
+int fp_kafka_env_to_property(const char *env_name, const char *prefix, char *out, size_t out_size);
 
 #endif

@@ -27,17 +27,20 @@ bool fp_log_enabled(fp_log_level level);
 /* Logs a printf-formatted message. */
 void fp_log(fp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Logs `msg` with extra string fields given as key, value pairs ended by NULL:
- * fp_log_kv(FP_LOG_INFO, "config", "KAFKA_BROKERS", "k:9092", NULL). A NULL value is written
- * as JSON null. */
+/* Logs `msg` with extra string fields given as key, value pairs ended by FP_KV_END:
+ * fp_log_kv(FP_LOG_INFO, "config", "KAFKA_BROKERS", "k:9092", FP_KV_END). A NULL value is
+ * written as JSON null. */
 void fp_log_kv(fp_log_level level, const char *msg, ...);
+
+/* The end of fp_log_kv's pairs: a typed null pointer (a bare NULL may be an int in varargs). */
+#define FP_KV_END ((const char *)0)
 
 /* Logs `msg` with one field whose value is already JSON (an object, say), written as is. */
 void fp_log_json(fp_log_level level, const char *msg, const char *key, const char *json);
 
 #define fp_debug(...) fp_log(FP_LOG_DEBUG, __VA_ARGS__)
-#define fp_info(...) fp_log(FP_LOG_INFO, __VA_ARGS__)
-#define fp_warn(...) fp_log(FP_LOG_WARN, __VA_ARGS__)
+#define fp_info(...)  fp_log(FP_LOG_INFO, __VA_ARGS__)
+#define fp_warn(...)  fp_log(FP_LOG_WARN, __VA_ARGS__)
 #define fp_error(...) fp_log(FP_LOG_ERROR, __VA_ARGS__)
 
 #endif

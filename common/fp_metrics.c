@@ -91,8 +91,8 @@ static char *dup_or_die(const char *s)
 }
 
 /* Finds or creates the series; called with registry_lock held. */
-static series *find_series(const char *name, const char *help, const char *labels,
-                           metric_type type, bool *created)
+static series *find_series(const char *name, const char *help, const char *labels, metric_type type,
+                           bool *created)
 {
     family *f;
     series *s;
@@ -344,8 +344,7 @@ static void refresh_process_metrics(void)
             const char *p = strrchr(buf, ')');
             unsigned long utime = 0, stime = 0;
 
-            if (p != NULL && sscanf(p + 2,
-                                    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+            if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
                                     &utime, &stime) == 2)
                 fp_gauge_set(fp_metrics_gauge("process_cpu_seconds_total",
                                               "Total user and system CPU time spent in seconds.",
@@ -390,9 +389,9 @@ int fp_metrics_render(fp_buf *out)
         const family *f = sorted[i];
         /* A gauge whose name ends in _total (process_cpu_seconds_total) is exposed as a
          * counter, which is what it is; it is only set, never added to, from /proc. */
-        bool counter_like = f->type == METRIC_COUNTER ||
-                            (strlen(f->name) > 6 && strcmp(f->name + strlen(f->name) - 6,
-                                                           "_total") == 0);
+        bool counter_like =
+            f->type == METRIC_COUNTER ||
+            (strlen(f->name) > 6 && strcmp(f->name + strlen(f->name) - 6, "_total") == 0);
         const char *type = f->type == METRIC_HISTOGRAM ? "histogram"
                            : counter_like              ? "counter"
                                                        : "gauge";
@@ -411,8 +410,9 @@ int fp_metrics_render(fp_buf *out)
             if (rc == 0)
                 rc = fp_buf_putc(out, ' ');
             if (rc == 0)
-                rc = f->type == METRIC_COUNTER ? fp_buf_put_u64(out, fp_counter_value(&s->u.counter))
-                                               : put_sample_value(out, fp_gauge_value(&s->u.gauge));
+                rc = f->type == METRIC_COUNTER
+                         ? fp_buf_put_u64(out, fp_counter_value(&s->u.counter))
+                         : put_sample_value(out, fp_gauge_value(&s->u.gauge));
             if (rc == 0)
                 rc = fp_buf_putc(out, '\n');
         }

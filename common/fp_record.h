@@ -19,7 +19,7 @@
 
 #define FP_RECORD_SCHEMA 1
 #define FP_DEVICE_ID_MAX 64 /* bytes including the terminating NUL */
-#define FP_FORMAT_MAX 32
+#define FP_FORMAT_MAX    32
 
 /* A string stored in a record's arena: offset and length in bytes (not NUL-terminated
  * in the arena; use fp_record_str to get a pointer). len == 0 with off == 0 means absent. */
@@ -43,8 +43,8 @@ typedef enum fp_io_kind { FP_IO_UINT = 0, FP_IO_HEX = 1 } fp_io_kind;
 typedef struct fp_io {
     uint32_t id;
     fp_io_kind kind;
-    uint64_t u;  /* FP_IO_UINT */
-    fp_str hex;  /* FP_IO_HEX: lowercase hex digits in the arena */
+    uint64_t u; /* FP_IO_UINT */
+    fp_str hex; /* FP_IO_HEX: lowercase hex digits in the arena */
 } fp_io;
 
 typedef enum fp_metric_kind {

@@ -48,7 +48,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
          * unfinished, so its offset is never committed: after the restart it is read again. */
         fp_counter_inc(st->m_delivery_errors);
         fp_log_kv(FP_LOG_ERROR, "delivery failed; stopping without committing", "topic",
-                  rd_kafka_topic_name(msg->rkt), "error", rd_kafka_err2str(msg->err), NULL);
+                  rd_kafka_topic_name(msg->rkt), "error", rd_kafka_err2str(msg->err), FP_KV_END);
         st->fatal = true;
         return;
     }
@@ -173,22 +173,22 @@ fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, char
     snprintf(labels, sizeof(labels), "stage=\"%s\"", stage_name);
     st->m_consumed = fp_metrics_counter("fleetpipe_messages_consumed_total",
                                         "Input messages taken from the input topic.", labels);
-    st->m_produced = fp_metrics_counter("fleetpipe_records_produced_total",
-                                        "Records delivered to the output topic or the DLQ.",
-                                        labels);
-    st->m_delivery_errors = fp_metrics_counter(
-        "fleetpipe_delivery_errors_total", "Records the producer failed to deliver.", labels);
-    st->m_inflight = fp_metrics_gauge("fleetpipe_inflight_messages",
-                                      "Input messages whose outputs are not all delivered yet.",
-                                      labels);
+    st->m_produced =
+        fp_metrics_counter("fleetpipe_records_produced_total",
+                           "Records delivered to the output topic or the DLQ.", labels);
+    st->m_delivery_errors = fp_metrics_counter("fleetpipe_delivery_errors_total",
+                                               "Records the producer failed to deliver.", labels);
+    st->m_inflight =
+        fp_metrics_gauge("fleetpipe_inflight_messages",
+                         "Input messages whose outputs are not all delivered yet.", labels);
     st->m_paused = fp_metrics_gauge("fleetpipe_consumer_paused",
                                     "1 while consumption is paused for backpressure.", labels);
-    st->m_connected = fp_metrics_gauge("fleetpipe_kafka_connected",
-                                       "1 while both Kafka clients have a broker connection.",
-                                       labels);
-    st->m_handle_seconds = fp_metrics_histogram(
-        "fleetpipe_handle_duration_seconds", "Time to handle one input message in process.",
-        labels, fp_latency_buckets, fp_latency_buckets_len);
+    st->m_connected =
+        fp_metrics_gauge("fleetpipe_kafka_connected",
+                         "1 while both Kafka clients have a broker connection.", labels);
+    st->m_handle_seconds = fp_metrics_histogram("fleetpipe_handle_duration_seconds",
+                                                "Time to handle one input message in process.",
+                                                labels, fp_latency_buckets, fp_latency_buckets_len);
     return st;
 err:
     fp_stage_free(st);
@@ -276,7 +276,7 @@ static void consumer_error(fp_stage *st, const rd_kafka_message_t *msg)
 {
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
-    fp_log_kv(FP_LOG_WARN, "consumer error", "error", rd_kafka_message_errstr(msg), NULL);
+    fp_log_kv(FP_LOG_WARN, "consumer error", "error", rd_kafka_message_errstr(msg), FP_KV_END);
     if (msg->err == RD_KAFKA_RESP_ERR__FATAL || fp_kafka_fatal(st->consumer))
         st->fatal = true;
 }
@@ -345,12 +345,11 @@ int fp_stage_emit(fp_stage *st, const void *key, size_t key_len, const void *val
 
     fp_offsets_hold(st->offsets, st->current_token);
     for (;;) {
-        err = rd_kafka_producev(st->producer, RD_KAFKA_V_TOPIC(st->cfg->out_topic),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_KEY((void *)key, key_len),
-                                RD_KAFKA_V_VALUE((void *)value, value_len),
-                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)st->current_token),
-                                RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+            st->producer, RD_KAFKA_V_TOPIC(st->cfg->out_topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)st->current_token), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         wait_for_room(st);
@@ -366,7 +365,7 @@ int fp_stage_reject(fp_stage *st, const char *code, const char *message)
 {
     const rd_kafka_message_t *msg = st->current;
     rd_kafka_headers_t *original = NULL;
-    fp_dlq_reason why = {st->name, code,          message,     st->cfg->in_topic,
+    fp_dlq_reason why = {st->name,       code,        message,    st->cfg->in_topic,
                          msg->partition, msg->offset, fp_now_ms()};
     char labels[128];
     rd_kafka_resp_err_t err;
@@ -375,13 +374,12 @@ int fp_stage_reject(fp_stage *st, const char *code, const char *message)
     fp_counter_inc(fp_metrics_counter("fleetpipe_dlq_messages_total",
                                       "Messages sent to the DLQ, by stage and error code.",
                                       labels));
-    fp_log_kv(FP_LOG_DEBUG, "rejected to the DLQ", "code", code, "reason", message, NULL);
+    fp_log_kv(FP_LOG_DEBUG, "rejected to the DLQ", "code", code, "reason", message, FP_KV_END);
     rd_kafka_message_headers(msg, &original);
     fp_offsets_hold(st->offsets, st->current_token);
     for (;;) {
-        err = fp_dlq_produce(st->producer, st->cfg->dlq_topic, msg->key, msg->key_len,
-                             msg->payload, msg->len, original, &why,
-                             (void *)(uintptr_t)st->current_token);
+        err = fp_dlq_produce(st->producer, st->cfg->dlq_topic, msg->key, msg->key_len, msg->payload,
+                             msg->len, original, &why, (void *)(uintptr_t)st->current_token);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         wait_for_room(st);

@@ -49,8 +49,7 @@ static int handle_parsed(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
         fp_error("out of memory encoding a record");
         return -1;
     }
-    return fp_stage_emit(st, e->rec.device_id, strlen(e->rec.device_id), e->out.data,
-                         e->out.len);
+    return fp_stage_emit(st, e->rec.device_id, strlen(e->rec.device_id), e->out.data, e->out.len);
 }
 
 int main(int argc, char **argv)
@@ -71,13 +70,13 @@ int main(int argc, char **argv)
     fp_signal_install();
     fp_metrics_register_process("enricher-svc", FP_VERSION);
     fp_record_init(&e.rec);
-    e.m_unavailable = fp_metrics_counter("fleetpipe_enrich_records_total",
-                                         "Records enriched, by resulting status.",
-                                         "status=\"unavailable\"");
+    e.m_unavailable =
+        fp_metrics_counter("fleetpipe_enrich_records_total",
+                           "Records enriched, by resulting status.", "status=\"unavailable\"");
 
     st = fp_stage_new("enricher", &cfg.common, err, sizeof(err));
     if (st == NULL) {
-        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", err, NULL);
+        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", err, FP_KV_END);
         return 2;
     }
     http = fp_http_start(cfg.common.http_bind, (int)cfg.common.http_port, &http_off);

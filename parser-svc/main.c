@@ -206,7 +206,7 @@ int main(int argc, char **argv)
 
     st = fp_stage_new("parser", &cfg.common, err, sizeof(err));
     if (st == NULL) {
-        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", err, NULL);
+        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", err, FP_KV_END);
         return 2;
     }
     http = fp_http_start(cfg.common.http_bind, (int)cfg.common.http_port, &http_off);

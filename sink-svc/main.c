@@ -31,12 +31,14 @@ typedef struct sink_config {
 static const fp_option sink_options[] = {
     FP_COMMON_OPTIONS("fleetpipe-sink", "telemetry.enriched", NULL, "9103"),
     {"PG_DSN", FP_OPT_DSN, "host=localhost dbname=fleetpipe",
-     "PostgreSQL connection string or URI (libpq); its password is never logged", false, true, 0,
-     0, NULL, offsetof(sink_config, pg_dsn)},
-    {"SINK_BATCH_MAX", FP_OPT_INT, "5000", "rows per database transaction at most", false, false,
-     1, 1000000, NULL, offsetof(sink_config, batch_max)},
-    {"SINK_BATCH_MS", FP_OPT_INT, "200", "a batch is written at the latest this long after its "
-     "first row", false, false, 1, 600000, NULL, offsetof(sink_config, batch_ms)},
+     "PostgreSQL connection string or URI (libpq); its password is never logged", false, true, 0, 0,
+     NULL, offsetof(sink_config, pg_dsn)},
+    {"SINK_BATCH_MAX", FP_OPT_INT, "5000", "rows per database transaction at most", false, false, 1,
+     1000000, NULL, offsetof(sink_config, batch_max)},
+    {"SINK_BATCH_MS", FP_OPT_INT, "200",
+     "a batch is written at the latest this long after its "
+     "first row",
+     false, false, 1, 600000, NULL, offsetof(sink_config, batch_ms)},
     FP_OPT_TABLE_END,
 };
 
@@ -79,7 +81,7 @@ static int send_to_dlq(sink *s, const rd_kafka_message_t *msg, const char *code,
                        const char *message)
 {
     rd_kafka_headers_t *original = NULL;
-    fp_dlq_reason why = {"sink",        code,        message,    s->cfg.common.in_topic,
+    fp_dlq_reason why = {"sink",         code,        message,    s->cfg.common.in_topic,
                          msg->partition, msg->offset, fp_now_ms()};
     char labels[128];
     rd_kafka_resp_err_t err;
@@ -231,8 +233,8 @@ static void mirror_offsets(sink *s, const fp_pg_offset *offs, size_t n)
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
 
     for (size_t i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(list, s->cfg.common.in_topic, offs[i].partition)
-            ->offset = offs[i].next_offset;
+        rd_kafka_topic_partition_list_add(list, s->cfg.common.in_topic, offs[i].partition)->offset =
+            offs[i].next_offset;
     rd_kafka_offsets_store(s->consumer, list);
     rd_kafka_topic_partition_list_destroy(list);
 }
@@ -349,8 +351,8 @@ static void update_readiness(sink *s)
     if (kafka && db)
         fp_health_set_ready(true, NULL);
     else
-        fp_health_set_ready(false, db ? "consumer has no broker connection"
-                                       : "database unavailable");
+        fp_health_set_ready(false,
+                            db ? "consumer has no broker connection" : "database unavailable");
 }
 
 static int run(sink *s)
@@ -408,13 +410,14 @@ static int run(sink *s)
                 continue;
             }
         }
-        msg = rd_kafka_consumer_poll(s->consumer, (int)(due > now ? (due - now < 100 ? due - now : 100) : 0));
+        msg = rd_kafka_consumer_poll(s->consumer,
+                                     (int)(due > now ? (due - now < 100 ? due - now : 100) : 0));
         if (msg == NULL)
             continue;
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 fp_log_kv(FP_LOG_WARN, "consumer error", "error", rd_kafka_message_errstr(msg),
-                          NULL);
+                          FP_KV_END);
             rd_kafka_message_destroy(msg);
             if (fp_kafka_fatal(s->consumer))
                 return 1;
@@ -438,8 +441,7 @@ static void drain(sink *s)
         backoff_wait(s->backoff_ms);
     }
     if (s->b.len > 0)
-        fp_warn("exiting with %zu unwritten rows; they are read again at the next start",
-                s->b.len);
+        fp_warn("exiting with %zu unwritten rows; they are read again at the next start", s->b.len);
     rd_kafka_commit(s->consumer, NULL, 0);
     rd_kafka_consumer_close(s->consumer);
     rd_kafka_flush(s->producer, (int)s->cfg.common.shutdown_timeout_ms);
@@ -462,14 +464,14 @@ int main(int argc, char **argv)
                       sink_options, &s.cfg);
     fp_signal_install();
     fp_metrics_register_process("sink-svc", FP_VERSION);
-    s.m_consumed = fp_metrics_counter("fleetpipe_messages_consumed_total",
-                                      "Input messages taken from the input topic.",
-                                      "stage=\"sink\"");
+    s.m_consumed =
+        fp_metrics_counter("fleetpipe_messages_consumed_total",
+                           "Input messages taken from the input topic.", "stage=\"sink\"");
     s.m_inserted = fp_metrics_counter("fleetpipe_sink_rows_inserted_total",
                                       "Rows committed into the telemetry table.", NULL);
-    s.m_duplicates = fp_metrics_counter(
-        "fleetpipe_sink_rows_duplicate_total",
-        "Rows not inserted because (device_id, ts) was already stored.", NULL);
+    s.m_duplicates =
+        fp_metrics_counter("fleetpipe_sink_rows_duplicate_total",
+                           "Rows not inserted because (device_id, ts) was already stored.", NULL);
     s.m_batches = fp_metrics_counter("fleetpipe_sink_batches_total", "Batches committed.", NULL);
     s.m_retries = fp_metrics_counter("fleetpipe_sink_batch_retries_total",
                                      "Batch writes that failed for infrastructure reasons and "
@@ -478,23 +480,23 @@ int main(int argc, char **argv)
     s.m_batch_seconds = fp_metrics_histogram("fleetpipe_sink_batch_duration_seconds",
                                              "Time to write and commit one batch.", NULL,
                                              fp_latency_buckets, fp_latency_buckets_len);
-    s.m_batch_rows = fp_metrics_histogram(
-        "fleetpipe_sink_batch_rows", "Rows per committed batch.", NULL, batch_row_buckets,
-        sizeof(batch_row_buckets) / sizeof(batch_row_buckets[0]));
-    s.m_db_up = fp_metrics_gauge("fleetpipe_sink_database_up",
-                                 "1 while the database answers.", NULL);
-    s.m_paused = fp_metrics_gauge("fleetpipe_consumer_paused",
-                                  "1 while consumption is paused for backpressure.",
-                                  "stage=\"sink\"");
+    s.m_batch_rows = fp_metrics_histogram("fleetpipe_sink_batch_rows", "Rows per committed batch.",
+                                          NULL, batch_row_buckets,
+                                          sizeof(batch_row_buckets) / sizeof(batch_row_buckets[0]));
+    s.m_db_up =
+        fp_metrics_gauge("fleetpipe_sink_database_up", "1 while the database answers.", NULL);
+    s.m_paused =
+        fp_metrics_gauge("fleetpipe_consumer_paused",
+                         "1 while consumption is paused for backpressure.", "stage=\"sink\"");
 
     s.pg = fp_pg_new(s.cfg.pg_dsn);
-    s.consumer = fp_kafka_new(FP_KAFKA_CONSUMER, &s.cfg.common, &s, &consumer_hooks, err,
-                              sizeof(err));
+    s.consumer =
+        fp_kafka_new(FP_KAFKA_CONSUMER, &s.cfg.common, &s, &consumer_hooks, err, sizeof(err));
     if (s.consumer != NULL)
-        s.producer = fp_kafka_new(FP_KAFKA_PRODUCER, &s.cfg.common, &s, &producer_hooks, err,
-                                  sizeof(err));
+        s.producer =
+            fp_kafka_new(FP_KAFKA_PRODUCER, &s.cfg.common, &s, &producer_hooks, err, sizeof(err));
     if (s.pg == NULL || s.consumer == NULL || s.producer == NULL) {
-        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", err, NULL);
+        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", err, FP_KV_END);
         rc = 2;
         goto out;
     }

@@ -93,8 +93,8 @@ static int infra_failure(fp_pg *pg, const char *what, const PGresult *res)
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
         line[--n] = '\0';
     if (pg->ok)
-        fp_log_kv(FP_LOG_WARN, "database unavailable; will retry", "operation", what, "error",
-                  line, NULL);
+        fp_log_kv(FP_LOG_WARN, "database unavailable; will retry", "operation", what, "error", line,
+                  FP_KV_END);
     pg->ok = false;
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         PQfinish(pg->conn);
@@ -106,8 +106,7 @@ static int infra_failure(fp_pg *pg, const char *what, const PGresult *res)
 
 /* Runs a command that returns no rows. Returns FAIL_NONE or the failure's class; on failure the
  * result's message is copied into err when err is not NULL. */
-static failure exec_cmd(fp_pg *pg, const char *sql, char *err, size_t err_size,
-                        uint64_t *affected)
+static failure exec_cmd(fp_pg *pg, const char *sql, char *err, size_t err_size, uint64_t *affected)
 {
     PGresult *res = PQexec(pg->conn, sql);
     failure f = FAIL_NONE;
@@ -141,9 +140,9 @@ static int migrate(fp_pg *pg)
     }
     for (int i = 0; i < fp_migrations_count; i++) {
         const char *params[1] = {fp_migrations[i].name};
-        PGresult *res = PQexecParams(pg->conn,
-                                     "SELECT 1 FROM fleetpipe_schema_migrations WHERE name = $1",
-                                     1, NULL, params, NULL, NULL, 0);
+        PGresult *res =
+            PQexecParams(pg->conn, "SELECT 1 FROM fleetpipe_schema_migrations WHERE name = $1", 1,
+                         NULL, params, NULL, NULL, 0);
         bool applied = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
 
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -157,8 +156,8 @@ static int migrate(fp_pg *pg)
         fp_info("applying migration %s", fp_migrations[i].name);
         if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE ||
             exec_cmd(pg, fp_migrations[i].sql, err, sizeof(err), NULL) != FAIL_NONE) {
-            fp_log_kv(FP_LOG_ERROR, "migration failed", "migration", fp_migrations[i].name,
-                      "error", err, NULL);
+            fp_log_kv(FP_LOG_ERROR, "migration failed", "migration", fp_migrations[i].name, "error",
+                      err, FP_KV_END);
             exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
             rc = infra_failure(pg, "migration", NULL);
             goto out;
@@ -184,7 +183,7 @@ out:
 static void on_notice(void *arg, const char *message)
 {
     (void)arg;
-    fp_log_kv(FP_LOG_DEBUG, "database notice", "notice", message, NULL);
+    fp_log_kv(FP_LOG_DEBUG, "database notice", "notice", message, FP_KV_END);
 }
 
 int fp_pg_ensure(fp_pg *pg)
@@ -338,9 +337,8 @@ static failure isolate(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, uint64_
     f = write_range(pg, lo, hi, &got, err, sizeof(err));
     if (f == FAIL_NONE) {
         *inserted += got;
-        return exec_cmd(pg, "RELEASE SAVEPOINT fp_rows", NULL, 0, NULL) == FAIL_NONE
-                   ? FAIL_NONE
-                   : FAIL_INFRA;
+        return exec_cmd(pg, "RELEASE SAVEPOINT fp_rows", NULL, 0, NULL) == FAIL_NONE ? FAIL_NONE
+                                                                                     : FAIL_INFRA;
     }
     if (f == FAIL_INFRA ||
         exec_cmd(pg, "ROLLBACK TO SAVEPOINT fp_rows", NULL, 0, NULL) != FAIL_NONE)
@@ -350,8 +348,8 @@ static failure isolate(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, uint64_
         size_t n;
 
         rows[lo].rejected = true;
-        snprintf(rows[lo].error, sizeof(rows[lo].error), "%.*s",
-                 (int)sizeof(rows[lo].error) - 1, err);
+        snprintf(rows[lo].error, sizeof(rows[lo].error), "%.*s", (int)sizeof(rows[lo].error) - 1,
+                 err);
         n = strlen(rows[lo].error);
         while (n > 0 && (rows[lo].error[n - 1] == '\n' || rows[lo].error[n - 1] == ' '))
             rows[lo].error[--n] = '\0';
@@ -427,7 +425,7 @@ int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const c
     if (f == FAIL_DATA) {
         /* Some value is refused: redo the batch row range by row range to find it. */
         fp_log_kv(FP_LOG_WARN, "database refused a value; isolating the rows", "error", err,
-                  NULL);
+                  FP_KV_END);
         *inserted = 0;
         if (exec_cmd(pg, "ROLLBACK", NULL, 0, NULL) != FAIL_NONE ||
             exec_cmd(pg, "BEGIN", NULL, 0, NULL) != FAIL_NONE)

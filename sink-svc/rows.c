@@ -82,7 +82,7 @@ int fp_rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch)
     size_t mark = out->len;
     int rc = 0;
 
-#define SEP() (rc = rc < 0 ? rc : fp_buf_putc(out, '\t'))
+#define SEP()     (rc = rc < 0 ? rc : fp_buf_putc(out, '\t'))
 #define PUT(expr) (rc = rc < 0 ? rc : (expr))
     PUT(put_text(out, r->device_id, strlen(r->device_id)));
     SEP();
@@ -109,7 +109,7 @@ int fp_rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch)
     PUT(pos ? fp_buf_put_i64(out, r->position.satellites) : put_null(out));
     SEP();
     PUT(ign != NULL && ign->kind == FP_METRIC_BOOL ? fp_buf_puts(out, ign->b ? "t" : "f")
-                                                    : put_null(out));
+                                                   : put_null(out));
     SEP();
     PUT(e->status != FP_ENRICH_NONE ? fp_buf_puts(out, fp_enrich_status_name(e->status))
                                     : put_null(out));

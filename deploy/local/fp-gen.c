@@ -48,8 +48,8 @@ static uint64_t rng_next(void)
  * record is byte for byte the one sent before. */
 static double record_unit(const gen_options *o, long i, unsigned field)
 {
-    uint64_t x = (uint64_t)o->seed * UINT64_C(0x9E3779B97F4A7C15) ^ (uint64_t)i * 0xBF58476D1CE4E5B9u ^
-                 (uint64_t)field * 0x94D049BB133111EBu;
+    uint64_t x = (uint64_t)o->seed * UINT64_C(0x9E3779B97F4A7C15) ^
+                 (uint64_t)i * 0xBF58476D1CE4E5B9u ^ (uint64_t)field * 0x94D049BB133111EBu;
 
     x ^= x >> 31;
     x *= UINT64_C(0xD6E8FEB86659FD93);
@@ -68,9 +68,11 @@ static int parse_long(const char *s, long *out)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: fp-gen --brokers B [--topic telemetry.raw] [--devices 20] "
-                    "[--first-device 0] [--records 1000] [--duplicates 0] [--invalid 0] [--rate 0] [--seed 1] "
-                    "[--manifest FILE]\n");
+    fprintf(
+        stderr,
+        "usage: fp-gen --brokers B [--topic telemetry.raw] [--devices 20] "
+        "[--first-device 0] [--records 1000] [--duplicates 0] [--invalid 0] [--rate 0] [--seed 1] "
+        "[--manifest FILE]\n");
 }
 
 static int parse_args(int argc, char **argv, gen_options *o)
@@ -124,8 +126,14 @@ static void make_record(fp_record *r, long i, const gen_options *o, int64_t base
     r->priority = 0;
     r->event_io = 0;
     r->has_position = true;
-    r->position.lat = (double)(int64_t)((55.6 + 0.01 * (double)(dev % 100) + 0.001 * record_unit(o, i, 1)) * 1e7) / 1e7;
-    r->position.lon = (double)(int64_t)((12.5 + 0.01 * (double)(dev % 100) + 0.001 * record_unit(o, i, 2)) * 1e7) / 1e7;
+    r->position.lat =
+        (double)(int64_t)((55.6 + 0.01 * (double)(dev % 100) + 0.001 * record_unit(o, i, 1)) *
+                          1e7) /
+        1e7;
+    r->position.lon =
+        (double)(int64_t)((12.5 + 0.01 * (double)(dev % 100) + 0.001 * record_unit(o, i, 2)) *
+                          1e7) /
+        1e7;
     r->position.alt_m = 30;
     r->position.heading_deg = (double)(int)(360 * record_unit(o, i, 3));
     r->position.speed_kmh = (double)(int)(40 * record_unit(o, i, 4));
@@ -133,7 +141,8 @@ static void make_record(fp_record *r, long i, const gen_options *o, int64_t base
     fp_record_add_io_uint(r, 239, k % 2);
     fp_record_add_io_uint(r, 66, 24000 + (uint64_t)(600 * record_unit(o, i, 5)));
     fp_record_add_metric_bool(r, "ignition", k % 2 == 1);
-    fp_record_add_metric_number(r, "external_voltage_v", 24.0 + (double)(uint64_t)(600 * record_unit(o, i, 5)) / 1000);
+    fp_record_add_metric_number(r, "external_voltage_v",
+                                24.0 + (double)(uint64_t)(600 * record_unit(o, i, 5)) / 1000);
     fp_record_add_metric_number(r, "odometer_m", (double)(1000000 + k * 50));
 }
 
@@ -152,16 +161,22 @@ static const char *make_invalid(long i, int64_t base_ms, fp_buf *out)
         fp_buf_printf(out, "{\"schema\":1,\"ts\":\"%s\",\"n\":%ld}", ts, i);
         return "missing_device_id";
     case 2:
-        fp_buf_printf(out, "{\"schema\":1,\"device_id\":\"356307049999999\",\"ts\":\"yesterday\","
-                           "\"n\":%ld}", i);
+        fp_buf_printf(out,
+                      "{\"schema\":1,\"device_id\":\"356307049999999\",\"ts\":\"yesterday\","
+                      "\"n\":%ld}",
+                      i);
         return "bad_timestamp";
     case 3:
-        fp_buf_printf(out, "{\"schema\":2,\"device_id\":\"356307049999999\",\"ts\":\"%s\","
-                           "\"n\":%ld}", ts, i);
+        fp_buf_printf(out,
+                      "{\"schema\":2,\"device_id\":\"356307049999999\",\"ts\":\"%s\","
+                      "\"n\":%ld}",
+                      ts, i);
         return "schema";
     case 4:
-        fp_buf_printf(out, "{\"schema\":1,\"device_id\":\"356307049999999\","
-                           "\"ts\":\"1990-01-01T00:00:00.000Z\",\"n\":%ld}", i);
+        fp_buf_printf(out,
+                      "{\"schema\":1,\"device_id\":\"356307049999999\","
+                      "\"ts\":\"1990-01-01T00:00:00.000Z\",\"n\":%ld}",
+                      i);
         return "ts_out_of_range";
     default:
         fp_buf_printf(out, "\x01\x02garbage-%ld", i);
@@ -176,9 +191,8 @@ static int produce(rd_kafka_t *rk, const char *topic, const char *key, const fp_
 
     while ((err = rd_kafka_producev(
                 rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY((void *)key, key_len),
-                RD_KAFKA_V_VALUE(value->data, value->len), RD_KAFKA_V_END)) ==
-           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_VALUE(value->data, value->len),
+                RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(rk, 50);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fprintf(stderr, "fp-gen: produce: %s\n", rd_kafka_err2str(err));
@@ -232,12 +246,8 @@ int main(int argc, char **argv)
     rng_state = o.seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
     /* A whole hour early enough that every record lies in the past; the same seed gives the
      * same bytes within that hour. */
-    base_ms = ((fp_now_ms() - (int64_t)(o.records / o.devices + 1) * 10000) / 3600000 - 1) *
-              3600000;
-    if (o.manifest != NULL && (manifest = fopen(o.manifest, "w")) == NULL) {
-        fprintf(stderr, "fp-gen: cannot write %s: %s\n", o.manifest, strerror(errno));
-        return 1;
-    }
+    base_ms =
+        ((fp_now_ms() - (int64_t)(o.records / o.devices + 1) * 10000) / 3600000 - 1) * 3600000;
     conf = rd_kafka_conf_new();
     if (rd_kafka_conf_set(conf, "bootstrap.servers", o.brokers, errstr, sizeof(errstr)) != 0 ||
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) != 0 ||
@@ -250,6 +260,11 @@ int main(int argc, char **argv)
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         fprintf(stderr, "fp-gen: %s\n", errstr);
+        return 1;
+    }
+    if (o.manifest != NULL && (manifest = fopen(o.manifest, "w")) == NULL) {
+        fprintf(stderr, "fp-gen: cannot write %s: %s\n", o.manifest, strerror(errno));
+        rd_kafka_destroy(rk);
         return 1;
     }
     fp_record_init(&rec);
@@ -285,8 +300,8 @@ int main(int argc, char **argv)
             key = keybuf;
             fp_time_format_ms(rec.ts_ms, ts, sizeof(ts));
             if (manifest != NULL)
-                fprintf(manifest, "valid %s %s %.7f %.7f\n", rec.device_id, ts,
-                        rec.position.lat, rec.position.lon);
+                fprintf(manifest, "valid %s %s %.7f %.7f\n", rec.device_id, ts, rec.position.lat,
+                        rec.position.lon);
         } else {
             break;
         }

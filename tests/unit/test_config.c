@@ -20,8 +20,7 @@ static const fp_option test_options[] = {
     {"T_SECRET", FP_OPT_STRING, NULL, "secret", true, false, 0, 0, NULL,
      offsetof(test_config, secret)},
     {"T_N", FP_OPT_INT, "5", "n", false, false, 1, 10, NULL, offsetof(test_config, n)},
-    {"T_FLAG", FP_OPT_BOOL, "false", "flag", false, false, 0, 0, NULL,
-     offsetof(test_config, flag)},
+    {"T_FLAG", FP_OPT_BOOL, "false", "flag", false, false, 0, 0, NULL, offsetof(test_config, flag)},
     FP_OPT_TABLE_END,
 };
 
