@@ -28,6 +28,8 @@ WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-proto
 CFLAGS     ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) \
               -DFP_VERSION='"$(VERSION)"' -Icommon $(PKG_CFLAGS) -MMD -MP
+# The unit tests also see the services' own headers.
+$(BUILD)/obj/tests/%.o: ALL_CFLAGS += -Iparser-svc -Ienricher-svc -Isink-svc
 LDFLAGS    += $(SANFLAGS)
 LDLIBS     := $(PKG_LIBS) -lpthread -lm
 

@@ -50,3 +50,10 @@ FP_TEST_ENTRY(dlq_headers)
 FP_TEST_ENTRY(offsets_contiguous_prefix)
 FP_TEST_ENTRY(offsets_partitions_independent_and_growth)
 FP_TEST_ENTRY(offsets_forget_ignores_stale_tokens)
+/* parser-svc: decode, canonical */
+FP_TEST_ENTRY(decode_canonical_sets_received_at_and_format)
+FP_TEST_ENTRY(decode_errors_have_stable_codes)
+FP_TEST_ENTRY(decode_detect_by_name_and_content_type)
+/* sink-svc: rows */
+FP_TEST_ENTRY(rows_copy_line_full_record)
+FP_TEST_ENTRY(rows_copy_line_minimal_record)
