@@ -1,4 +1,5 @@
 # fleetpipe — build, test and run. `make help` lists the targets.
+SHELL := /bin/bash
 #
 # SANITIZE=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into a
 # separate tree (build/san, bin/san) so that sanitized and plain objects never mix.
@@ -44,7 +45,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBCOMMON   := $(BUILD)/libfpcommon.a
 SERVICES    := $(BIN)/parser-svc $(BIN)/enricher-svc $(BIN)/sink-svc
-TOOLS       := $(BIN)/devkafka $(BIN)/fp-gen
+TOOLS       := $(BIN)/devkafka $(BIN)/fp-gen $(BIN)/fleet-sim
 UNIT_TEST   := $(BUILD)/test-unit
 MIGR_C      := $(BUILD)/gen/migrations.c
 # Services' own modules without main.c, linked into the unit tests as well.
@@ -52,7 +53,17 @@ PARSER_LIB   := $(filter-out parser-svc/main.c,$(PARSER_SRC))
 ENRICHER_LIB := $(filter-out enricher-svc/main.c,$(ENRICHER_SRC))
 SINK_LIB     := $(filter-out sink-svc/main.c,$(SINK_SRC))
 
-.PHONY: all deps test test-unit test-integration demo lint format format-check clean install help
+# libFuzzer harnesses, one per decoder (tests/fuzz/fuzz_decoder.c), built with clang.
+FUZZ_TARGETS := teltonika_tcp teltonika_udp senml canonical
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -DFP_VERSION='"$(VERSION)"' -Icommon -Iparser-svc $(PKG_CFLAGS)
+FUZZERS      := $(addprefix $(FUZZ_BUILD)/fuzz-,$(FUZZ_TARGETS))
+
+.PHONY: all deps test test-unit test-integration demo lint format format-check clean install help \
+        fuzz fuzzers
 
 all: $(SERVICES) $(TOOLS)
 
@@ -117,6 +128,13 @@ $(BIN)/fp-gen: $(call obj,deploy/local/fp-gen.c) $(LIBCOMMON)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BIN)/fleet-sim: $(call obj,deploy/local/fleet-sim.c parser-svc/teltonika_frame.c) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/deploy/%.o: ALL_CFLAGS += -Iparser-svc
+
 $(UNIT_TEST): $(call obj,$(UNIT_SRC) $(PARSER_LIB) $(ENRICHER_LIB) $(SINK_LIB)) \
               $(BUILD)/obj/gen/migrations.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -124,8 +142,30 @@ $(UNIT_TEST): $(call obj,$(UNIT_SRC) $(PARSER_LIB) $(ENRICHER_LIB) $(SINK_LIB)) 
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_TEST)
-	@SANITIZE=$(SANITIZE) BIN=$(BIN) UNIT_TEST=$(UNIT_TEST) tests/run-all.sh
+	@$(MAKE) --no-print-directory all $(UNIT_TEST) fuzzers
+	@SANITIZE=$(SANITIZE) BIN=$(BIN) UNIT_TEST=$(UNIT_TEST) FUZZ_BUILD=$(FUZZ_BUILD) \
+	  FUZZ_TARGETS="$(FUZZ_TARGETS)" tests/run-all.sh
+
+$(FUZZ_BUILD)/fuzz-%: tests/fuzz/fuzz_decoder.c $(COMMON_SRC) $(PARSER_LIB) $(wildcard common/*.h parser-svc/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -DFUZZ_DECODER=fp_decoder_$* -o $@ tests/fuzz/fuzz_decoder.c \
+	  $(COMMON_SRC) $(PARSER_LIB) $(PKG_LIBS) -lpthread -lm
+
+fuzzers: $(FUZZERS)
+
+# make fuzz FUZZ_SECONDS=N: runs every harness for N seconds on its seeds (tests/fuzz/seeds)
+# and a growing corpus kept under build/fuzz; crashes are saved there too.
+fuzz: deps fuzzers
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus-$$t $(FUZZ_BUILD)/crashes-$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crashes-$$t/ -max_len=8192 \
+	    $(FUZZ_BUILD)/corpus-$$t tests/fuzz/seeds/$$t 2>&1 | \
+	    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==.*ERROR|SUMMARY|oracle failed|Done)' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 test-unit: $(UNIT_TEST)
 	$(UNIT_TEST)

@@ -116,6 +116,28 @@ static void put_escape(fp_buf *b, unsigned char c)
     }
 }
 
+bool fp_json_utf8_valid(const char *s, size_t len, size_t *bad_at)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < len) {
+        size_t skip = 0;
+
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (utf8_sequence(u + i, len - i, &skip) == 0) {
+            if (bad_at != NULL)
+                *bad_at = i;
+            return false;
+        }
+        i += utf8_sequence(u + i, len - i, &skip);
+    }
+    return true;
+}
+
 int fp_json_put_string(fp_buf *b, const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;

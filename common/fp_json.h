@@ -14,6 +14,10 @@
  * U+FFFD so that the output is always valid JSON and valid UTF-8. */
 int fp_json_put_string(fp_buf *b, const char *s, size_t len);
 
+/* Returns true when s[0..len) is well-formed UTF-8 (JSON text must be). Otherwise returns
+ * false and, when bad_at is not NULL, sets it to the offset of the first ill-formed byte. */
+bool fp_json_utf8_valid(const char *s, size_t len, size_t *bad_at);
+
 /* Appends a double: integral values with |v| < 2^53 as integers ("24310"), others in the
  * shortest form that reads back to the same double ("24.31", "55.6761234"). NaN and infinities
  * (not representable in JSON) are written as null. */

@@ -782,6 +782,14 @@ int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errm
     if (len > FP_ARENA_MAX)
         return fail(&d, FP_REC_ERR_SCHEMA, "record: larger than %zu bytes", FP_ARENA_MAX);
 
+    /* JSON text is UTF-8 (RFC 8259). Refusing anything else keeps every stored string valid,
+     * so that what is decoded encodes back to the same bytes. */
+    {
+        size_t bad = 0;
+
+        if (!fp_json_utf8_valid(json, len, &bad))
+            return fail(&d, FP_REC_ERR_JSON, "json: invalid UTF-8 at byte %zu", bad);
+    }
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (root == NULL) {
         size_t at = end != NULL && end >= json && end <= json + len ? (size_t)(end - json) : 0;

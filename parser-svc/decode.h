@@ -65,7 +65,10 @@ int fp_decode_payload(const fp_decoder *dec, const char *content_type, size_t ct
 int fp_decode_fail(fp_decode_error *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The canonical-JSON decoder (canonical.c). */
-extern const fp_decoder fp_decoder_canonical;
+/* The decoders (one file each). */
+extern const fp_decoder fp_decoder_canonical;     /* canonical.c */
+extern const fp_decoder fp_decoder_teltonika_tcp; /* teltonika.c */
+extern const fp_decoder fp_decoder_teltonika_udp; /* teltonika.c */
+extern const fp_decoder fp_decoder_senml;         /* senml.c */
 
 #endif

@@ -30,6 +30,31 @@ echo "== unit tests"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 add_counts "$out"
 
+# Each decoder's fuzz harness, briefly (make fuzz runs them for longer).
+if [ -n "${FUZZ_TARGETS:-}" ]; then
+    echo "== fuzz smoke (${FUZZ_SMOKE_SECONDS:-8} s per decoder)"
+    fp=0
+    ff=0
+    for t in $FUZZ_TARGETS; do
+        work=$(mktemp -d)
+        if "$FUZZ_BUILD/fuzz-$t" -max_total_time="${FUZZ_SMOKE_SECONDS:-8}" -print_final_stats=1 \
+            -max_len=8192 -artifact_prefix="$work/" "$work" "$HERE/fuzz/seeds/$t" >"$out" 2>&1; then
+            fp=$((fp + 1))
+            echo "ok   fuzz $t: $(sed -n 's/^stat::number_of_executed_units: *//p' "$out") executions"
+        else
+            ff=$((ff + 1))
+            echo "FAIL fuzz $t"
+            grep -E 'ERROR|SUMMARY|oracle failed|Test unit written' "$out" | head -n 20
+            cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$HERE/../build/" 2>/dev/null || true
+        fi
+        rm -rf "$work"
+    done
+    echo "fuzz: $fp passed, $ff failed"
+    passed=$((passed + fp))
+    failed=$((failed + ff))
+    [ "$ff" -eq 0 ] || status=1
+fi
+
 for t in "$HERE"/integration/test_*.sh; do
     echo "== $(basename "$t")"
     start=$(date +%s)

@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config clang clang-format cppcheck
     librdkafka-dev libcurl4-openssl-dev libcjson-dev libpq-dev libmicrohttpd-dev
-    postgresql postgresql-client curl kcat prometheus
+    postgresql postgresql-client curl kcat prometheus libclang-rt-14-dev
 )
 
 missing=()

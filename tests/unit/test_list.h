@@ -34,6 +34,7 @@ FP_TEST_ENTRY(record_err_codes)
 FP_TEST_ENTRY(record_reset_and_reuse)
 FP_TEST_ENTRY(record_arena_growth)
 FP_TEST_ENTRY(record_encode_failures)
+FP_TEST_ENTRY(record_rejects_invalid_utf8)
 /* fp_config, fp_kafka */
 FP_TEST_ENTRY(config_defaults)
 FP_TEST_ENTRY(config_environment_overrides)
@@ -57,3 +58,5 @@ FP_TEST_ENTRY(decode_detect_by_name_and_content_type)
 /* sink-svc: rows */
 FP_TEST_ENTRY(rows_copy_line_full_record)
 FP_TEST_ENTRY(rows_copy_line_minimal_record)
+/* parser-svc: teltonika, teltonika_frame */
+/* parser-svc: senml */

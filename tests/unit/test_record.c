@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fp_buf.h"
+#include "fp_json.h"
 #include "fp_record.h"
 #include "fp_test.h"
 
@@ -683,5 +684,24 @@ FP_TEST(record_encode_failures)
                  "{\"schema\":1,\"device_id\":\"d\",\"ts\":\"1970-01-01T00:00:00.000Z\","
                  "\"metrics\":{\"x\":null}}");
     fp_buf_free(&b);
+    fp_record_free(&r);
+}
+
+/* Found by fuzzing: an invalid UTF-8 byte in a string was accepted, then encoded as U+FFFD
+ * (three bytes), so a 31-byte format grew past its limit and the record no longer round-
+ * tripped. JSON text must be UTF-8: such input is refused as a syntax error. */
+FP_TEST(record_rejects_invalid_utf8)
+{
+    static const char json[] = "{\"schema\":1,\"device_id\":\"d\",\"ts\":\"2026-03-02T07:45:12Z\","
+                               "\"format\":\"abc\xff\"}";
+    fp_record r;
+    char err[128];
+
+    fp_record_init(&r);
+    FP_CHECK_INT(fp_record_decode_json(&r, json, sizeof(json) - 1, err, sizeof(err)),
+                 FP_REC_ERR_JSON);
+    FP_CHECK_STR(err, "json: invalid UTF-8 at byte 69");
+    FP_CHECK(fp_json_utf8_valid("\xc3\x98 \xe6\x9d\xb1", 6, NULL));
+    FP_CHECK(!fp_json_utf8_valid("\xed\xa0\x80", 3, NULL)); /* a surrogate */
     fp_record_free(&r);
 }

@@ -1,0 +1,747 @@
+/* SenML JSON packs (RFC 8428) from sensor gateways; protocols/senml.md.
+ *
+ * A pack is decoded in one pass over its records, carrying the base fields (bn, bt, bu, bv,
+ * bs) forward as RFC 8428 resolves them. Every resolved measurement joins the canonical record
+ * of its (device, time) group, created at the group's first appearance, so the output keeps
+ * the pack's order. Position measurements (lat, lon, ...) are held per group and applied once
+ * the whole pack is read, because latitude and longitude may come in either order.
+ *
+ * Work and memory are bounded by the pack: at most SENML_RECORDS_MAX records, and the groups
+ * and metric names are found through hash tables sized from the record count, so no input
+ * costs quadratic time. */
+#include <cJSON.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+
+#define SENML_RECORDS_MAX  10000
+#define SENML_VERSION_MAX  10          /* the highest bver this reader supports */
+#define SENML_ABS_TIME     268435456.0 /* 2^28: resolved times from here on are absolute */
+#define SENML_NAME_MAX     256         /* bytes of a resolved name, without NUL */
+#define SENML_UNIT_MAX     32          /* bytes of a unit, without NUL */
+#define SENML_SUFFIX_MAX   (SENML_UNIT_MAX + 1)
+#define SENML_METRIC_MAX   (SENML_NAME_MAX + 4 + 1 + SENML_SUFFIX_MAX)
+/* Resolved times beyond this many ms from the epoch are clamped; decode.c then rejects them
+ * as out of range, and the clamp keeps the arithmetic free of overflow. */
+#define SENML_MS_LIMIT     4.0e18
+
+/* The labels this reader knows. */
+enum senml_label { L_BN, L_BT, L_BU, L_BV, L_BS, L_BVER, L_N, L_U, L_V, L_VS, L_VB, L_VD, L_S, L_T, L_UT, L_COUNT };
+
+enum senml_type { T_STRING, T_NUMBER, T_BOOL };
+
+static const struct senml_label_def {
+    const char *name;
+    enum senml_type type;
+    bool is_value; /* a wrong type is "senml_value" rather than "senml_bad_field" */
+} label_defs[L_COUNT] = {
+    [L_BN] = {"bn", T_STRING, false},   [L_BT] = {"bt", T_NUMBER, false},
+    [L_BU] = {"bu", T_STRING, false},   [L_BV] = {"bv", T_NUMBER, false},
+    [L_BS] = {"bs", T_NUMBER, false},   [L_BVER] = {"bver", T_NUMBER, false},
+    [L_N] = {"n", T_STRING, false},     [L_U] = {"u", T_STRING, false},
+    [L_V] = {"v", T_NUMBER, true},      [L_VS] = {"vs", T_STRING, true},
+    [L_VB] = {"vb", T_BOOL, true},      [L_VD] = {"vd", T_STRING, true},
+    [L_S] = {"s", T_NUMBER, true},      [L_T] = {"t", T_NUMBER, false},
+    [L_UT] = {"ut", T_NUMBER, false},
+};
+
+/* SenML units with a conventional metric suffix (DESIGN.md: `_v`, `_m`, `_pct`, ...). An
+ * empty suffix means the unit is implied by the name. Other units are sanitised. */
+static const struct senml_unit {
+    const char *unit;
+    const char *suffix;
+} unit_suffixes[] = {
+    {"V", "v"},     {"A", "a"},       {"W", "w"},     {"m", "m"},     {"s", "s"},
+    {"h", "h"},     {"%", "pct"},     {"%RH", "pct"}, {"Cel", "c"},   {"degC", "c"},
+    {"l", "l"},     {"L", "l"},       {"km/h", "kmh"}, {"m/s", "mps"}, {"lat", ""},
+    {"lon", ""},    {"deg", "deg"},
+};
+
+/* Measurements that fill the record's position instead of a metric. */
+enum senml_pos { P_LAT, P_LON, P_ALT, P_SPEED, P_HEADING, P_SATELLITES, P_COUNT };
+
+static const struct senml_pos_def {
+    const char *name;     /* sanitised measurement name */
+    enum senml_pos field;
+} pos_names[] = {
+    {"lat", P_LAT},     {"latitude", P_LAT},       {"lon", P_LON},
+    {"longitude", P_LON}, {"alt", P_ALT},          {"speed", P_SPEED},
+    {"heading", P_HEADING}, {"satellites", P_SATELLITES},
+};
+
+/* The metric names position fields take in a record without latitude and longitude. */
+static const char *const pos_metric_names[P_COUNT] = {
+    [P_LAT] = "lat", [P_LON] = "lon", [P_ALT] = "alt_m", [P_SPEED] = "speed_kmh",
+    [P_HEADING] = "heading_deg", [P_SATELLITES] = "satellites",
+};
+
+/* One canonical record in the making: the measurements of one device at one time. */
+struct senml_group {
+    size_t rec; /* index in the batch; the batch may move its records as it grows */
+    unsigned pos_seen; /* bit (1u << enum senml_pos) per position field measured */
+    double pos[P_COUNT];
+};
+
+/* An open-addressing hash table slot: a group (metric < 0), or a group's metric. */
+struct senml_slot {
+    uint32_t hash;
+    int32_t group; /* -1 when the slot is empty */
+    int32_t metric;
+};
+
+struct senml_table {
+    struct senml_slot *slots;
+    size_t mask;
+};
+
+/* The base fields in effect; strings point into the cJSON tree. */
+struct senml_base {
+    const char *bn; /* NULL when no (or an empty) base name is in effect */
+    size_t bn_len;
+    const char *bu;
+    double bt, bv, bs;
+};
+
+struct senml_ctx {
+    const fp_decode_input *in;
+    fp_record_batch *out;
+    fp_decode_error *err;
+    struct senml_base base;
+    struct senml_group *groups;
+    size_t ngroups;
+    struct senml_table group_table, metric_table;
+};
+
+/* One resolved SenML record, as far as the grouping and naming need it. */
+struct senml_resolved {
+    size_t idx; /* position in the pack, for error messages */
+    char device[FP_DEVICE_ID_MAX];
+    int64_t ts_ms;
+    char stem[SENML_NAME_MAX + 1]; /* sanitised measurement name */
+    size_t stem_len;
+    char suffix[SENML_SUFFIX_MAX + 1]; /* unit suffix without '_', "" when none */
+    const char *unit;                  /* as given, NULL when none */
+};
+
+static bool is_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool is_separator(char c)
+{
+    return c == ':' || c == '/' || c == '.' || c == '_' || c == '-';
+}
+
+/* A JSON array, possibly after whitespace. */
+static bool senml_sniff(const uint8_t *data, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && is_space(data[i]))
+        i++;
+    return i < len && data[i] == '[';
+}
+
+/* FNV-1a over bytes, continuing from h. */
+static uint32_t fnv1a(uint32_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* Allocates a table for up to `entries` entries at a load of at most one half. Returns 0, or
+ * -1 when memory runs out. */
+static int table_init(struct senml_table *t, size_t entries)
+{
+    size_t n = 16;
+
+    while (n < entries * 2)
+        n *= 2;
+    t->slots = malloc(n * sizeof(*t->slots));
+    if (t->slots == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        t->slots[i].group = -1;
+    t->mask = n - 1;
+    return 0;
+}
+
+static void table_free(struct senml_table *t)
+{
+    free(t->slots);
+    t->slots = NULL;
+}
+
+/* Length of a sanitised copy of s in out (cap bytes, NUL-terminated): ASCII letters and digits
+ * lowercased, every run of other bytes one '_', none at either end. The caller makes sure
+ * that len < cap. */
+static size_t sanitize(const char *s, size_t len, char *out)
+{
+    size_t n = 0;
+    bool gap = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (!is_alnum(c)) {
+            gap = n > 0;
+            continue;
+        }
+        if (gap)
+            out[n++] = '_';
+        gap = false;
+        out[n++] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* True when a resolved name matches [A-Za-z0-9][A-Za-z0-9:./_-]*. */
+static bool name_ok(const char *s, size_t len)
+{
+    if (len == 0 || !is_alnum(s[0]))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!is_alnum(s[i]) && !is_separator(s[i]))
+            return false;
+    return true;
+}
+
+static bool type_ok(const cJSON *item, enum senml_type type)
+{
+    switch (type) {
+    case T_STRING:
+        return cJSON_IsString(item) && item->valuestring != NULL;
+    case T_NUMBER:
+        return cJSON_IsNumber(item) && isfinite(item->valuedouble);
+    case T_BOOL:
+    default:
+        return cJSON_IsBool(item);
+    }
+}
+
+static const char *type_name(enum senml_type type)
+{
+    return type == T_STRING ? "string" : type == T_NUMBER ? "finite number" : "boolean";
+}
+
+/* Finds the labels of one SenML record. Fails on an unknown label ending in '_', a label
+ * given twice or a value of the wrong type. Returns 0 or -1 with the error filled in. */
+static int collect_labels(struct senml_ctx *c, size_t idx, const cJSON *obj,
+                          const cJSON *lab[L_COUNT])
+{
+    const cJSON *el;
+
+    for (size_t k = 0; k < L_COUNT; k++)
+        lab[k] = NULL;
+    cJSON_ArrayForEach(el, obj)
+    {
+        const char *key = el->string != NULL ? el->string : "";
+        size_t k = 0;
+        const char *code;
+
+        while (k < L_COUNT && strcmp(label_defs[k].name, key) != 0)
+            k++;
+        if (k == L_COUNT) {
+            size_t klen = strlen(key);
+
+            if (klen > 0 && key[klen - 1] == '_')
+                return fp_decode_fail(c->err, "senml_unknown_mandatory",
+                                      "pack[%zu]: unknown mandatory label \"%.32s\"", idx, key);
+            continue;
+        }
+        code = label_defs[k].is_value ? "senml_value" : "senml_bad_field";
+        if (lab[k] != NULL)
+            return fp_decode_fail(c->err, code, "pack[%zu]: label \"%s\" given twice", idx, key);
+        if (!type_ok(el, label_defs[k].type))
+            return fp_decode_fail(c->err, code, "pack[%zu]: %s: expected a %s", idx, key,
+                                  type_name(label_defs[k].type));
+        lab[k] = el;
+    }
+    return 0;
+}
+
+/* Applies the record's base fields to the base in effect. Fails on a bver above what this
+ * reader supports. */
+static int update_base(struct senml_ctx *c, size_t idx, const cJSON *lab[L_COUNT])
+{
+    struct senml_base *b = &c->base;
+
+    if (lab[L_BVER] != NULL && lab[L_BVER]->valuedouble > SENML_VERSION_MAX)
+        return fp_decode_fail(c->err, "senml_version",
+                              "pack[%zu]: bver %g is above the supported %d", idx,
+                              lab[L_BVER]->valuedouble, SENML_VERSION_MAX);
+    if (lab[L_BN] != NULL) {
+        b->bn_len = strlen(lab[L_BN]->valuestring);
+        b->bn = b->bn_len > 0 ? lab[L_BN]->valuestring : NULL;
+    }
+    if (lab[L_BU] != NULL)
+        b->bu = lab[L_BU]->valuestring;
+    if (lab[L_BT] != NULL)
+        b->bt = lab[L_BT]->valuedouble;
+    if (lab[L_BV] != NULL)
+        b->bv = lab[L_BV]->valuedouble;
+    if (lab[L_BS] != NULL)
+        b->bs = lab[L_BS]->valuedouble;
+    return 0;
+}
+
+/* Event time in ms of a resolved SenML time: absolute Unix seconds from 2^28 on, otherwise
+ * seconds relative to now_ms. Times out of range saturate (see SENML_MS_LIMIT). */
+static int64_t resolve_time_ms(double t, int64_t now_ms)
+{
+    double ms = t * 1000.0;
+    int64_t rel;
+
+    if (t >= SENML_ABS_TIME)
+        return ms > SENML_MS_LIMIT ? INT64_MAX : llround(ms);
+    if (ms < -SENML_MS_LIMIT)
+        return INT64_MIN;
+    rel = llround(ms);
+    if (rel < 0 && now_ms < INT64_MIN - rel)
+        return INT64_MIN;
+    if (rel > 0 && now_ms > INT64_MAX - rel)
+        return INT64_MAX;
+    return now_ms + rel;
+}
+
+/* Resolves the record's name, time, unit and device (bases already applied). Returns 0 or -1
+ * with the error filled in. */
+static int resolve(struct senml_ctx *c, const cJSON *lab[L_COUNT], struct senml_resolved *res)
+{
+    const struct senml_base *b = &c->base;
+    const char *n = lab[L_N] != NULL ? lab[L_N]->valuestring : "";
+    size_t n_len = strlen(n), bn_len = b->bn != NULL ? b->bn_len : 0;
+    char name[SENML_NAME_MAX + 1];
+    const char *last;
+    size_t last_len, unit_len;
+
+    /* Name = bn + n, then the measurement's own part of it. */
+    if (bn_len + n_len == 0)
+        return fp_decode_fail(c->err, "senml_bad_name", "pack[%zu]: empty name", res->idx);
+    if (bn_len > SENML_NAME_MAX || n_len > SENML_NAME_MAX - bn_len)
+        return fp_decode_fail(c->err, "senml_bad_name",
+                              "pack[%zu]: name longer than %d bytes", res->idx, SENML_NAME_MAX);
+    if (bn_len > 0)
+        memcpy(name, b->bn, bn_len);
+    memcpy(name + bn_len, n, n_len);
+    name[bn_len + n_len] = '\0';
+    if (!name_ok(name, bn_len + n_len))
+        return fp_decode_fail(c->err, "senml_bad_name", "pack[%zu]: bad name \"%.64s\"",
+                              res->idx, name);
+    if (bn_len > 0 && n_len > 0) {
+        last = n;
+        last_len = n_len;
+    } else {
+        size_t i = bn_len + n_len;
+
+        while (i > 0 && name[i - 1] != ':' && name[i - 1] != '/')
+            i--;
+        last = name + i;
+        last_len = bn_len + n_len - i;
+    }
+    res->stem_len = sanitize(last, last_len, res->stem);
+    if (res->stem_len == 0)
+        return fp_decode_fail(c->err, "senml_bad_name",
+                              "pack[%zu]: name \"%.64s\" names no measurement", res->idx, name);
+
+    /* Unit = u, else bu; known units take their conventional suffix. */
+    res->unit = lab[L_U] != NULL ? lab[L_U]->valuestring : b->bu;
+    res->suffix[0] = '\0';
+    if (res->unit != NULL) {
+        size_t i = 0;
+
+        unit_len = strlen(res->unit);
+        if (unit_len > SENML_UNIT_MAX)
+            return fp_decode_fail(c->err, "senml_bad_field",
+                                  "pack[%zu]: unit longer than %d bytes", res->idx,
+                                  SENML_UNIT_MAX);
+        while (i < sizeof(unit_suffixes) / sizeof(unit_suffixes[0]) &&
+               strcmp(unit_suffixes[i].unit, res->unit) != 0)
+            i++;
+        if (i < sizeof(unit_suffixes) / sizeof(unit_suffixes[0])) {
+            size_t slen = strlen(unit_suffixes[i].suffix);
+
+            memcpy(res->suffix, unit_suffixes[i].suffix, slen + 1);
+        } else {
+            sanitize(res->unit, unit_len, res->suffix);
+        }
+    }
+
+    /* Time = bt + t. */
+    {
+        double t = b->bt + (lab[L_T] != NULL ? lab[L_T]->valuedouble : 0.0);
+
+        if (!isfinite(t))
+            return fp_decode_fail(c->err, "senml_bad_field", "pack[%zu]: time out of range",
+                                  res->idx);
+        res->ts_ms = resolve_time_ms(t, c->in->received_at_ms);
+    }
+
+    /* Device: the message key, else the base name without its trailing separator. */
+    if (c->in->key != NULL && c->in->key_len > 0) {
+        if (c->in->key_len >= FP_DEVICE_ID_MAX || memchr(c->in->key, '\0', c->in->key_len))
+            return fp_decode_fail(c->err, "bad_device_id",
+                                  "message key is not a device id of at most %d bytes",
+                                  FP_DEVICE_ID_MAX - 1);
+        memcpy(res->device, c->in->key, c->in->key_len);
+        res->device[c->in->key_len] = '\0';
+    } else {
+        size_t dlen = bn_len;
+
+        if (dlen > 0 && is_separator(b->bn[dlen - 1]))
+            dlen--;
+        if (dlen == 0)
+            return fp_decode_fail(c->err, "missing_device_id",
+                                  "pack[%zu]: no message key and no base name to name the device",
+                                  res->idx);
+        if (dlen >= FP_DEVICE_ID_MAX)
+            return fp_decode_fail(c->err, "bad_device_id",
+                                  "pack[%zu]: device id from the base name is longer than %d bytes",
+                                  res->idx, FP_DEVICE_ID_MAX - 1);
+        memcpy(res->device, b->bn, dlen);
+        res->device[dlen] = '\0';
+    }
+    return 0;
+}
+
+/* The group of the record's device and time, created (with its canonical record) at its first
+ * appearance. Returns its index, or -1 when memory runs out. */
+static int32_t find_group(struct senml_ctx *c, const struct senml_resolved *res)
+{
+    size_t dlen = strlen(res->device);
+    uint32_t h = fnv1a(fnv1a(2166136261u, res->device, dlen), &res->ts_ms, sizeof(res->ts_ms));
+    struct senml_table *t = &c->group_table;
+    size_t i = h & t->mask;
+    struct senml_group *g;
+    fp_record *r;
+
+    for (; t->slots[i].group >= 0; i = (i + 1) & t->mask) {
+        if (t->slots[i].hash == h) {
+            const fp_record *o = &c->out->recs[c->groups[t->slots[i].group].rec];
+
+            if (o->ts_ms == res->ts_ms && strcmp(o->device_id, res->device) == 0)
+                return t->slots[i].group;
+        }
+    }
+    r = fp_batch_next(c->out);
+    if (r == NULL)
+        return -1;
+    memcpy(r->device_id, res->device, dlen + 1);
+    r->ts_ms = res->ts_ms;
+    memcpy(r->format, "senml", sizeof("senml"));
+    g = &c->groups[c->ngroups];
+    g->rec = c->out->len - 1;
+    g->pos_seen = 0;
+    t->slots[i].hash = h;
+    t->slots[i].group = (int32_t)c->ngroups;
+    t->slots[i].metric = -1;
+    return (int32_t)c->ngroups++;
+}
+
+/* Sets the metric `name` of group g to the value, adding it or replacing an earlier
+ * measurement of the same name in the same record (the last one wins, as a JSON object reader
+ * would have it). Returns 0, or -1 when memory runs out. */
+static int put_metric(struct senml_ctx *c, int32_t g, const char *name, fp_metric_kind kind,
+                      double num, bool bval, const char *str)
+{
+    fp_record *r = &c->out->recs[c->groups[g].rec];
+    size_t nlen = strlen(name);
+    uint32_t h = fnv1a(fnv1a(2166136261u, &g, sizeof(g)), name, nlen);
+    struct senml_table *t = &c->metric_table;
+    size_t i = h & t->mask;
+    fp_metric *m;
+    int rc;
+
+    for (; t->slots[i].group >= 0; i = (i + 1) & t->mask) {
+        m = &r->metrics[t->slots[i].metric];
+        if (t->slots[i].hash == h && t->slots[i].group == g && m->name.len == nlen &&
+            memcmp(fp_record_str(r, m->name), name, nlen) == 0) {
+            if (kind == FP_METRIC_STRING) {
+                bool ok;
+                fp_str s = fp_record_put_str(r, str, strlen(str), &ok);
+
+                if (!ok)
+                    return -1;
+                m->str = s;
+            }
+            m->kind = kind;
+            m->num = num;
+            m->b = bval;
+            return 0;
+        }
+    }
+    if (kind == FP_METRIC_STRING)
+        rc = fp_record_add_metric_string(r, name, str, strlen(str));
+    else if (kind == FP_METRIC_BOOL)
+        rc = fp_record_add_metric_bool(r, name, bval);
+    else
+        rc = fp_record_add_metric_number(r, name, num);
+    if (rc != 0)
+        return -1;
+    t->slots[i].hash = h;
+    t->slots[i].group = g;
+    t->slots[i].metric = (int32_t)(r->metrics_len - 1);
+    return 0;
+}
+
+/* Writes the metric name of a measurement into out (SENML_METRIC_MAX + 1 bytes): the stem,
+ * "_sum" for a sum, and "_<suffix>" for a unit. A stem already ending in the unit's suffix
+ * keeps it only once, so that "voltage_v" in V stays "voltage_v" (and its sum is
+ * "voltage_sum_v"). */
+static void metric_name(const struct senml_resolved *res, bool sum, char *out)
+{
+    size_t slen = strlen(res->suffix), n = res->stem_len;
+
+    if (slen > 0 && n > slen + 1 && res->stem[n - slen - 1] == '_' &&
+        memcmp(res->stem + n - slen, res->suffix, slen) == 0)
+        n -= slen + 1;
+    memcpy(out, res->stem, n);
+    if (sum) {
+        memcpy(out + n, "_sum", 4);
+        n += 4;
+    }
+    if (slen > 0) {
+        out[n++] = '_';
+        memcpy(out + n, res->suffix, slen);
+        n += slen;
+    }
+    out[n] = '\0';
+}
+
+/* True when the unit (NULL for none) is one of the '|'-separated names; "" stands for none. */
+static bool unit_is(const char *unit, const char *names)
+{
+    const char *p = names;
+    size_t ulen = unit != NULL ? strlen(unit) : 0;
+
+    for (;;) {
+        const char *bar = strchr(p, '|');
+        size_t wlen = bar != NULL ? (size_t)(bar - p) : strlen(p);
+
+        if (wlen == ulen && (ulen == 0 || memcmp(p, unit, ulen) == 0))
+            return true;
+        if (bar == NULL)
+            return false;
+        p = bar + 1;
+    }
+}
+
+/* Records a position measurement in its group, converted to the canonical unit. Returns 0 or
+ * -1 with the error filled in. */
+static int put_position(struct senml_ctx *c, int32_t g, enum senml_pos field,
+                        const struct senml_resolved *res, double v)
+{
+    static const char *const units[P_COUNT] = {
+        [P_LAT] = "|lat|deg", [P_LON] = "|lon|deg", [P_ALT] = "|m",
+        [P_SPEED] = "|km/h|m/s", [P_HEADING] = "|deg", [P_SATELLITES] = NULL,
+    };
+    struct senml_group *grp = &c->groups[g];
+
+    if (units[field] != NULL && !unit_is(res->unit, units[field]))
+        return fp_decode_fail(c->err, "senml_position", "pack[%zu]: %s: unit \"%.32s\" not supported",
+                              res->idx, res->stem, res->unit);
+    if (field == P_SPEED && res->unit != NULL && strcmp(res->unit, "m/s") == 0)
+        v *= 3.6;
+    if (field == P_LAT && !(v >= -90 && v <= 90))
+        return fp_decode_fail(c->err, "senml_position",
+                              "pack[%zu]: latitude %g out of range [-90, 90]", res->idx, v);
+    if (field == P_LON && !(v >= -180 && v <= 180))
+        return fp_decode_fail(c->err, "senml_position",
+                              "pack[%zu]: longitude %g out of range [-180, 180]", res->idx, v);
+    if (field == P_SATELLITES && !(v >= 0 && v <= 255 && v == trunc(v)))
+        return fp_decode_fail(c->err, "senml_position",
+                              "pack[%zu]: satellites %g is not an integer 0..255", res->idx, v);
+    grp->pos[field] = v;
+    grp->pos_seen |= 1u << field;
+    return 0;
+}
+
+/* Decodes one SenML record into its group. Returns 0 or -1 with the error filled in. */
+static int decode_one(struct senml_ctx *c, size_t idx, const cJSON *obj)
+{
+    const cJSON *lab[L_COUNT];
+    struct senml_resolved res;
+    char name[SENML_METRIC_MAX + 1];
+    size_t nvalues = 0;
+    int32_t g;
+    size_t p = 0;
+
+    if (!cJSON_IsObject(obj))
+        return fp_decode_fail(c->err, "senml_not_array", "pack[%zu]: expected an object", idx);
+    if (collect_labels(c, idx, obj, lab) < 0 || update_base(c, idx, lab) < 0)
+        return -1;
+    nvalues = (lab[L_V] != NULL) + (lab[L_VS] != NULL) + (lab[L_VB] != NULL) + (lab[L_VD] != NULL);
+    if (nvalues > 1 || (nvalues == 0 && lab[L_S] == NULL))
+        return fp_decode_fail(c->err, "senml_value",
+                              "pack[%zu]: expected exactly one of v, vs, vb, vd (or a sum s)",
+                              idx);
+    res.idx = idx;
+    if (resolve(c, lab, &res) < 0)
+        return -1;
+    g = find_group(c, &res);
+    if (g < 0)
+        return fp_decode_fail(c->err, "no_memory", "out of memory");
+
+    while (p < sizeof(pos_names) / sizeof(pos_names[0]) && strcmp(pos_names[p].name, res.stem) != 0)
+        p++;
+    if (nvalues > 0 && p < sizeof(pos_names) / sizeof(pos_names[0])) {
+        if (lab[L_V] == NULL)
+            return fp_decode_fail(c->err, "senml_position",
+                                  "pack[%zu]: %s: expected a number value (v)", idx, res.stem);
+        if (!isfinite(c->base.bv + lab[L_V]->valuedouble))
+            return fp_decode_fail(c->err, "senml_value", "pack[%zu]: value out of range", idx);
+        if (put_position(c, g, pos_names[p].field, &res, c->base.bv + lab[L_V]->valuedouble) < 0)
+            return -1;
+    } else if (nvalues > 0) {
+        int rc;
+
+        metric_name(&res, false, name);
+        if (lab[L_V] != NULL) {
+            double v = c->base.bv + lab[L_V]->valuedouble;
+
+            if (!isfinite(v))
+                return fp_decode_fail(c->err, "senml_value", "pack[%zu]: value out of range", idx);
+            rc = put_metric(c, g, name, FP_METRIC_NUMBER, v, false, NULL);
+        } else if (lab[L_VB] != NULL) {
+            rc = put_metric(c, g, name, FP_METRIC_BOOL, 0, cJSON_IsTrue(lab[L_VB]), NULL);
+        } else {
+            const cJSON *s = lab[L_VS] != NULL ? lab[L_VS] : lab[L_VD];
+
+            rc = put_metric(c, g, name, FP_METRIC_STRING, 0, false, s->valuestring);
+        }
+        if (rc < 0)
+            return fp_decode_fail(c->err, "no_memory", "out of memory");
+    }
+    if (lab[L_S] != NULL) {
+        double s = c->base.bs + lab[L_S]->valuedouble;
+
+        if (!isfinite(s))
+            return fp_decode_fail(c->err, "senml_value", "pack[%zu]: sum out of range", idx);
+        metric_name(&res, true, name);
+        if (put_metric(c, g, name, FP_METRIC_NUMBER, s, false, NULL) < 0)
+            return fp_decode_fail(c->err, "no_memory", "out of memory");
+    }
+    return 0;
+}
+
+/* Applies the position measurements of every group: a position needs both latitude and
+ * longitude; without either, the other position fields stay metrics. Returns 0 or -1 with the
+ * error filled in. */
+static int finish_positions(struct senml_ctx *c)
+{
+    const unsigned latlon = 1u << P_LAT | 1u << P_LON;
+
+    for (size_t i = 0; i < c->ngroups; i++) {
+        struct senml_group *g = &c->groups[i];
+        fp_record *r = &c->out->recs[g->rec];
+
+        if ((g->pos_seen & latlon) == latlon) {
+            r->has_position = true;
+            r->position.lat = g->pos[P_LAT];
+            r->position.lon = g->pos[P_LON];
+            r->position.alt_m = g->pos[P_ALT];
+            r->position.speed_kmh = g->pos[P_SPEED];
+            r->position.heading_deg = g->pos[P_HEADING];
+            r->position.satellites = (int)g->pos[P_SATELLITES];
+            continue;
+        }
+        if ((g->pos_seen & latlon) != 0)
+            return fp_decode_fail(c->err, "senml_position", "%s at %lld ms: %s",
+                                  r->device_id, (long long)r->ts_ms,
+                                  (g->pos_seen & 1u << P_LAT) != 0
+                                      ? "latitude without longitude"
+                                      : "longitude without latitude");
+        for (int f = P_ALT; f < P_COUNT; f++) {
+            if ((g->pos_seen & 1u << f) != 0 &&
+                put_metric(c, (int32_t)i, pos_metric_names[f], FP_METRIC_NUMBER, g->pos[f], false,
+                           NULL) < 0)
+                return fp_decode_fail(c->err, "no_memory", "out of memory");
+        }
+    }
+    return 0;
+}
+
+static int senml_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode_error *err)
+{
+    struct senml_ctx c = {in, out, err};
+    const char *json = (const char *)in->data, *end = NULL;
+    cJSON *root;
+    const cJSON *el;
+    size_t n = 0, idx = 0;
+    int rc = -1;
+
+    root = cJSON_ParseWithLengthOpts(json, in->len, &end, 0);
+    if (root == NULL) {
+        size_t at = end != NULL && end >= json && end <= json + in->len ? (size_t)(end - json) : 0;
+
+        return fp_decode_fail(err, "json_syntax", "json: syntax error at byte %zu", at);
+    }
+    /* cJSON stops after the first value; anything but whitespace after it is not one JSON
+     * document. */
+    for (const char *p = end; p != NULL && p < json + in->len; p++) {
+        if (!is_space((uint8_t)*p)) {
+            fp_decode_fail(err, "json_syntax", "json: trailing data at byte %zu",
+                           (size_t)(p - json));
+            goto done;
+        }
+    }
+    if (!cJSON_IsArray(root)) {
+        fp_decode_fail(err, "senml_not_array", "a SenML pack is a JSON array of records");
+        goto done;
+    }
+    cJSON_ArrayForEach(el, root)
+    {
+        if (++n > SENML_RECORDS_MAX) {
+            fp_decode_fail(err, "senml_too_large", "more than %d records in the pack",
+                           SENML_RECORDS_MAX);
+            goto done;
+        }
+    }
+    if (n == 0) {
+        fp_decode_fail(err, "senml_empty", "empty SenML pack");
+        goto done;
+    }
+    /* Each record adds at most one group, two metrics, and four position metrics per group. */
+    c.groups = malloc(n * sizeof(*c.groups));
+    if (c.groups == NULL || table_init(&c.group_table, n) < 0 ||
+        table_init(&c.metric_table, 6 * n) < 0) {
+        fp_decode_fail(err, "no_memory", "out of memory");
+        goto done;
+    }
+    cJSON_ArrayForEach(el, root)
+    {
+        if (decode_one(&c, idx++, el) < 0)
+            goto done;
+    }
+    rc = finish_positions(&c);
+done:
+    if (rc < 0)
+        out->len = 0;
+    table_free(&c.metric_table);
+    table_free(&c.group_table);
+    free(c.groups);
+    cJSON_Delete(root);
+    return rc;
+}
+
+const fp_decoder fp_decoder_senml = {
+    .name = "senml",
+    .content_types = "application/senml+json",
+    .sniff = senml_sniff,
+    .decode = senml_decode,
+};
