@@ -63,7 +63,7 @@ FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
 FUZZERS      := $(addprefix $(FUZZ_BUILD)/fuzz-,$(FUZZ_TARGETS))
 
 .PHONY: all deps test test-unit test-integration demo lint format format-check clean install help \
-        fuzz fuzzers
+        fuzz fuzzers bench
 
 all: $(SERVICES) $(TOOLS)
 
@@ -71,6 +71,8 @@ help:
 	@echo "make            build bin/parser-svc bin/enricher-svc bin/sink-svc and the local tools"
 	@echo "make demo       install missing packages, build, run the whole pipeline, print a summary"
 	@echo "make test       install missing packages, build, run unit and integration tests"
+	@echo "make bench      performance figures beside their baselines (build/bench/results.json)"
+	@echo "make fuzz       run each decoder's libFuzzer harness for FUZZ_SECONDS (default 60)"
 	@echo "make lint       warnings-as-errors build, clang-format check, cppcheck"
 	@echo "make format     reformat the C sources with clang-format"
 	@echo "make install    install the binaries into PREFIX (default /usr/local)"
@@ -153,6 +155,21 @@ $(FUZZ_BUILD)/fuzz-%: tests/fuzz/fuzz_decoder.c $(COMMON_SRC) $(PARSER_LIB) $(wi
 	  $(COMMON_SRC) $(PARSER_LIB) $(PKG_LIBS) -lpthread -lm
 
 fuzzers: $(FUZZERS)
+
+BENCH_TOOLS := $(BUILD)/bench_decode $(BUILD)/passthrough
+
+$(BUILD)/bench_decode: $(call obj,tests/bench/bench_decode.c $(PARSER_LIB)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/passthrough: $(call obj,tests/bench/passthrough.c) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# make bench: performance figures, each beside the baseline that bounds it (tests/bench/run.sh).
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_TOOLS)
+	@BIN=$(BIN) BUILD=$(BUILD) tests/bench/run.sh
 
 # make fuzz FUZZ_SECONDS=N: runs every harness for N seconds on its seeds (tests/fuzz/seeds)
 # and a growing corpus kept under build/fuzz; crashes are saved there too.

@@ -10,6 +10,9 @@
 
 /* Every decoder, in sniffing order: the first whose sniffer accepts the bytes wins. */
 static const fp_decoder *const decoders[] = {
+    &fp_decoder_teltonika_tcp,
+    &fp_decoder_teltonika_udp,
+    &fp_decoder_senml,
     &fp_decoder_canonical,
 };
 

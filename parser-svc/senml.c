@@ -16,20 +16,40 @@
 #include <string.h>
 
 #include "decode.h"
+#include "fp_json.h"
+#include "fp_time.h"
 
-#define SENML_RECORDS_MAX  10000
-#define SENML_VERSION_MAX  10          /* the highest bver this reader supports */
-#define SENML_ABS_TIME     268435456.0 /* 2^28: resolved times from here on are absolute */
-#define SENML_NAME_MAX     256         /* bytes of a resolved name, without NUL */
-#define SENML_UNIT_MAX     32          /* bytes of a unit, without NUL */
-#define SENML_SUFFIX_MAX   (SENML_UNIT_MAX + 1)
-#define SENML_METRIC_MAX   (SENML_NAME_MAX + 4 + 1 + SENML_SUFFIX_MAX)
+#define SENML_RECORDS_MAX 10000
+#define SENML_VERSION_MAX 10             /* the highest bver this reader supports */
+#define SENML_ABS_TIME    268435456.0    /* 2^28: resolved times from here on are absolute */
+#define SENML_NAME_MAX    256            /* bytes of a resolved name, without NUL */
+#define SENML_UNIT_MAX    32             /* bytes of a unit, without NUL */
+#define SENML_SUFFIX_MAX  SENML_UNIT_MAX /* a sanitised unit is never longer than the unit */
+/* A metric name: the name's stem, "_sum" and "_" plus the unit's suffix. */
+#define SENML_METRIC_MAX (SENML_NAME_MAX + 4 + 1 + SENML_SUFFIX_MAX)
 /* Resolved times beyond this many ms from the epoch are clamped; decode.c then rejects them
  * as out of range, and the clamp keeps the arithmetic free of overflow. */
-#define SENML_MS_LIMIT     4.0e18
+#define SENML_MS_LIMIT 4.0e18
 
 /* The labels this reader knows. */
-enum senml_label { L_BN, L_BT, L_BU, L_BV, L_BS, L_BVER, L_N, L_U, L_V, L_VS, L_VB, L_VD, L_S, L_T, L_UT, L_COUNT };
+enum senml_label {
+    L_BN,
+    L_BT,
+    L_BU,
+    L_BV,
+    L_BS,
+    L_BVER,
+    L_N,
+    L_U,
+    L_V,
+    L_VS,
+    L_VB,
+    L_VD,
+    L_S,
+    L_T,
+    L_UT,
+    L_COUNT
+};
 
 enum senml_type { T_STRING, T_NUMBER, T_BOOL };
 
@@ -38,13 +58,13 @@ static const struct senml_label_def {
     enum senml_type type;
     bool is_value; /* a wrong type is "senml_value" rather than "senml_bad_field" */
 } label_defs[L_COUNT] = {
-    [L_BN] = {"bn", T_STRING, false},   [L_BT] = {"bt", T_NUMBER, false},
-    [L_BU] = {"bu", T_STRING, false},   [L_BV] = {"bv", T_NUMBER, false},
-    [L_BS] = {"bs", T_NUMBER, false},   [L_BVER] = {"bver", T_NUMBER, false},
-    [L_N] = {"n", T_STRING, false},     [L_U] = {"u", T_STRING, false},
-    [L_V] = {"v", T_NUMBER, true},      [L_VS] = {"vs", T_STRING, true},
-    [L_VB] = {"vb", T_BOOL, true},      [L_VD] = {"vd", T_STRING, true},
-    [L_S] = {"s", T_NUMBER, true},      [L_T] = {"t", T_NUMBER, false},
+    [L_BN] = {"bn", T_STRING, false}, [L_BT] = {"bt", T_NUMBER, false},
+    [L_BU] = {"bu", T_STRING, false}, [L_BV] = {"bv", T_NUMBER, false},
+    [L_BS] = {"bs", T_NUMBER, false}, [L_BVER] = {"bver", T_NUMBER, false},
+    [L_N] = {"n", T_STRING, false},   [L_U] = {"u", T_STRING, false},
+    [L_V] = {"v", T_NUMBER, true},    [L_VS] = {"vs", T_STRING, true},
+    [L_VB] = {"vb", T_BOOL, true},    [L_VD] = {"vd", T_STRING, true},
+    [L_S] = {"s", T_NUMBER, true},    [L_T] = {"t", T_NUMBER, false},
     [L_UT] = {"ut", T_NUMBER, false},
 };
 
@@ -54,33 +74,35 @@ static const struct senml_unit {
     const char *unit;
     const char *suffix;
 } unit_suffixes[] = {
-    {"V", "v"},     {"A", "a"},       {"W", "w"},     {"m", "m"},     {"s", "s"},
-    {"h", "h"},     {"%", "pct"},     {"%RH", "pct"}, {"Cel", "c"},   {"degC", "c"},
-    {"l", "l"},     {"L", "l"},       {"km/h", "kmh"}, {"m/s", "mps"}, {"lat", ""},
-    {"lon", ""},    {"deg", "deg"},
+    {"V", "v"},      {"A", "a"},     {"W", "w"},   {"m", "m"},    {"s", "s"},     {"h", "h"},
+    {"%", "pct"},    {"%RH", "pct"}, {"Cel", "c"}, {"degC", "c"}, {"l", "l"},     {"L", "l"},
+    {"km/h", "kmh"}, {"m/s", "mps"}, {"lat", ""},  {"lon", ""},   {"deg", "deg"},
 };
 
 /* Measurements that fill the record's position instead of a metric. */
 enum senml_pos { P_LAT, P_LON, P_ALT, P_SPEED, P_HEADING, P_SATELLITES, P_COUNT };
 
 static const struct senml_pos_def {
-    const char *name;     /* sanitised measurement name */
+    const char *name; /* sanitised measurement name */
     enum senml_pos field;
 } pos_names[] = {
-    {"lat", P_LAT},     {"latitude", P_LAT},       {"lon", P_LON},
-    {"longitude", P_LON}, {"alt", P_ALT},          {"speed", P_SPEED},
-    {"heading", P_HEADING}, {"satellites", P_SATELLITES},
+    {"lat", P_LAT}, {"latitude", P_LAT}, {"lon", P_LON},         {"longitude", P_LON},
+    {"alt", P_ALT}, {"speed", P_SPEED},  {"heading", P_HEADING}, {"satellites", P_SATELLITES},
 };
 
 /* The metric names position fields take in a record without latitude and longitude. */
 static const char *const pos_metric_names[P_COUNT] = {
-    [P_LAT] = "lat", [P_LON] = "lon", [P_ALT] = "alt_m", [P_SPEED] = "speed_kmh",
-    [P_HEADING] = "heading_deg", [P_SATELLITES] = "satellites",
+    [P_LAT] = "lat",
+    [P_LON] = "lon",
+    [P_ALT] = "alt_m",
+    [P_SPEED] = "speed_kmh",
+    [P_HEADING] = "heading_deg",
+    [P_SATELLITES] = "satellites",
 };
 
 /* One canonical record in the making: the measurements of one device at one time. */
 struct senml_group {
-    size_t rec; /* index in the batch; the batch may move its records as it grows */
+    size_t rec;        /* index in the batch; the batch may move its records as it grows */
     unsigned pos_seen; /* bit (1u << enum senml_pos) per position field measured */
     double pos[P_COUNT];
 };
@@ -186,9 +208,9 @@ static void table_free(struct senml_table *t)
     t->slots = NULL;
 }
 
-/* Length of a sanitised copy of s in out (cap bytes, NUL-terminated): ASCII letters and digits
- * lowercased, every run of other bytes one '_', none at either end. The caller makes sure
- * that len < cap. */
+/* Writes a sanitised copy of s into out, NUL-terminated, and returns its length: ASCII
+ * letters and digits lowercased, every run of other bytes one '_', none at either end. The
+ * copy is never longer than s, so out needs len + 1 bytes. */
 static size_t sanitize(const char *s, size_t len, char *out)
 {
     size_t n = 0;
@@ -328,21 +350,21 @@ static int resolve(struct senml_ctx *c, const cJSON *lab[L_COUNT], struct senml_
     size_t n_len = strlen(n), bn_len = b->bn != NULL ? b->bn_len : 0;
     char name[SENML_NAME_MAX + 1];
     const char *last;
-    size_t last_len, unit_len;
+    size_t last_len;
 
     /* Name = bn + n, then the measurement's own part of it. */
     if (bn_len + n_len == 0)
         return fp_decode_fail(c->err, "senml_bad_name", "pack[%zu]: empty name", res->idx);
     if (bn_len > SENML_NAME_MAX || n_len > SENML_NAME_MAX - bn_len)
-        return fp_decode_fail(c->err, "senml_bad_name",
-                              "pack[%zu]: name longer than %d bytes", res->idx, SENML_NAME_MAX);
+        return fp_decode_fail(c->err, "senml_bad_name", "pack[%zu]: name longer than %d bytes",
+                              res->idx, SENML_NAME_MAX);
     if (bn_len > 0)
         memcpy(name, b->bn, bn_len);
     memcpy(name + bn_len, n, n_len);
     name[bn_len + n_len] = '\0';
     if (!name_ok(name, bn_len + n_len))
-        return fp_decode_fail(c->err, "senml_bad_name", "pack[%zu]: bad name \"%.64s\"",
-                              res->idx, name);
+        return fp_decode_fail(c->err, "senml_bad_name", "pack[%zu]: bad name \"%.64s\"", res->idx,
+                              name);
     if (bn_len > 0 && n_len > 0) {
         last = n;
         last_len = n_len;
@@ -363,13 +385,11 @@ static int resolve(struct senml_ctx *c, const cJSON *lab[L_COUNT], struct senml_
     res->unit = lab[L_U] != NULL ? lab[L_U]->valuestring : b->bu;
     res->suffix[0] = '\0';
     if (res->unit != NULL) {
-        size_t i = 0;
+        size_t i = 0, unit_len = strlen(res->unit);
 
-        unit_len = strlen(res->unit);
         if (unit_len > SENML_UNIT_MAX)
-            return fp_decode_fail(c->err, "senml_bad_field",
-                                  "pack[%zu]: unit longer than %d bytes", res->idx,
-                                  SENML_UNIT_MAX);
+            return fp_decode_fail(c->err, "senml_bad_field", "pack[%zu]: unit longer than %d bytes",
+                                  res->idx, SENML_UNIT_MAX);
         while (i < sizeof(unit_suffixes) / sizeof(unit_suffixes[0]) &&
                strcmp(unit_suffixes[i].unit, res->unit) != 0)
             i++;
@@ -394,9 +414,11 @@ static int resolve(struct senml_ctx *c, const cJSON *lab[L_COUNT], struct senml_
 
     /* Device: the message key, else the base name without its trailing separator. */
     if (c->in->key != NULL && c->in->key_len > 0) {
-        if (c->in->key_len >= FP_DEVICE_ID_MAX || memchr(c->in->key, '\0', c->in->key_len))
+        /* Invalid UTF-8 would be re-encoded as U+FFFD and could then no longer fit. */
+        if (c->in->key_len >= FP_DEVICE_ID_MAX || memchr(c->in->key, '\0', c->in->key_len) ||
+            !fp_json_utf8_valid(c->in->key, c->in->key_len, NULL))
             return fp_decode_fail(c->err, "bad_device_id",
-                                  "message key is not a device id of at most %d bytes",
+                                  "message key is not a UTF-8 device id of at most %d bytes",
                                   FP_DEVICE_ID_MAX - 1);
         memcpy(res->device, c->in->key, c->in->key_len);
         res->device[c->in->key_len] = '\0';
@@ -447,6 +469,7 @@ static int32_t find_group(struct senml_ctx *c, const struct senml_resolved *res)
     g = &c->groups[c->ngroups];
     g->rec = c->out->len - 1;
     g->pos_seen = 0;
+    memset(g->pos, 0, sizeof(g->pos));
     t->slots[i].hash = h;
     t->slots[i].group = (int32_t)c->ngroups;
     t->slots[i].metric = -1;
@@ -468,9 +491,10 @@ static int put_metric(struct senml_ctx *c, int32_t g, const char *name, fp_metri
     int rc;
 
     for (; t->slots[i].group >= 0; i = (i + 1) & t->mask) {
+        if (t->slots[i].hash != h || t->slots[i].group != g)
+            continue;
         m = &r->metrics[t->slots[i].metric];
-        if (t->slots[i].hash == h && t->slots[i].group == g && m->name.len == nlen &&
-            memcmp(fp_record_str(r, m->name), name, nlen) == 0) {
+        if (m->name.len == nlen && memcmp(fp_record_str(r, m->name), name, nlen) == 0) {
             if (kind == FP_METRIC_STRING) {
                 bool ok;
                 fp_str s = fp_record_put_str(r, str, strlen(str), &ok);
@@ -547,16 +571,20 @@ static int put_position(struct senml_ctx *c, int32_t g, enum senml_pos field,
                         const struct senml_resolved *res, double v)
 {
     static const char *const units[P_COUNT] = {
-        [P_LAT] = "|lat|deg", [P_LON] = "|lon|deg", [P_ALT] = "|m",
+        [P_LAT] = "|lat|deg",    [P_LON] = "|lon|deg", [P_ALT] = "|m",
         [P_SPEED] = "|km/h|m/s", [P_HEADING] = "|deg", [P_SATELLITES] = NULL,
     };
     struct senml_group *grp = &c->groups[g];
 
     if (units[field] != NULL && !unit_is(res->unit, units[field]))
-        return fp_decode_fail(c->err, "senml_position", "pack[%zu]: %s: unit \"%.32s\" not supported",
-                              res->idx, res->stem, res->unit);
+        return fp_decode_fail(c->err, "senml_position",
+                              "pack[%zu]: %s: unit \"%.32s\" not supported", res->idx, res->stem,
+                              res->unit != NULL ? res->unit : "");
     if (field == P_SPEED && res->unit != NULL && strcmp(res->unit, "m/s") == 0)
         v *= 3.6;
+    if (!isfinite(v))
+        return fp_decode_fail(c->err, "senml_position", "pack[%zu]: %s out of range", res->idx,
+                              res->stem);
     if (field == P_LAT && !(v >= -90 && v <= 90))
         return fp_decode_fail(c->err, "senml_position",
                               "pack[%zu]: latitude %g out of range [-90, 90]", res->idx, v);
@@ -588,8 +616,7 @@ static int decode_one(struct senml_ctx *c, size_t idx, const cJSON *obj)
     nvalues = (lab[L_V] != NULL) + (lab[L_VS] != NULL) + (lab[L_VB] != NULL) + (lab[L_VD] != NULL);
     if (nvalues > 1 || (nvalues == 0 && lab[L_S] == NULL))
         return fp_decode_fail(c->err, "senml_value",
-                              "pack[%zu]: expected exactly one of v, vs, vb, vd (or a sum s)",
-                              idx);
+                              "pack[%zu]: expected exactly one of v, vs, vb, vd (or a sum s)", idx);
     res.idx = idx;
     if (resolve(c, lab, &res) < 0)
         return -1;
@@ -660,12 +687,15 @@ static int finish_positions(struct senml_ctx *c)
             r->position.satellites = (int)g->pos[P_SATELLITES];
             continue;
         }
-        if ((g->pos_seen & latlon) != 0)
-            return fp_decode_fail(c->err, "senml_position", "%s at %lld ms: %s",
-                                  r->device_id, (long long)r->ts_ms,
-                                  (g->pos_seen & 1u << P_LAT) != 0
-                                      ? "latitude without longitude"
-                                      : "longitude without latitude");
+        if ((g->pos_seen & latlon) != 0) {
+            char ts[FP_RFC3339_LEN + 1];
+
+            if (fp_time_format_ms(r->ts_ms, ts, sizeof(ts)) < 0)
+                memcpy(ts, "(time out of range)", sizeof("(time out of range)"));
+            return fp_decode_fail(c->err, "senml_position", "%s at %s: %s", r->device_id, ts,
+                                  (g->pos_seen & 1u << P_LAT) != 0 ? "latitude without longitude"
+                                                                   : "longitude without latitude");
+        }
         for (int f = P_ALT; f < P_COUNT; f++) {
             if ((g->pos_seen & 1u << f) != 0 &&
                 put_metric(c, (int32_t)i, pos_metric_names[f], FP_METRIC_NUMBER, g->pos[f], false,
@@ -676,6 +706,8 @@ static int finish_positions(struct senml_ctx *c)
     return 0;
 }
 
+/* Decodes a whole pack into out (which the caller cleared): one record per device and time.
+ * Returns 0, or -1 with err filled in and nothing left in out. */
 static int senml_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode_error *err)
 {
     struct senml_ctx c = {in, out, err};
@@ -685,6 +717,14 @@ static int senml_decode(const fp_decode_input *in, fp_record_batch *out, fp_deco
     size_t n = 0, idx = 0;
     int rc = -1;
 
+    /* JSON text is UTF-8 (RFC 8259); strings taken from anything else would not survive the
+     * canonical record's JSON unchanged. */
+    {
+        size_t bad = 0;
+
+        if (!fp_json_utf8_valid(json, in->len, &bad))
+            return fp_decode_fail(err, "json_syntax", "json: invalid UTF-8 at byte %zu", bad);
+    }
     root = cJSON_ParseWithLengthOpts(json, in->len, &end, 0);
     if (root == NULL) {
         size_t at = end != NULL && end >= json && end <= json + in->len ? (size_t)(end - json) : 0;

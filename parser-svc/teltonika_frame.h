@@ -9,7 +9,7 @@
 
 #include "fp_buf.h"
 
-#define TK_CODEC8 0x08
+#define TK_CODEC8  0x08
 #define TK_CODEC8E 0x8E
 #define TK_CODEC16 0x10
 
@@ -33,8 +33,8 @@ typedef struct tk_avl_record {
     uint16_t angle;
     uint8_t satellites;
     uint16_t speed_kmh;
-    uint16_t event_io;        /* 1 byte on the wire in Codec 8 */
-    uint8_t generation_type;  /* Codec 16 only */
+    uint16_t event_io;       /* 1 byte on the wire in Codec 8 */
+    uint8_t generation_type; /* Codec 16 only */
     const tk_io *io;
     size_t io_len;
 } tk_avl_record;

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# make bench: each figure beside the baseline that bounds it, measured in the same run on the
+# same machine (the machines are shared and noisy: compare ratios, never absolute figures across
+# runs). Prints a table and writes build/bench/results.json.
+#
+#   parser in process    decode + canonical JSON encode of a fleet-sim corpus, records/s on one
+#                        core (target >= 1,000,000), beside decode alone and encode alone
+#   parser via devkafka  parser-svc draining N pre-filled raw messages, as a ratio to a plain
+#                        consume->produce pass-through of the same messages (target >= 0.8)
+#
+# Environment: BENCH_RECORDS (records in the Kafka runs, default 100000), BENCH_REPEAT (3).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/deploy/local/lib.sh"
+BIN=${BIN:-bin}
+BUILD=${BUILD:-build/rel}
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+RECORDS=${BENCH_RECORDS:-100000}
+REPEAT=${BENCH_REPEAT:-3}
+OUT="$ROOT/build/bench"
+mkdir -p "$OUT"
+W=$(mktemp -d /tmp/fleetpipe-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do fp_stop_pid "$p" 10 >/dev/null 2>&1 || true; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+json_field() { # json_field FILE NAME -> the number after "NAME":
+    grep -o "\"$2\":[0-9.]*" "$1" | head -n 1 | cut -d: -f2
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+echo "== parser in process (fleet-sim corpus, $REPEAT passes, median)"
+"$BIN/fleet-sim" --output "$W/corpus.bin" --records 200000 --seed 1 >"$W/corpus.json"
+taskset -c 0 "$BUILD/bench_decode" "$W/corpus.bin" --repeat "$REPEAT" --seconds 2 >"$W/decode.json"
+cat "$W/decode.json"
+
+echo "== parser through devkafka vs pass-through ($RECORDS records, $REPEAT runs each)"
+"$BIN/devkafka" --partitions 16 \
+    --topics telemetry.raw,telemetry.parsed,telemetry.enriched,telemetry.dlq,bench.passthrough \
+    --bootstrap-file "$W/bootstrap" >/dev/null 2>"$W/devkafka.log" &
+PIDS+=($!)
+fp_wait_for 30 "devkafka" test -s "$W/bootstrap"
+BROKERS=$(cat "$W/bootstrap")
+"$BIN/fleet-sim" --brokers "$BROKERS" --records "$RECORDS" --seed 2 >"$W/feed.json"
+MESSAGES=$(json_field "$W/feed.json" frames)
+echo "   pre-filled telemetry.raw with $MESSAGES messages ($RECORDS records)"
+
+# run_parser N: one parser-svc in a fresh group drains the topic; prints messages/s measured
+# from its first consumed message to its last delivered record.
+run_parser() {
+    local port pid first="" now consumed produced
+    port=$(fp_free_port)
+    KAFKA_BROKERS=$BROKERS KAFKA_GROUP_ID="bench-parser-$1-$$" HTTP_BIND=127.0.0.1 HTTP_PORT=$port \
+        LOG_LEVEL=warn RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS=10 RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS=6000 \
+        RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS=500 "$BIN/parser-svc" 2>>"$W/parser.log" &
+    pid=$!
+    PIDS+=("$pid")
+    local deadline=$(($(date +%s) + 120))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        consumed=$(fp_metric "$port" fleetpipe_messages_consumed_total)
+        produced=$(fp_metric "$port" fleetpipe_records_produced_total)
+        now=$(date +%s.%N)
+        if [ -z "$first" ] && [ "${consumed:-0}" -gt 0 ]; then first=$now; fi
+        if [ "${consumed:-0}" -ge "$MESSAGES" ] && [ "${produced:-0}" -ge "$RECORDS" ]; then break; fi
+        sleep 0.02 # sampling interval of the progress counters
+    done
+    fp_stop_pid "$pid" 10 >/dev/null
+    awk -v n="$MESSAGES" -v a="$first" -v b="$now" 'BEGIN { printf "%.0f\n", n / (b - a) }'
+}
+
+for i in $(seq "$REPEAT"); do
+    "$BUILD/passthrough" --brokers "$BROKERS" --in telemetry.raw --out bench.passthrough \
+        --group "bench-pt-$i-$$" --count "$MESSAGES" >"$W/pt-$i.json"
+    json_field "$W/pt-$i.json" messages_per_s >>"$W/pt.txt"
+    run_parser "$i" >>"$W/parser.txt"
+done
+PT=$(median <"$W/pt.txt")
+PARSER=$(median <"$W/parser.txt")
+RATIO=$(awk -v a="$PARSER" -v b="$PT" 'BEGIN { printf "%.2f", a / b }')
+REC_PER_MSG=$(awk -v r="$RECORDS" -v m="$MESSAGES" 'BEGIN { printf "%.2f", r / m }')
+
+FULL=$(json_field "$W/decode.json" decode_encode_records_per_s)
+DEC=$(json_field "$W/decode.json" decode_only_records_per_s)
+ENC=$(json_field "$W/decode.json" encode_only_records_per_s)
+
+echo
+printf '%-44s %14s %14s %8s %8s\n' figure value baseline ratio target
+printf '%-44s %14s %14s %8s %8s\n' "parser decode+encode, records/s (1 core)" "$FULL" "-" "-" ">=1e6"
+printf '%-44s %14s %14s %8s %8s\n' "  decode only, records/s" "$DEC" "-" "-" ""
+printf '%-44s %14s %14s %8s %8s\n' "  encode only, records/s" "$ENC" "-" "-" ""
+printf '%-44s %14s %14s %8s %8s\n' "parser-svc via devkafka, messages/s" "$PARSER" "$PT" "$RATIO" ">=0.8"
+echo "   (pass-through = plain consume->produce of the same messages; $REC_PER_MSG records per message)"
+
+cat >"$OUT/results.json" <<JSON
+{
+  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "machine": {"cpus": $(nproc), "model": "$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)", "kernel": "$(uname -r)"},
+  "versions": {"fleetpipe": "$("$BIN/parser-svc" --version | cut -d' ' -f2)", "librdkafka": "$(pkg-config --modversion rdkafka)"},
+  "settings": {"records": $RECORDS, "messages": $MESSAGES, "repeat": $REPEAT, "partitions": 16},
+  "parser_in_process": $(cat "$W/decode.json"),
+  "parser_via_devkafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG}
+}
+JSON
+echo "   written to build/bench/results.json"
