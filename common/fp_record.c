@@ -482,6 +482,7 @@ static int decode_position(struct decode_ctx *d, const cJSON *pos)
 
     if (!cJSON_IsObject(pos))
         return fail(d, FP_REC_ERR_SCHEMA, "position: expected an object");
+    fp_position_unknown(p);
     rc = decode_coord(d, pos, "lat", true, -90, 90, &p->lat);
     if (rc == 0)
         rc = decode_coord(d, pos, "lon", true, -180, 180, &p->lon);
@@ -889,14 +890,23 @@ static int put_position(fp_buf *b, const fp_position *p)
     rc |= fp_json_put_double(b, p->lat);
     rc |= PUT_LIT(b, ",\"lon\":");
     rc |= fp_json_put_double(b, p->lon);
-    rc |= PUT_LIT(b, ",\"alt_m\":");
-    rc |= fp_json_put_double(b, p->alt_m);
-    rc |= PUT_LIT(b, ",\"heading_deg\":");
-    rc |= fp_json_put_double(b, p->heading_deg);
-    rc |= PUT_LIT(b, ",\"speed_kmh\":");
-    rc |= fp_json_put_double(b, p->speed_kmh);
-    rc |= PUT_LIT(b, ",\"satellites\":");
-    rc |= fp_buf_put_i64(b, p->satellites);
+    /* What the device did not report (NaN, satellites < 0) is left out, not invented. */
+    if (!isnan(p->alt_m)) {
+        rc |= PUT_LIT(b, ",\"alt_m\":");
+        rc |= fp_json_put_double(b, p->alt_m);
+    }
+    if (!isnan(p->heading_deg)) {
+        rc |= PUT_LIT(b, ",\"heading_deg\":");
+        rc |= fp_json_put_double(b, p->heading_deg);
+    }
+    if (!isnan(p->speed_kmh)) {
+        rc |= PUT_LIT(b, ",\"speed_kmh\":");
+        rc |= fp_json_put_double(b, p->speed_kmh);
+    }
+    if (p->satellites >= 0) {
+        rc |= PUT_LIT(b, ",\"satellites\":");
+        rc |= fp_buf_put_i64(b, p->satellites);
+    }
     rc |= put_char(b, '}');
     return rc;
 }

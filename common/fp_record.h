@@ -31,11 +31,20 @@ typedef struct fp_str {
 typedef struct fp_position {
     double lat;         /* degrees, WGS84 */
     double lon;         /* degrees, WGS84 */
-    double alt_m;       /* metres */
-    double heading_deg; /* degrees clockwise from north */
-    double speed_kmh;
-    int satellites; /* 0 means no valid fix */
+    double alt_m;       /* metres; NaN when not reported */
+    double heading_deg; /* degrees clockwise from north; NaN when not reported */
+    double speed_kmh;   /* NaN when not reported */
+    int satellites;     /* 0 means no valid fix; -1 when not reported */
 } fp_position;
+
+/* Marks every optional member of a position as not reported (lat/lon untouched). */
+static inline void fp_position_unknown(fp_position *p)
+{
+    p->alt_m = __builtin_nan("");
+    p->heading_deg = __builtin_nan("");
+    p->speed_kmh = __builtin_nan("");
+    p->satellites = -1;
+}
 
 typedef enum fp_io_kind { FP_IO_UINT = 0, FP_IO_HEX = 1 } fp_io_kind;
 

@@ -681,10 +681,16 @@ static int finish_positions(struct senml_ctx *c)
             r->has_position = true;
             r->position.lat = g->pos[P_LAT];
             r->position.lon = g->pos[P_LON];
-            r->position.alt_m = g->pos[P_ALT];
-            r->position.speed_kmh = g->pos[P_SPEED];
-            r->position.heading_deg = g->pos[P_HEADING];
-            r->position.satellites = (int)g->pos[P_SATELLITES];
+            /* What the pack did not report stays unreported, never 0. */
+            fp_position_unknown(&r->position);
+            if (g->pos_seen & 1u << P_ALT)
+                r->position.alt_m = g->pos[P_ALT];
+            if (g->pos_seen & 1u << P_SPEED)
+                r->position.speed_kmh = g->pos[P_SPEED];
+            if (g->pos_seen & 1u << P_HEADING)
+                r->position.heading_deg = g->pos[P_HEADING];
+            if (g->pos_seen & 1u << P_SATELLITES)
+                r->position.satellites = (int)g->pos[P_SATELLITES];
             continue;
         }
         if ((g->pos_seen & latlon) != 0) {

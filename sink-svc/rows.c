@@ -1,5 +1,6 @@
 #include "rows.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "fp_json.h"
@@ -66,7 +67,7 @@ static int put_ts(fp_buf *out, int64_t ms)
 
 static int put_double_or_null(fp_buf *out, bool present, double v)
 {
-    return present ? fp_json_put_double(out, v) : put_null(out);
+    return present && !isnan(v) ? fp_json_put_double(out, v) : put_null(out);
 }
 
 static int put_int_or_null(fp_buf *out, int v)
@@ -106,7 +107,8 @@ int fp_rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch)
     SEP();
     PUT(put_double_or_null(out, pos, r->position.speed_kmh));
     SEP();
-    PUT(pos ? fp_buf_put_i64(out, r->position.satellites) : put_null(out));
+    PUT(pos && r->position.satellites >= 0 ? fp_buf_put_i64(out, r->position.satellites)
+                                           : put_null(out));
     SEP();
     PUT(ign != NULL && ign->kind == FP_METRIC_BOOL ? fp_buf_puts(out, ign->b ? "t" : "f")
                                                    : put_null(out));

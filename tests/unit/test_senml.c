@@ -275,8 +275,7 @@ FP_TEST(senml_position_mapping)
         "\"speed_kmh\":36,\"satellites\":9},\"metrics\":{\"battery_pct\":87}}",
         "{\"schema\":1,\"device_id\":\"urn:dev:imei:356307042441013\","
         "\"ts\":\"2026-03-02T07:45:13.000Z\"," NOW_TXT ",\"format\":\"senml\","
-        "\"position\":{\"lat\":55.6761234,\"lon\":12.5683371,\"alt_m\":0,\"heading_deg\":0,"
-        "\"speed_kmh\":42.5,\"satellites\":0}}",
+        "\"position\":{\"lat\":55.6761234,\"lon\":12.5683371,\"speed_kmh\":42.5}}",
         "{\"schema\":1,\"device_id\":\"urn:dev:imei:356307042441013\","
         "\"ts\":\"2026-03-02T07:45:14.000Z\"," NOW_TXT ",\"format\":\"senml\","
         "\"metrics\":{\"alt_m\":-3,\"speed_kmh\":9,\"heading_deg\":90,\"satellites\":0}}",
