@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the whole pipeline on the embedded stack. Starts devkafka, PostgreSQL and the
-# three services, feeds canonical records (with resends and invalid payloads) for a few
-# seconds, shows live progress per stage, then a summary and two example queries. Stops
-# everything it started, also when interrupted.
+# three services, runs fleet-sim (real Teltonika and SenML frames, with resends and damaged
+# frames) for a few seconds, shows live progress per stage, then a summary and two example
+# queries. Stops everything it started, also when interrupted.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -12,11 +12,11 @@ BIN=${BIN:-bin}
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
 export BIN
 
-RECORDS=${DEMO_RECORDS:-20000}
-DEVICES=${DEMO_DEVICES:-50}
-RESENDS=${DEMO_RESENDS:-1000}
-INVALID=${DEMO_INVALID:-200}
-RATE=${DEMO_RATE:-4000}
+RECORDS=${DEMO_RECORDS:-30000}
+DEVICES=${DEMO_DEVICES:-200}
+RATE=${DEMO_RATE:-6000}
+RETRANSMIT=${DEMO_RETRANSMIT:-0.02}
+CORRUPT=${DEMO_CORRUPT:-0.01}
 
 STATE=$(mktemp -d /tmp/fleetpipe-demo.XXXXXX)
 cleanup() {
@@ -36,9 +36,11 @@ E=$(cat "$STATE/enricher.port")
 S=$(cat "$STATE/sink.port")
 echo "   kafka $BROKERS   metrics: parser :$P  enricher :$E  sink :$S"
 echo
-echo "== feeding $RECORDS records of $DEVICES devices, $RESENDS resends and $INVALID invalid payloads at $RATE msg/s"
-"$BIN/fp-gen" --brokers "$BROKERS" --devices "$DEVICES" --records "$RECORDS" \
-    --duplicates "$RESENDS" --invalid "$INVALID" --rate "$RATE" --seed 42 >"$STATE/gen.json" &
+echo "== fleet-sim: $DEVICES machines, $RECORDS observations at $RATE records/s (Teltonika Codec 8E/8"
+echo "   over TCP and UDP, SenML), $RETRANSMIT of frames resent, $CORRUPT damaged on the line"
+"$BIN/fleet-sim" --brokers "$BROKERS" --devices "$DEVICES" --records "$RECORDS" --rate "$RATE" \
+    --retransmit-rate "$RETRANSMIT" --corrupt-rate "$CORRUPT" --seed 42 \
+    --manifest "$STATE/manifest" >"$STATE/gen.json" &
 GEN=$!
 
 psql_q() { "$HERE/pg.sh" psql "$STATE" -At -c "$1"; }
@@ -53,7 +55,8 @@ while :; do
     stored=$(fp_metric "$S" fleetpipe_sink_rows_inserted_total)
     dlq=$(fp_metric "$P" fleetpipe_dlq_messages_total)
     printf '%5ss  %10s %10s %10s %10s %8s\n' "$(($(date +%s) - start))" "$raw" "$parsed" "$enriched" "$stored" "$dlq"
-    if ! kill -0 "$GEN" 2>/dev/null && [ "$stored" -ge "$RECORDS" ] && [ "$dlq" -ge "$INVALID" ]; then
+    if ! kill -0 "$GEN" 2>/dev/null && [ "$stored" -ge "$RECORDS" ] &&
+        [ "$dlq" -ge "$(grep -c '^corrupt ' "$STATE/manifest")" ]; then
         break
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -66,35 +69,37 @@ wait "$GEN" || true
 
 stored_db=$(psql_q "SELECT count(*) FROM telemetry")
 dlq_msgs=$(kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f 'x\n' 2>/dev/null | wc -l)
+DISTINCT=$(grep -c '^valid ' "$STATE/manifest")
+INVALID=$(grep -c '^corrupt ' "$STATE/manifest")
+gen_field() { grep -o "\"$1\":[0-9]*" "$STATE/gen.json" | head -n 1 | cut -d: -f2; }
 echo
 echo "== summary"
-echo "   generator:        $(cat "$STATE/gen.json")"
-printf '   %-28s %8s\n' "sent (messages)" "$(grep -o '"sent":[0-9]*' "$STATE/gen.json" | cut -d: -f2)"
-printf '   %-28s %8s\n' "valid records sent" "$RECORDS"
-printf '   %-28s %8s\n' "resent (duplicates)" "$RESENDS"
-printf '   %-28s %8s\n' "invalid payloads sent" "$INVALID"
-printf '   %-28s %8s\n' "parsed (records out)" "$(fp_metric "$P" fleetpipe_parser_records_total)"
-printf '   %-28s %8s\n' "enriched" "$(fp_metric "$E" fleetpipe_enrich_records_total)"
-printf '   %-28s %8s\n' "stored (rows in telemetry)" "$stored_db"
-printf '   %-28s %8s\n' "duplicates absorbed by sink" "$(fp_metric "$S" fleetpipe_sink_rows_duplicate_total)"
-printf '   %-28s %8s\n' "DLQ'd (telemetry.dlq)" "$dlq_msgs"
+echo "   fleet-sim: $(cat "$STATE/gen.json")"
+printf '   %-36s %8s\n' "sent (Kafka messages)" "$(gen_field frames)"
+printf '   %-36s %8s\n' "  of which resent frames" "$(gen_field retransmitted)"
+printf '   %-36s %8s\n' "  of which damaged frames" "$INVALID"
+printf '   %-36s %8s\n' "valid observations (distinct)" "$DISTINCT"
+printf '   %-36s %8s\n' "parsed (records out of parser-svc)" "$(fp_metric "$P" fleetpipe_parser_records_total)"
+printf '   %-36s %8s\n' "enriched" "$(fp_metric "$E" fleetpipe_enrich_records_total)"
+printf '   %-36s %8s\n' "stored (rows in telemetry)" "$stored_db"
+printf '   %-36s %8s\n' "duplicates absorbed by the sink" "$(fp_metric "$S" fleetpipe_sink_rows_duplicate_total)"
+printf '   %-36s %8s\n' "DLQ'd (telemetry.dlq)" "$dlq_msgs"
 echo "   DLQ by code:"
 kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f '%h\n' 2>/dev/null | tr ',' '\n' |
     sed -n 's/^fp\.error\.code=//p' | sort | uniq -c | sed 's/^/     /'
-if [ "$stored_db" = "$RECORDS" ] && [ "$dlq_msgs" = "$INVALID" ]; then
-    echo "   RESULT: stored == valid records sent, DLQ == invalid payloads sent"
+if [ "$stored_db" = "$DISTINCT" ] && [ "$dlq_msgs" = "$INVALID" ]; then
+    echo "   RESULT: stored == valid observations sent, DLQ == damaged frames sent"
 else
-    echo "   RESULT: MISMATCH (stored $stored_db of $RECORDS, DLQ $dlq_msgs of $INVALID)"
+    echo "   RESULT: MISMATCH (stored $stored_db of $DISTINCT, DLQ $dlq_msgs of $INVALID)"
 fi
 
 echo
+Q1="SELECT device_id, ts, lat, lon, ignition, metrics->>'engine_hours_h' AS engine_h, metrics->>'fuel_level_l' AS fuel_l FROM telemetry_latest WHERE format <> 'senml' ORDER BY device_id LIMIT 5;"
+Q2="SELECT format, count(*) AS rows, count(DISTINCT device_id) AS machines, round(avg(speed_kmh)::numeric, 1) AS avg_speed_kmh, round(100.0 * avg(ignition::int), 1) AS ignition_on_pct FROM telemetry GROUP BY format ORDER BY rows DESC;"
 echo "== example query 1: last known position and state of five machines (view telemetry_latest)"
-echo "   SELECT device_id, ts, lat, lon, ignition, metrics->>'external_voltage_v' AS volts"
-echo "   FROM telemetry_latest ORDER BY device_id LIMIT 5;"
-"$HERE/pg.sh" psql "$STATE" -c "SELECT device_id, ts, lat, lon, ignition, metrics->>'external_voltage_v' AS volts FROM telemetry_latest ORDER BY device_id LIMIT 5;"
-echo "== example query 2: observations and ignition-on share per 10 minutes, whole fleet"
-echo "   SELECT date_bin('10 minutes', ts, 'epoch') AS bucket, count(*) AS rows,"
-echo "          round(avg(ignition::int) * 100, 1) AS ignition_on_pct"
-echo "   FROM telemetry GROUP BY 1 ORDER BY 1 LIMIT 6;"
-"$HERE/pg.sh" psql "$STATE" -c "SELECT date_bin('10 minutes', ts, 'epoch') AS bucket, count(*) AS rows, round(avg(ignition::int) * 100, 1) AS ignition_on_pct FROM telemetry GROUP BY 1 ORDER BY 1 LIMIT 6;"
-[ "$stored_db" = "$RECORDS" ] && [ "$dlq_msgs" = "$INVALID" ]
+echo "   $Q1"
+"$HERE/pg.sh" psql "$STATE" -c "$Q1"
+echo "== example query 2: the fleet by device protocol"
+echo "   $Q2"
+"$HERE/pg.sh" psql "$STATE" -c "$Q2"
+[ "$stored_db" = "$DISTINCT" ] && [ "$dlq_msgs" = "$INVALID" ]
