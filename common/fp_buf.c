@@ -108,38 +108,101 @@ int fp_buf_printf(fp_buf *b, const char *fmt, ...)
     return 0;
 }
 
-/* Writes the decimal digits of v to out (room for 20) and returns how many there are. */
-static size_t format_u64(uint64_t v, char *out)
-{
-    char rev[20];
-    size_t n = 0;
+/* "00" to "99": writing two digits per step halves the divisions of decimal formatting. */
+static const char digit_pairs[200] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
 
-    do {
-        rev[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++)
-        out[i] = rev[n - 1 - i];
+/* pow10_u64[t] is 10^t, except that entry 0 is 0 so that fp_buf_dec_len counts one digit for
+ * 0 as well. */
+static const uint64_t pow10_u64[20] = {0,
+                                       10u,
+                                       100u,
+                                       1000u,
+                                       10000u,
+                                       100000u,
+                                       1000000u,
+                                       10000000u,
+                                       100000000u,
+                                       1000000000u,
+                                       10000000000u,
+                                       100000000000u,
+                                       1000000000000u,
+                                       10000000000000u,
+                                       100000000000000u,
+                                       1000000000000000u,
+                                       10000000000000000u,
+                                       100000000000000000u,
+                                       1000000000000000000u,
+                                       10000000000000000000u};
+
+size_t fp_buf_dec_len(uint64_t v)
+{
+    /* v lies in [2^(bits-1), 2^bits), so it has t or t + 1 digits for t = floor(bits * log10 2)
+     * (1233 / 4096 is close enough to log10 2 for bits <= 64); the comparison with 10^t settles
+     * which. */
+    unsigned bits = 64 - (unsigned)__builtin_clzll(v | 1);
+    unsigned t = (bits * 1233) >> 12;
+
+    return t + 1 - (v < pow10_u64[t]);
+}
+
+size_t fp_buf_format_u64(char *out, uint64_t v)
+{
+    size_t n = fp_buf_dec_len(v);
+    char *p = out + n;
+    uint32_t w;
+
+    /* Values of 32 bits, by far the most common, take the cheaper 32-bit arithmetic. */
+    while (v > UINT32_MAX) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    w = (uint32_t)v;
+    while (w >= 100) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * (w % 100), 2);
+        w /= 100;
+    }
+    if (w >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * w, 2);
+    } else {
+        *--p = (char)('0' + w);
+    }
     return n;
 }
 
 int fp_buf_put_u64(fp_buf *b, uint64_t v)
 {
-    char text[20];
-    size_t n = format_u64(v, text);
-
-    return fp_buf_append(b, text, n);
+    /* With room for the longest number the digits go straight into the buffer; otherwise the
+     * reservation is exactly what this number needs, as for any append. */
+    if (b->cap - b->len <= 20 && fp_buf_reserve(b, fp_buf_dec_len(v)) != 0)
+        return -1;
+    b->len += fp_buf_format_u64(b->data + b->len, v);
+    return 0;
 }
 
 int fp_buf_put_i64(fp_buf *b, int64_t v)
 {
-    char text[21];
     /* Negating in unsigned arithmetic is defined for INT64_MIN as well. */
     uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     size_t sign = v < 0 ? 1 : 0;
 
-    text[0] = '-';
-    return fp_buf_append(b, text, sign + format_u64(mag, text + sign));
+    if (b->cap - b->len <= 21 && fp_buf_reserve(b, sign + fp_buf_dec_len(mag)) != 0)
+        return -1;
+    if (sign != 0)
+        b->data[b->len++] = '-';
+    b->len += fp_buf_format_u64(b->data + b->len, mag);
+    return 0;
 }
 
 const char *fp_buf_cstr(fp_buf *b)

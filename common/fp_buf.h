@@ -35,6 +35,14 @@ int fp_buf_printf(fp_buf *b, const char *fmt, ...) __attribute__((format(printf,
 int fp_buf_put_i64(fp_buf *b, int64_t v);
 int fp_buf_put_u64(fp_buf *b, uint64_t v);
 
+/* The number of decimal digits of v (1 for 0). This function can't fail. */
+size_t fp_buf_dec_len(uint64_t v);
+
+/* Writes the decimal digits of v to out, which must have room for 20 bytes, and returns how
+ * many it wrote (fp_buf_dec_len(v)); nothing beyond them is touched and no NUL is added. For
+ * writers that reserved the space themselves. This function can't fail. */
+size_t fp_buf_format_u64(char *out, uint64_t v);
+
 /* NUL-terminates the contents (not counted in len) and returns them. Never fails: there is
  * always a spare byte, or a static empty string when nothing was ever allocated. */
 const char *fp_buf_cstr(fp_buf *b);

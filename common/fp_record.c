@@ -380,6 +380,8 @@ struct decode_ctx {
     fp_record *r;
     char *msg;
     size_t msg_size;
+    const char *json; /* the whole input, for exact re-reading of large integers */
+    size_t len;
 };
 
 /* Writes the error message (when there is room for one) and returns `code`. */
@@ -532,10 +534,124 @@ static bool is_hex_text(const char *s, size_t len)
     return true;
 }
 
+/* Small JSON skipping helpers for exact_big_io: the text was already accepted by cJSON, so it is
+ * well-formed and they need not validate. */
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* p points at the opening quote; returns the byte after the closing one. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++)
+        if (*p == '\\')
+            p++;
+    return p < end ? p + 1 : end;
+}
+
+/* Returns the byte after the value at p (string, number, literal, object or array). */
+static const char *skip_value(const char *p, const char *end)
+{
+    int depth = 0;
+
+    while (p < end) {
+        char ch = *p;
+
+        if (ch == '"') {
+            p = skip_string(p, end);
+            if (depth == 0)
+                return p;
+            continue;
+        }
+        if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == 0)
+                return p;
+            if (--depth == 0)
+                return p + 1;
+        } else if (depth == 0 &&
+                   (ch == ',' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')) {
+            return p;
+        }
+        p++;
+    }
+    return end;
+}
+
+/* cJSON reads numbers as doubles, which hold integers exactly only up to 2^53, but IO values
+ * are 64-bit. When a value is that large, the top-level "io" object is found again in the text
+ * and its integers are read exactly, member by member in order (the order cJSON kept). A key
+ * written with escapes ("\u0069o") is not found; its values then keep the double's precision. */
+static void exact_big_io(const struct decode_ctx *d)
+{
+    const char *p = d->json, *end = d->json + d->len;
+    fp_record *r = d->r;
+
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return;
+    for (p++;;) {
+        const char *key;
+        size_t klen;
+
+        p = skip_ws(p, end);
+        if (p >= end || *p != '"')
+            return;
+        key = p + 1;
+        p = skip_string(p, end);
+        klen = (size_t)(p - key) - 1;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':')
+            return;
+        p = skip_ws(p + 1, end);
+        if (klen == 2 && memcmp(key, "io", 2) == 0 && p < end && *p == '{') {
+            size_t i = 0;
+
+            for (p++; i < r->io_len; i++) {
+                uint64_t v = 0;
+                bool exact = true;
+
+                p = skip_ws(p, end);
+                if (p >= end || *p != '"')
+                    return;
+                p = skip_ws(skip_string(p, end), end);
+                if (p >= end || *p != ':')
+                    return;
+                p = skip_ws(p + 1, end);
+                if (r->io[i].kind == FP_IO_UINT && p < end && *p >= '0' && *p <= '9') {
+                    const char *q = p;
+
+                    for (; q < end && *q >= '0' && *q <= '9'; q++) {
+                        if (v > (UINT64_MAX - (uint64_t)(*q - '0')) / 10)
+                            exact = false;
+                        v = v * 10 + (uint64_t)(*q - '0');
+                    }
+                    /* Fractions or exponents ("1e3", "5.0") keep the double's reading. */
+                    if (exact && q < end && *q != '.' && *q != 'e' && *q != 'E')
+                        r->io[i].u = v;
+                }
+                p = skip_ws(skip_value(p, end), end);
+                if (p < end && *p == ',')
+                    p++;
+            }
+            return;
+        }
+        p = skip_ws(skip_value(p, end), end);
+        if (p >= end || *p != ',')
+            return;
+        p++;
+    }
+}
+
 static int decode_io(struct decode_ctx *d, const cJSON *io)
 {
     fp_record *r = d->r;
     const cJSON *el;
+    bool big = false;
 
     if (!cJSON_IsObject(io))
         return fail(d, FP_REC_ERR_SCHEMA, "io: expected an object");
@@ -556,7 +672,10 @@ static int decode_io(struct decode_ctx *d, const cJSON *io)
                 return fail(d, FP_REC_ERR_SCHEMA, "io.%s: expected an unsigned integer",
                             el->string);
             /* Through cJSON's double, 18446744073709551615 (UINT64_MAX, which the encoder
-             * writes) arrives as 2^64; it saturates instead of being rejected. */
+             * writes) arrives as 2^64; it saturates instead of being rejected, and is read
+             * exactly below. */
+            if (v >= 9007199254740992.0)
+                big = true;
             if (fp_record_add_io_uint(r, id, v >= TWO_POW_64 ? UINT64_MAX : (uint64_t)v) != 0)
                 return fail(d, FP_REC_ERR_NOMEM, "io.%s: out of memory", el->string);
         } else if (cJSON_IsString(el)) {
@@ -585,6 +704,8 @@ static int decode_io(struct decode_ctx *d, const cJSON *io)
                         el->string);
         }
     }
+    if (big)
+        exact_big_io(d);
     return 0;
 }
 
@@ -768,7 +889,7 @@ static int decode_root(struct decode_ctx *d, const cJSON *root)
 int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errmsg,
                           size_t errmsg_size)
 {
-    struct decode_ctx d = {r, errmsg, errmsg_size};
+    struct decode_ctx d = {r, errmsg, errmsg_size, json, len};
     const char *end = NULL;
     cJSON *root;
     int rc;

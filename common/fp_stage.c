@@ -27,6 +27,9 @@ struct fp_stage {
     const rd_kafka_message_t *current;
     uint64_t current_token;
 
+    const fp_stage_hooks *hooks;
+    void *hooks_ctx;
+
     fp_counter *m_consumed;
     fp_counter *m_produced;
     fp_counter *m_delivery_errors;
@@ -126,6 +129,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     }
     fp_info("revoking %d partitions: finishing their in-flight records", parts->cnt);
+    if (st->hooks != NULL && st->hooks->revoked != NULL)
+        for (int i = 0; i < parts->cnt; i++)
+            st->hooks->revoked(st, parts->elems[i].partition, st->hooks_ctx);
     /* Finish what the revoked partitions started so their offsets can be committed before the
      * next owner starts; what does not finish in time is read again by the next owner. */
     drain_producer(st, st->cfg->shutdown_timeout_ms);
@@ -223,16 +229,30 @@ static void set_paused(fp_stage *st, bool paused)
     fp_gauge_set(st->m_paused, paused ? 1 : 0);
 }
 
-/* Applies backpressure: pause at MAX_INFLIGHT, resume below half of it. */
+/* Applies backpressure: pause at MAX_INFLIGHT or while the stage says it is busy, resume
+ * below half of MAX_INFLIGHT once it is not. */
 static void regulate(fp_stage *st)
 {
     size_t inflight = fp_offsets_inflight(st->offsets);
     size_t max = (size_t)st->cfg->max_inflight;
+    bool busy = st->hooks != NULL && st->hooks->busy != NULL && st->hooks->busy(st->hooks_ctx);
 
-    if (!st->paused && inflight >= max)
+    if (!st->paused && (inflight >= max || busy))
         set_paused(st, true);
-    else if (st->paused && inflight < max / 2 + 1)
+    else if (st->paused && inflight < max / 2 + 1 && !busy)
         set_paused(st, false);
+}
+
+static size_t held_by_stage(const fp_stage *st)
+{
+    return st->hooks != NULL && st->hooks->pending != NULL ? st->hooks->pending(st->hooks_ctx)
+                                                           : 0;
+}
+
+static void poll_hook(fp_stage *st, int max_wait_ms)
+{
+    if (st->hooks != NULL && st->hooks->poll != NULL)
+        st->hooks->poll(st, max_wait_ms, st->hooks_ctx);
 }
 
 static void update_readiness(fp_stage *st)
@@ -283,10 +303,18 @@ static void consumer_error(fp_stage *st, const rd_kafka_message_t *msg)
 
 int fp_stage_run(fp_stage *st, fp_stage_handler handler, void *ctx)
 {
+    return fp_stage_run_async(st, handler, NULL, ctx);
+}
+
+int fp_stage_run_async(fp_stage *st, fp_stage_handler handler, const fp_stage_hooks *hooks,
+                       void *ctx)
+{
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t err;
     int64_t next_ready_check = 0;
 
+    st->hooks = hooks;
+    st->hooks_ctx = ctx;
     rd_kafka_topic_partition_list_add(topics, st->cfg->in_topic, RD_KAFKA_PARTITION_UA);
     err = rd_kafka_subscribe(st->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
@@ -311,7 +339,12 @@ int fp_stage_run(fp_stage *st, fp_stage_handler handler, void *ctx)
             st->fatal = true;
             break;
         }
-        msg = rd_kafka_consumer_poll(st->consumer, fp_offsets_inflight(st->offsets) > 0 ? 5 : 100);
+        /* With asynchronous work outstanding, Kafka is only peeked at and the wait happens in
+         * the stage's own poll (on its sockets); otherwise the wait is here. */
+        msg = rd_kafka_consumer_poll(st->consumer, held_by_stage(st) > 0                 ? 0
+                                                   : fp_offsets_inflight(st->offsets) > 0 ? 5
+                                                                                          : 100);
+        poll_hook(st, msg == NULL ? 5 : 0);
         if (msg == NULL)
             continue;
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -323,6 +356,16 @@ int fp_stage_run(fp_stage *st, fp_stage_handler handler, void *ctx)
 
     fp_health_set_ready(false, "draining");
     fp_info("stopping: draining %zu in-flight messages", fp_offsets_inflight(st->offsets));
+    if (!st->fatal) {
+        /* Let held messages finish (their lookups answer or fail) within the timeout. */
+        int64_t deadline = fp_mono_ms() + st->cfg->shutdown_timeout_ms;
+
+        while (held_by_stage(st) > 0 && fp_mono_ms() < deadline && !st->fatal) {
+            poll_hook(st, 10);
+            serve_producer(st, 0);
+            fp_health_beat();
+        }
+    }
     drain_producer(st, st->fatal ? 0 : st->cfg->shutdown_timeout_ms);
     if (!st->fatal)
         commit_stored(st);
@@ -338,18 +381,35 @@ static void wait_for_room(fp_stage *st)
     fp_health_beat();
 }
 
+uint64_t fp_stage_hold(fp_stage *st)
+{
+    fp_offsets_hold(st->offsets, st->current_token);
+    return st->current_token;
+}
+
+void fp_stage_release(fp_stage *st, uint64_t token)
+{
+    fp_offsets_release(st->offsets, token);
+}
+
 int fp_stage_emit(fp_stage *st, const void *key, size_t key_len, const void *value,
                   size_t value_len)
 {
+    return fp_stage_emit_for(st, st->current_token, key, key_len, value, value_len);
+}
+
+int fp_stage_emit_for(fp_stage *st, uint64_t token, const void *key, size_t key_len,
+                      const void *value, size_t value_len)
+{
     rd_kafka_resp_err_t err;
 
-    fp_offsets_hold(st->offsets, st->current_token);
+    fp_offsets_hold(st->offsets, token);
     for (;;) {
         err = rd_kafka_producev(
             st->producer, RD_KAFKA_V_TOPIC(st->cfg->out_topic),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
             RD_KAFKA_V_VALUE((void *)value, value_len),
-            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)st->current_token), RD_KAFKA_V_END);
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         wait_for_room(st);

@@ -35,6 +35,7 @@ FP_TEST_ENTRY(record_reset_and_reuse)
 FP_TEST_ENTRY(record_arena_growth)
 FP_TEST_ENTRY(record_encode_failures)
 FP_TEST_ENTRY(record_rejects_invalid_utf8)
+FP_TEST_ENTRY(record_io_values_above_2_pow_53_exact)
 /* fp_config, fp_kafka */
 FP_TEST_ENTRY(config_defaults)
 FP_TEST_ENTRY(config_environment_overrides)

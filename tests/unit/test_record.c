@@ -705,3 +705,33 @@ FP_TEST(record_rejects_invalid_utf8)
     FP_CHECK(!fp_json_utf8_valid("\xed\xa0\x80", 3, NULL)); /* a surrogate */
     fp_record_free(&r);
 }
+
+/* Found by fuzzing: IO values are 64-bit but cJSON reads numbers as doubles, so an 8-byte value
+ * such as 504403158766182506 came back as ...528 after one decode, and the enricher and the
+ * sink would have stored a wrong value. Large values are now read exactly from the text,
+ * whatever comes before the io object. */
+FP_TEST(record_io_values_above_2_pow_53_exact)
+{
+    static const char json[] =
+        "{\"schema\":1,\"device_id\":\"d\",\"ts\":\"2026-03-02T07:45:12.000Z\","
+        "\"x\":{\"a\":[1,{\"b\":\"}],\\\"io\\\":{\"}],\"s\":\"io\"},"
+        "\"io\" : { \"14\" : 504403158766182506 ,\"1\":\"0aff\",\"2\":9007199254740993,"
+        "\"3\":18446744073709551615,\"4\":7}}";
+    fp_record r;
+    fp_buf out = {0};
+    char err[128];
+
+    fp_record_init(&r);
+    FP_CHECK_INT(fp_record_decode_json(&r, json, sizeof(json) - 1, err, sizeof(err)), 0);
+    FP_CHECK_INT(r.io_len, 5);
+    FP_CHECK(r.io[0].u == UINT64_C(504403158766182506));
+    FP_CHECK(r.io[1].kind == FP_IO_HEX);
+    FP_CHECK(r.io[2].u == UINT64_C(9007199254740993));
+    FP_CHECK(r.io[3].u == UINT64_MAX);
+    FP_CHECK(r.io[4].u == 7);
+    FP_CHECK_INT(fp_record_encode_io_json(&r, &out), 0);
+    FP_CHECK_STR(fp_buf_cstr(&out), "{\"14\":504403158766182506,\"1\":\"0aff\","
+                                    "\"2\":9007199254740993,\"3\":18446744073709551615,\"4\":7}");
+    fp_buf_free(&out);
+    fp_record_free(&r);
+}

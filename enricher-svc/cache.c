@@ -1,0 +1,196 @@
+#include "cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct entry {
+    char *key;
+    uint64_t hash;
+    void *value;
+    bool negative;
+    int64_t expires_ms;
+    struct entry *chain;            /* next in the hash bucket */
+    struct entry *newer, *older;    /* LRU list */
+} entry;
+
+struct fp_cache {
+    size_t max, count;
+    int64_t ttl_ms, negative_ttl_ms;
+    void (*free_value)(void *);
+    entry **buckets;
+    size_t nbuckets; /* power of two, about twice max */
+    entry *newest, *oldest;
+};
+
+/* FNV-1a, 64 bits. */
+static uint64_t hash_key(const char *s)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= UINT64_C(1099511628211);
+    }
+    return h;
+}
+
+fp_cache *fp_cache_new(size_t max_entries, int64_t ttl_ms, int64_t negative_ttl_ms,
+                       void (*free_value)(void *))
+{
+    fp_cache *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->max = max_entries;
+    c->ttl_ms = ttl_ms;
+    c->negative_ttl_ms = negative_ttl_ms;
+    c->free_value = free_value;
+    if (max_entries > 0) {
+        c->nbuckets = 16;
+        while (c->nbuckets < max_entries * 2 && c->nbuckets < (SIZE_MAX >> 2))
+            c->nbuckets <<= 1;
+        c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+        if (c->buckets == NULL) {
+            free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void lru_unlink(fp_cache *c, entry *e)
+{
+    if (e->newer != NULL)
+        e->newer->older = e->older;
+    else
+        c->newest = e->older;
+    if (e->older != NULL)
+        e->older->newer = e->newer;
+    else
+        c->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+static void lru_push_newest(fp_cache *c, entry *e)
+{
+    e->older = c->newest;
+    e->newer = NULL;
+    if (c->newest != NULL)
+        c->newest->newer = e;
+    c->newest = e;
+    if (c->oldest == NULL)
+        c->oldest = e;
+}
+
+/* Finds the entry and, when prev is not NULL, the link that points at it. */
+static entry *find(fp_cache *c, const char *key, uint64_t h, entry ***link)
+{
+    entry **p = &c->buckets[h & (c->nbuckets - 1)];
+
+    for (; *p != NULL; p = &(*p)->chain) {
+        if ((*p)->hash == h && strcmp((*p)->key, key) == 0) {
+            if (link != NULL)
+                *link = p;
+            return *p;
+        }
+    }
+    return NULL;
+}
+
+/* Unlinks and frees an entry (its link in the bucket is given). */
+static void drop(fp_cache *c, entry *e, entry **link)
+{
+    *link = e->chain;
+    lru_unlink(c, e);
+    if (e->value != NULL && c->free_value != NULL)
+        c->free_value(e->value);
+    free(e->key);
+    free(e);
+    c->count--;
+}
+
+void fp_cache_free(fp_cache *c)
+{
+    if (c == NULL)
+        return;
+    while (c->oldest != NULL) {
+        entry **link = NULL;
+        entry *e = find(c, c->oldest->key, c->oldest->hash, &link);
+
+        drop(c, e, link);
+    }
+    free(c->buckets);
+    free(c);
+}
+
+bool fp_cache_get(fp_cache *c, const char *key, int64_t now_ms, void **value, bool *negative)
+{
+    uint64_t h;
+    entry **link = NULL;
+    entry *e;
+
+    if (c->max == 0)
+        return false;
+    h = hash_key(key);
+    e = find(c, key, h, &link);
+    if (e == NULL)
+        return false;
+    if (now_ms >= e->expires_ms) {
+        drop(c, e, link);
+        return false;
+    }
+    lru_unlink(c, e);
+    lru_push_newest(c, e);
+    *value = e->value;
+    *negative = e->negative;
+    return true;
+}
+
+int fp_cache_put(fp_cache *c, const char *key, void *value, bool negative, int64_t now_ms)
+{
+    uint64_t h;
+    entry **link = NULL;
+    entry *e;
+
+    if (c->max == 0) {
+        if (value != NULL && c->free_value != NULL)
+            c->free_value(value);
+        return 0;
+    }
+    h = hash_key(key);
+    e = find(c, key, h, &link);
+    if (e != NULL)
+        drop(c, e, link);
+    if (c->count >= c->max) {
+        entry *old = c->oldest;
+
+        find(c, old->key, old->hash, &link);
+        drop(c, old, link);
+    }
+    e = calloc(1, sizeof(*e));
+    if (e == NULL || (e->key = strdup(key)) == NULL) {
+        free(e);
+        if (value != NULL && c->free_value != NULL)
+            c->free_value(value);
+        return -1;
+    }
+    e->hash = h;
+    e->value = value;
+    e->negative = negative;
+    e->expires_ms = now_ms + (negative ? c->negative_ttl_ms : c->ttl_ms);
+    e->chain = c->buckets[h & (c->nbuckets - 1)];
+    c->buckets[h & (c->nbuckets - 1)] = e;
+    lru_push_newest(c, e);
+    c->count++;
+    return 0;
+}
+
+size_t fp_cache_size(const fp_cache *c)
+{
+    return c->count;
+}
+
+bool fp_cache_enabled(const fp_cache *c)
+{
+    return c->max > 0;
+}

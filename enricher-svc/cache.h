@@ -1,0 +1,37 @@
+/* cache: an LRU cache with time-to-live for lookup answers, bounded in entries.
+ *
+ * Keys are strings (a geocoder grid cell, a device id); values are owned by the cache and freed
+ * with the function given at creation when evicted, expired or replaced. A "negative" entry
+ * remembers that the service answered "not found", with its own (shorter) time-to-live.
+ * Not thread-safe: used from the enricher's main loop only. */
+#ifndef FP_CACHE_H
+#define FP_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fp_cache fp_cache;
+
+/* Creates a cache of at most max_entries (0 disables it: every get misses, puts are dropped).
+ * Returns NULL on out of memory. */
+fp_cache *fp_cache_new(size_t max_entries, int64_t ttl_ms, int64_t negative_ttl_ms,
+                       void (*free_value)(void *));
+
+/* Frees the cache and every value; accepts NULL. */
+void fp_cache_free(fp_cache *c);
+
+/* Looks key up at time now_ms. Returns true on a fresh hit, with *value (NULL for a negative
+ * entry) and *negative set; the entry becomes the most recently used. An expired entry is
+ * dropped and misses. */
+bool fp_cache_get(fp_cache *c, const char *key, int64_t now_ms, void **value, bool *negative);
+
+/* Stores value under key (replacing any entry), evicting the least recently used entry when
+ * full. The cache owns value from now on, also when it fails (value is then freed). Returns 0,
+ * or -1 on out of memory. */
+int fp_cache_put(fp_cache *c, const char *key, void *value, bool negative, int64_t now_ms);
+
+size_t fp_cache_size(const fp_cache *c);
+bool fp_cache_enabled(const fp_cache *c);
+
+#endif
