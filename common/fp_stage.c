@@ -381,6 +381,12 @@ static void wait_for_room(fp_stage *st)
     fp_health_beat();
 }
 
+void fp_stage_fail(fp_stage *st, const char *why)
+{
+    fp_log_kv(FP_LOG_ERROR, "stopping after a fatal error", "reason", why, FP_KV_END);
+    st->fatal = true;
+}
+
 uint64_t fp_stage_hold(fp_stage *st)
 {
     fp_offsets_hold(st->offsets, st->current_token);

@@ -75,6 +75,10 @@ int fp_stage_emit(fp_stage *st, const void *key, size_t key_len, const void *val
 /* Sends the message being handled to the DLQ, unchanged, with the reason. Returns 0 or -1. */
 int fp_stage_reject(fp_stage *st, const char *code, const char *message);
 
+/* Stops the stage after a failure it cannot recover from: fp_stage_run returns 1 without
+ * committing what is unfinished. */
+void fp_stage_fail(fp_stage *st, const char *why);
+
 /* Frees the stage; accepts NULL. */
 void fp_stage_free(fp_stage *st);
 
