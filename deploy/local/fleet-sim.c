@@ -81,6 +81,7 @@ typedef struct sim_options {
     const char *output;
     const char *topic;
     const char *manifest;
+    const char *geofences; /* write the sites as GeoJSON polygons here */
     long devices;
     long sites;
     long long records; /* -1: no limit */
@@ -111,6 +112,8 @@ static void usage(FILE *f)
             "  --retransmit-rate P    fraction of frames sent again (default 0.02)\n"
             "  --corrupt-rate P       fraction of frames preceded by a damaged copy (default 0)\n"
             "  --manifest FILE        write the manifest of valid records and damaged frames\n"
+            "  --geofences FILE       write the sites as a GeoJSON FeatureCollection (for the\n"
+            "                         enricher's GEOFENCES_FILE)\n"
             "  --interval-ms MS       report period while the ignition is on (default 10000)\n"
             "  --clock sim|wall       timestamps from the simulation or the wall clock (sim)\n"
             "  --start-ms MS          simulated start time (default 1767225600000)\n"
@@ -163,6 +166,8 @@ static int parse_args(int argc, char **argv, sim_options *o)
             o->topic = v;
         } else if (strcmp(a, "--manifest") == 0) {
             o->manifest = v;
+        } else if (strcmp(a, "--geofences") == 0) {
+            o->geofences = v;
         } else if (strcmp(a, "--devices") == 0) {
             rc = parse_ll(v, 1, MAX_DEVICES, &n);
             o->devices = (long)n;
@@ -583,6 +588,40 @@ static void init_sites(sim *s)
         st->alt_m = regions[r].alt_m + rng_range(&rng, -10, 40);
         s->region_sites[r][s->region_count[r]++] = (int)i;
     }
+}
+
+/* Writes every site as a 32-sided polygon a tenth wider than the disc machines park in, with
+ * properties id "site-N" and a name, as the enricher's GEOFENCES_FILE expects. Returns 0 or
+ * -1. */
+static int write_geofences(const sim *s, const char *path)
+{
+    static const char *const region_names[2] = {"Copenhagen", "Santiago"};
+    FILE *f = fopen(path, "w");
+
+    if (f == NULL) {
+        fprintf(stderr, "fleet-sim: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fputs("{\"type\":\"FeatureCollection\",\"features\":[", f);
+    for (long i = 0; i < s->o->sites; i++) {
+        const site *st = &s->sites[i];
+        double r = st->radius_m * 1.1;
+
+        fprintf(f,
+                "%s{\"type\":\"Feature\",\"properties\":{\"id\":\"site-%ld\",\"name\":\"%s "
+                "site %ld\"},\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[",
+                i > 0 ? "," : "", i, region_names[st->region], i);
+        for (int k = 0; k <= 32; k++) {
+            double a = deg2rad((double)(k % 32) * 360.0 / 32.0);
+
+            fprintf(f, "%s[%.7f,%.7f]", k > 0 ? "," : "",
+                    st->lon + r * sin(a) / st->m_per_deg_lon,
+                    st->lat + r * cos(a) / METRES_PER_DEG_LAT);
+        }
+        fputs("]]}}", f);
+    }
+    fputs("]}\n", f);
+    return fclose(f) == 0 ? 0 : -1;
 }
 
 static void init_device(sim *s, long i)
@@ -1335,6 +1374,8 @@ int main(int argc, char **argv)
 
     s.net_rng = rng_stream(o.seed, 4, 0);
     init_sites(&s);
+    if (o.geofences != NULL && write_geofences(&s, o.geofences) < 0)
+        goto out;
     for (long i = 0; i < o.devices; i++) {
         init_device(&s, i);
         s.heap[i] = (uint32_t)i;

@@ -1,0 +1,263 @@
+/* Tests of enricher-svc/lookup.c against a real HTTP server (libmicrohttpd, on loopback, in
+ * this process) whose answers each test scripts: single-flight, the cache, 404 as an answer,
+ * retries, malformed answers, the circuit breaker and the in-flight window. */
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fp_metrics.h"
+#include "fp_test.h"
+#include "fp_time.h"
+#include "lookup.h"
+
+typedef enum server_mode { ANSWER, NOT_FOUND, UNAVAILABLE, GARBAGE } server_mode;
+
+static _Atomic int mode;
+static atomic_int requests;
+static atomic_int in_flight;
+static atomic_int max_in_flight;
+static atomic_int delay_ms;
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *data_size, void **req_cls)
+{
+    static const char geo[] = "{\"display_name\":\"Vej 1, Køge, 4600, Denmark\",\"address\":"
+                              "{\"road\":\"Vej 1\",\"town\":\"Køge\",\"postcode\":\"4600\","
+                              "\"country\":\"Denmark\",\"country_code\":\"dk\"}}";
+    static const char asset[] = "{\"customer\":\"Nordbyg A/S\",\"oem\":\"Volvo CE\","
+                                "\"model\":\"EC220E\",\"serial_number\":\"S1\","
+                                "\"machine_type\":\"excavator\"}";
+    const char *body = strncmp(url, "/reverse", 8) == 0 ? geo : asset;
+    unsigned int status = 200;
+    struct MHD_Response *resp;
+    enum MHD_Result rc;
+    int now;
+
+    (void)cls, (void)method, (void)version, (void)data, (void)data_size, (void)req_cls;
+    atomic_fetch_add(&requests, 1);
+    now = atomic_fetch_add(&in_flight, 1) + 1;
+    for (int m = atomic_load(&max_in_flight); now > m;)
+        if (atomic_compare_exchange_weak(&max_in_flight, &m, now))
+            break;
+    if (atomic_load(&delay_ms) > 0) {
+        struct timespec ts = {0, (long)atomic_load(&delay_ms) * 1000000L};
+
+        nanosleep(&ts, NULL); /* the scripted service latency */
+    }
+    switch (atomic_load(&mode)) {
+    case NOT_FOUND:
+        status = 404;
+        body = "{\"error\":\"unknown asset\"}";
+        break;
+    case UNAVAILABLE:
+        status = 503;
+        body = "{\"error\":\"busy\"}";
+        break;
+    case GARBAGE:
+        body = "{\"display_name\": oops";
+        break;
+    default:
+        break;
+    }
+    resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+    rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    atomic_fetch_sub(&in_flight, 1);
+    return rc;
+}
+
+typedef struct results {
+    int calls;
+    lookup_outcome outcome[64];
+    char first_field[64][64];
+} results;
+
+static void on_done(void *ctx, uint64_t waiter, lookup_kind kind, lookup_outcome outcome,
+                    const lookup_answer *answer)
+{
+    results *r = ctx;
+
+    (void)kind;
+    r->calls++;
+    if (waiter < 64) {
+        r->outcome[waiter] = outcome;
+        snprintf(r->first_field[waiter], 64, "%s",
+                 answer != NULL && answer->f[0] != NULL ? answer->f[0] : "");
+    }
+}
+
+typedef struct fixture {
+    struct MHD_Daemon *d;
+    char geo_url[64], asset_url[96];
+    lookup_settings s;
+    results res;
+} fixture;
+
+static void fixture_start(fixture *f, server_mode m)
+{
+    memset(f, 0, sizeof(*f));
+    atomic_store(&mode, m);
+    atomic_store(&requests, 0);
+    atomic_store(&max_in_flight, 0);
+    atomic_store(&delay_ms, 0);
+    fp_metrics_reset();
+    f->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+                            NULL, NULL, on_request, NULL, MHD_OPTION_END);
+    if (f->d != NULL) {
+        int port = MHD_get_daemon_info(f->d, MHD_DAEMON_INFO_BIND_PORT)->port;
+
+        snprintf(f->geo_url, sizeof(f->geo_url), "http://127.0.0.1:%d", port);
+        snprintf(f->asset_url, sizeof(f->asset_url), "http://127.0.0.1:%d/assets/{device_id}",
+                 port);
+    }
+    f->s = (lookup_settings){f->geo_url, f->asset_url, 8, 2000, 2, 5, 100, 60000, 60000, 5, 60000,
+                             100, false};
+}
+
+static void fixture_stop(fixture *f)
+{
+    if (f->d != NULL)
+        MHD_stop_daemon(f->d);
+    fp_metrics_reset();
+}
+
+/* Polls until `want` done-callbacks arrived or 5 s passed. */
+static void drive(lookup_engine *e, results *r, int want)
+{
+    int64_t deadline = fp_mono_ms() + 5000;
+
+    while (r->calls < want && fp_mono_ms() < deadline)
+        lookup_poll(e, 10);
+}
+
+FP_TEST(lookup_single_flight_then_cache)
+{
+    fixture f;
+    lookup_engine *e;
+    const lookup_answer *a = NULL;
+    char err[128];
+
+    fixture_start(&f, ANSWER);
+    FP_CHECK(f.d != NULL);
+    e = lookup_engine_new(&f.s, on_done, &f.res, err, sizeof(err));
+    FP_CHECK(e != NULL);
+    /* Twenty records within a few metres: one cell, one request. */
+    for (uint64_t i = 0; i < 20; i++)
+        FP_CHECK_INT(lookup_geo(e, 55.6761 + (double)i * 1e-6, 12.5683, i, &a), LOOKUP_PENDING);
+    drive(e, &f.res, 20);
+    FP_CHECK_INT(f.res.calls, 20);
+    FP_CHECK_INT(atomic_load(&requests), 1);
+    for (int i = 0; i < 20; i++) {
+        FP_CHECK_INT(f.res.outcome[i], LOOKUP_ANSWERED);
+        FP_CHECK_STR(f.res.first_field[i], "Vej 1, Køge, 4600, Denmark");
+    }
+    /* Now from the cache, at once and without a request. */
+    FP_CHECK_INT(lookup_geo(e, 55.6761, 12.5683, 30, &a), LOOKUP_ANSWERED);
+    FP_CHECK(a != NULL && strcmp(a->f[2], "Køge") == 0 && strcmp(a->f[5], "dk") == 0);
+    FP_CHECK_INT(atomic_load(&requests), 1);
+    lookup_engine_free(e);
+    fixture_stop(&f);
+}
+
+FP_TEST(lookup_not_found_is_an_answer_and_cached)
+{
+    fixture f;
+    lookup_engine *e;
+    const lookup_answer *a = NULL;
+    char err[128];
+
+    fixture_start(&f, NOT_FOUND);
+    e = lookup_engine_new(&f.s, on_done, &f.res, err, sizeof(err));
+    FP_CHECK_INT(lookup_asset(e, "356307042441013", 1, &a), LOOKUP_PENDING);
+    drive(e, &f.res, 1);
+    FP_CHECK_INT(f.res.outcome[1], LOOKUP_NOT_FOUND);
+    FP_CHECK_INT(lookup_asset(e, "356307042441013", 2, &a), LOOKUP_NOT_FOUND);
+    FP_CHECK_INT(atomic_load(&requests), 1);
+    lookup_engine_free(e);
+    fixture_stop(&f);
+}
+
+FP_TEST(lookup_retries_5xx_then_fails)
+{
+    fixture f;
+    lookup_engine *e;
+    const lookup_answer *a = NULL;
+    char err[128];
+
+    fixture_start(&f, UNAVAILABLE);
+    e = lookup_engine_new(&f.s, on_done, &f.res, err, sizeof(err));
+    FP_CHECK_INT(lookup_asset(e, "d1", 1, &a), LOOKUP_PENDING);
+    drive(e, &f.res, 1);
+    FP_CHECK_INT(f.res.outcome[1], LOOKUP_FAILED);
+    FP_CHECK_INT(atomic_load(&requests), 3); /* the first try and two retries */
+    lookup_engine_free(e);
+    fixture_stop(&f);
+}
+
+FP_TEST(lookup_malformed_answer_fails_without_retry)
+{
+    fixture f;
+    lookup_engine *e;
+    const lookup_answer *a = NULL;
+    char err[128];
+
+    fixture_start(&f, GARBAGE);
+    e = lookup_engine_new(&f.s, on_done, &f.res, err, sizeof(err));
+    FP_CHECK_INT(lookup_geo(e, 10, 10, 1, &a), LOOKUP_PENDING);
+    drive(e, &f.res, 1);
+    FP_CHECK_INT(f.res.outcome[1], LOOKUP_FAILED);
+    FP_CHECK_INT(atomic_load(&requests), 1);
+    lookup_engine_free(e);
+    fixture_stop(&f);
+}
+
+FP_TEST(lookup_circuit_opens_and_fails_fast)
+{
+    fixture f;
+    lookup_engine *e;
+    const lookup_answer *a = NULL;
+    char err[128];
+
+    fixture_start(&f, UNAVAILABLE);
+    f.s.retries = 0;
+    f.s.cb_failures = 2;
+    e = lookup_engine_new(&f.s, on_done, &f.res, err, sizeof(err));
+    FP_CHECK_INT(lookup_asset(e, "a", 1, &a), LOOKUP_PENDING);
+    FP_CHECK_INT(lookup_asset(e, "b", 2, &a), LOOKUP_PENDING);
+    drive(e, &f.res, 2);
+    FP_CHECK_INT(atomic_load(&requests), 2);
+    /* Open: the next lookup fails at once, without a request. */
+    FP_CHECK_INT(lookup_asset(e, "c", 3, &a), LOOKUP_FAILED);
+    FP_CHECK_INT(atomic_load(&requests), 2);
+    lookup_engine_free(e);
+    fixture_stop(&f);
+}
+
+FP_TEST(lookup_window_bounds_requests_in_flight)
+{
+    fixture f;
+    lookup_engine *e;
+    const lookup_answer *a = NULL;
+    char err[128], id[16];
+
+    fixture_start(&f, ANSWER);
+    atomic_store(&delay_ms, 50);
+    f.s.max_inflight = 2;
+    e = lookup_engine_new(&f.s, on_done, &f.res, err, sizeof(err));
+    for (uint64_t i = 0; i < 6; i++) {
+        snprintf(id, sizeof(id), "dev%d", (int)i);
+        FP_CHECK_INT(lookup_asset(e, id, i, &a), LOOKUP_PENDING);
+    }
+    FP_CHECK(lookup_busy(e)); /* four wait for a slot */
+    FP_CHECK_INT(lookup_outstanding(e), 6);
+    drive(e, &f.res, 6);
+    FP_CHECK_INT(f.res.calls, 6);
+    FP_CHECK(!lookup_busy(e));
+    FP_CHECK_INT(atomic_load(&requests), 6);
+    FP_CHECK(atomic_load(&max_in_flight) <= 2);
+    lookup_engine_free(e);
+    fixture_stop(&f);
+}
