@@ -45,7 +45,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBCOMMON   := $(BUILD)/libfpcommon.a
 SERVICES    := $(BIN)/parser-svc $(BIN)/enricher-svc $(BIN)/sink-svc
-TOOLS       := $(BIN)/devkafka $(BIN)/fp-gen $(BIN)/fleet-sim
+TOOLS       := $(BIN)/devkafka $(BIN)/fp-gen $(BIN)/fleet-sim $(BIN)/lookup-stub
 UNIT_TEST   := $(BUILD)/test-unit
 MIGR_C      := $(BUILD)/gen/migrations.c
 # Services' own modules without main.c, linked into the unit tests as well.
@@ -126,6 +126,11 @@ $(BIN)/devkafka: $(call obj,deploy/local/devkafka.c) $(LIBCOMMON)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/fp-gen: $(call obj,deploy/local/fp-gen.c) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/lookup-stub: $(call obj,deploy/local/lookup-stub.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -156,9 +156,21 @@ size_t fp_buf_dec_len(uint64_t v)
 
 size_t fp_buf_format_u64(char *out, uint64_t v)
 {
-    size_t n = fp_buf_dec_len(v);
-    char *p = out + n;
+    size_t n;
+    char *p;
     uint32_t w;
+
+    /* One and two digits, the commonest (flags, counts, IO ids), need no arithmetic. */
+    if (v < 10) {
+        out[0] = (char)('0' + v);
+        return 1;
+    }
+    if (v < 100) {
+        memcpy(out, digit_pairs + 2 * v, 2);
+        return 2;
+    }
+    n = fp_buf_dec_len(v);
+    p = out + n;
 
     /* Values of 32 bits, by far the most common, take the cheaper 32-bit arithmetic. */
     while (v > UINT32_MAX) {

@@ -29,6 +29,31 @@ static const unsigned char byte_class[256] = {
 
 static const char replacement_char[3] = {'\xef', '\xbf', '\xbd'}; /* U+FFFD */
 
+#define ONE_BYTES 0x0101010101010101u
+#define HIGH_BITS 0x8080808080808080u
+
+/* Eight bytes as one word, in whatever byte order: the tests below look at every byte alike. */
+static inline uint64_t load_word(const unsigned char *p)
+{
+    uint64_t w;
+
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+/* Nonzero when one of the eight bytes of w is not copied as it is by fp_json_put_string (its
+ * byte_class is not 0): a control character, '"', '\\' or a byte >= 0x80. (x - ONE_BYTES * n) &
+ * ~x & HIGH_BITS is nonzero exactly when some byte of x is below n (for n <= 0x80): a borrow
+ * only starts at such a byte. */
+static inline uint64_t special_bytes(uint64_t w)
+{
+    uint64_t quote = w ^ (ONE_BYTES * '"'), backslash = w ^ (ONE_BYTES * '\\');
+
+    return (((w - ONE_BYTES * 0x20) & ~w) | ((quote - ONE_BYTES) & ~quote) |
+            ((backslash - ONE_BYTES) & ~backslash) | w) &
+           HIGH_BITS;
+}
+
 /* Returns the length of the well-formed UTF-8 sequence at s (at most `avail` bytes), or 0
  * when it is ill-formed; then *skip is the length of its maximal subpart (at least 1), which
  * is replaced by one U+FFFD as the Unicode standard recommends (Table 3-7). */
@@ -122,18 +147,24 @@ bool fp_json_utf8_valid(const char *s, size_t len, size_t *bad_at)
     size_t i = 0;
 
     while (i < len) {
-        size_t skip = 0;
+        size_t seq, skip = 0;
 
+        /* ASCII, nearly all of any JSON text, is checked a word at a time. */
+        while (len - i >= 8 && (load_word(u + i) & HIGH_BITS) == 0)
+            i += 8;
+        if (i == len)
+            break;
         if (u[i] < 0x80) {
             i++;
             continue;
         }
-        if (utf8_sequence(u + i, len - i, &skip) == 0) {
+        seq = utf8_sequence(u + i, len - i, &skip);
+        if (seq == 0) {
             if (bad_at != NULL)
                 *bad_at = i;
             return false;
         }
-        i += utf8_sequence(u + i, len - i, &skip);
+        i += seq;
     }
     return true;
 }
@@ -146,9 +177,31 @@ int fp_json_put_string(fp_buf *b, const char *s, size_t len)
 
     /* Most strings need no escaping: reserve for the plain copy plus quotes up front and
      * grow only when an escape or a replacement makes the output longer than the input. */
-    if (len > SIZE_MAX - 2 || fp_buf_reserve(b, len + 2) != 0)
+    if (len > SIZE_MAX - 2 || (b->cap - b->len <= len + 2 && fp_buf_reserve(b, len + 2) != 0))
         return -1;
     b->data[b->len++] = '"';
+
+    /* Fast path: copy the leading plain bytes a word at a time, and finish right away when
+     * that is the whole string, as it is for nearly every name and identifier. */
+    {
+        char *dst = b->data + b->len;
+        uint64_t w;
+
+        while (len - i >= 8 && special_bytes(w = load_word(u + i)) == 0) {
+            memcpy(dst + i, &w, sizeof(w));
+            i += 8;
+        }
+        while (i < len && byte_class[u[i]] == 0) {
+            dst[i] = s[i];
+            i++;
+        }
+        b->len += i;
+        if (i == len) {
+            b->data[b->len++] = '"';
+            return 0;
+        }
+        run = i;
+    }
 
     while (i < len) {
         unsigned char cls = byte_class[u[i]];
@@ -195,6 +248,19 @@ int fp_json_put_string(fp_buf *b, const char *s, size_t len)
 
 /* Powers of ten that are exact in a double. */
 static const double pow10_exact[8] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7};
+static const uint64_t pow10_int[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
+
+/* 2^20: below it format_fixed needs only one candidate (see there). */
+#define FIXED_ONE_CANDIDATE 1048576.0
+
+/* Writes fp (below 10^k) as exactly k digits, keeping its leading zeros. */
+static void put_fraction(char *out, uint32_t fp, int k)
+{
+    for (int d = k - 1; d >= 0; d--) {
+        out[d] = (char)('0' + fp % 10);
+        fp /= 10;
+    }
+}
 
 /* Writes a non-integral v with k fraction digits when the decimal n / 10^k (n = v * 10^k
  * rounded) reads back as exactly v, for the smallest such k in 1..7. With the fewest fraction
@@ -203,6 +269,10 @@ static const double pow10_exact[8] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7};
 static size_t format_fixed(double v, char *out)
 {
     double mag = fabs(v);
+    int64_t n = 0;
+    uint64_t ip;
+    uint32_t fp;
+    size_t len = 0;
     int k;
 
     /* |v| < 1e9 keeps n = v * 10^7 below 2^53, where every integer is exact. Below 1e-4 the
@@ -215,37 +285,44 @@ static size_t format_fixed(double v, char *out)
      * precision does not give. */
     return 0;
 #endif
-    for (k = 1; k <= 7; k++) {
-        /* A candidate only: rounding half up is cheaper than nearbyint, and the check below
-         * rejects any candidate that does not reproduce v exactly. */
-        uint64_t n = (uint64_t)(mag * pow10_exact[k] + 0.5), ip, fp;
-        char tmp[24];
-        char *p = tmp + sizeof(tmp);
-        int d;
-
-        /* Division of two exact doubles is correctly rounded, exactly like strtod's reading
-         * of the decimal text, so this comparison proves the round trip. */
+    if (mag < FIXED_ONE_CANDIDATE) {
+        /* Below 2^20 the candidate for k = 7 alone decides, and gives the same digits as the
+         * loop below would. Doubles there lie at most 2^-33 apart, so no two multiples of
+         * 10^-7 read back as the same v; and v * 10^k + 0.5 is computed within 0.003 of the
+         * exact value, so each k's candidate lands on the decimal that reads back as v, if
+         * there is one. Hence the loop's first success is that decimal without its trailing
+         * zeros (dropped below), and when k = 7 fails every k fails. */
+        k = 7;
+        n = (int64_t)(mag * pow10_exact[k] + 0.5);
         if ((double)n / pow10_exact[k] != mag)
-            continue;
-        ip = n / (uint64_t)pow10_exact[k];
-        fp = n % (uint64_t)pow10_exact[k];
-        /* A smaller k would have matched if the last fraction digit were zero, so there are
-         * no trailing zeros to strip; fp == 0 cannot happen for a non-integral v either. */
-        for (d = 0; d < k; d++) {
-            *--p = (char)('0' + fp % 10);
-            fp /= 10;
+            return 0;
+    } else {
+        for (k = 1; k <= 7; k++) {
+            /* A candidate only: rounding half up is cheaper than nearbyint, and the check
+             * below rejects any candidate that does not reproduce v exactly. n < 2^63, so the
+             * signed conversion (one instruction) gives the same integer as an unsigned one. */
+            n = (int64_t)(mag * pow10_exact[k] + 0.5);
+            /* Division of two exact doubles is correctly rounded, exactly like strtod's
+             * reading of the decimal text, so this comparison proves the round trip. */
+            if ((double)n / pow10_exact[k] == mag)
+                break;
         }
-        *--p = '.';
-        do {
-            *--p = (char)('0' + ip % 10);
-            ip /= 10;
-        } while (ip != 0);
-        if (v < 0)
-            *--p = '-';
-        memcpy(out, p, (size_t)(tmp + sizeof(tmp) - p));
-        return (size_t)(tmp + sizeof(tmp) - p);
+        if (k > 7)
+            return 0;
     }
-    return 0;
+
+    ip = (uint64_t)n / pow10_int[k];
+    fp = (uint32_t)((uint64_t)n % pow10_int[k]);
+    if (v < 0)
+        out[len++] = '-';
+    len += fp_buf_format_u64(out + len, ip);
+    out[len++] = '.';
+    put_fraction(out + len, fp, k);
+    /* The loop's k leaves no trailing zero (a smaller k would have matched), the single
+     * candidate's may: they go. fp == 0 cannot happen for a non-integral v, so a digit stays. */
+    while (k > 1 && out[len + (size_t)k - 1] == '0')
+        k--;
+    return len + (size_t)k;
 }
 
 /* Writes the shortest of %.15g, %.16g and %.17g that reads back as v (%.17g always does).
@@ -263,22 +340,50 @@ static size_t format_general(double v, char *out)
     return n > 0 && n < 32 ? (size_t)n : 0;
 }
 
+/* Writes the text of fp_json_put_double into out (at least 32 bytes, possibly all used as
+ * scratch space) and returns its length. */
+static size_t format_double(double v, char *out)
+{
+    size_t n;
+
+    if (!isfinite(v)) {
+        memcpy(out, "null", 4);
+        return 4;
+    }
+    /* 2^53: beyond it not every integer is a double, so integer text could mislead. Below it
+     * the conversion to int64_t is exact for integral v, which makes it the integer test (and
+     * cheaper than trunc); -0.0 is written as 0. */
+    if (fabs(v) < 9007199254740992.0 && (double)(int64_t)v == v) {
+        int64_t i = (int64_t)v;
+
+        if (i < 0) {
+            out[0] = '-';
+            return 1 + fp_buf_format_u64(out + 1, 0 - (uint64_t)i);
+        }
+        return fp_buf_format_u64(out, (uint64_t)i);
+    }
+    n = format_fixed(v, out);
+    if (n == 0)
+        n = format_general(v, out);
+    if (n == 0) {
+        memcpy(out, "null", 4); /* unreachable: %.17g of a finite double fits */
+        return 4;
+    }
+    return n;
+}
+
 int fp_json_put_double(fp_buf *b, double v)
 {
     char text[32];
     size_t n;
 
-    if (!isfinite(v))
-        return fp_buf_append(b, "null", 4);
-    /* 2^53: beyond it not every integer is a double, so integer text could mislead. */
-    if (fabs(v) < 9007199254740992.0 && v == trunc(v))
-        return fp_buf_put_i64(b, (int64_t)v);
-
-    n = format_fixed(v, text);
-    if (n == 0)
-        n = format_general(v, text);
-    if (n == 0)
-        return fp_buf_append(b, "null", 4); /* unreachable: %.17g of a finite double fits */
+    /* With room for 32 bytes the text is written straight into the buffer. Otherwise it goes
+     * through a scratch copy, so that the buffer grows by exactly what the text needs. */
+    if (b->cap - b->len > sizeof(text)) {
+        b->len += format_double(v, b->data + b->len);
+        return 0;
+    }
+    n = format_double(v, text);
     return fp_buf_append(b, text, n);
 }
 

@@ -24,6 +24,15 @@
 /* 2^64 as a double, the first value beyond uint64_t. */
 #define TWO_POW_64 18446744073709551616.0
 
+/* Makes room for n more bytes like fp_buf_reserve, but inline: the check alone is what almost
+ * every call does, as fp_record_encode_json reserved for the whole record. Returns 0 or -1. */
+static inline int ensure_room(fp_buf *b, size_t n)
+{
+    if (b->cap - b->len <= n && fp_buf_reserve(b, n) != 0)
+        return -1;
+    return 0;
+}
+
 /* Appends n bytes like fp_buf_append, but inline: with n known at compile time (PUT_LIT) the
  * copy becomes a few moves, which matters on the encoder's hot path. Returns 0 or -1. */
 static inline int put_bytes(fp_buf *b, const char *s, size_t n)
@@ -156,24 +165,29 @@ static int arena_reserve(fp_record *r, size_t extra)
 fp_str fp_record_put_str(fp_record *r, const char *s, size_t len, bool *ok)
 {
     fp_str out = {0, 0};
-    uintptr_t src = (uintptr_t)s, base = (uintptr_t)r->arena;
-    bool inside = r->arena != NULL && src >= base && src < base + r->arena_len;
-    size_t src_off = inside ? (size_t)(src - base) : 0;
 
     if (len == 0) {
         if (ok != NULL)
             *ok = true;
         return out;
     }
-    if (arena_reserve(r, len) != 0) {
-        if (ok != NULL)
-            *ok = false;
-        return out;
+    /* Only growing can move the arena (the capacity never exceeds FP_ARENA_MAX, so a string
+     * that fits needs no other check). */
+    if (len > r->arena_cap - r->arena_len) {
+        uintptr_t src = (uintptr_t)s, base = (uintptr_t)r->arena;
+        bool inside = r->arena != NULL && src >= base && src < base + r->arena_len;
+        size_t src_off = inside ? (size_t)(src - base) : 0;
+
+        if (arena_reserve(r, len) != 0) {
+            if (ok != NULL)
+                *ok = false;
+            return out;
+        }
+        /* Copying one of the record's own strings: the arena may have moved, so the source
+         * is found again by its offset. */
+        if (inside)
+            s = r->arena + src_off;
     }
-    /* Copying one of the record's own strings: the arena may have moved, so the source is
-     * found again by its offset. */
-    if (inside)
-        s = r->arena + src_off;
     memcpy(r->arena + r->arena_len, s, len);
     out.off = (uint32_t)r->arena_len;
     out.len = (uint32_t)len;
@@ -941,18 +955,20 @@ int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errm
  * Returns 0, or -1 when out of memory or ms lies outside years 0000..9999. */
 static int put_time(fp_buf *b, const char *key, size_t key_len, int64_t ms)
 {
-    char ts[FP_RFC3339_LEN + 1];
+    char *p;
 
-    if (fp_time_format_ms(ms, ts, sizeof(ts)) != FP_RFC3339_LEN)
+    if (ensure_room(b, key_len + FP_RFC3339_LEN + 2) != 0)
         return -1;
-    if (fp_buf_reserve(b, key_len + FP_RFC3339_LEN + 2) != 0)
+    /* The time is formatted in place; its NUL lands where the closing quote goes, inside the
+     * reservation (which always has a spare byte beyond). */
+    p = b->data + b->len;
+    memcpy(p, key, key_len);
+    p += key_len;
+    *p++ = '"';
+    if (fp_time_format_ms(ms, p, FP_RFC3339_LEN + 1) != FP_RFC3339_LEN)
         return -1;
-    memcpy(b->data + b->len, key, key_len);
-    b->len += key_len;
-    b->data[b->len++] = '"';
-    memcpy(b->data + b->len, ts, FP_RFC3339_LEN);
-    b->len += FP_RFC3339_LEN;
-    b->data[b->len++] = '"';
+    p[FP_RFC3339_LEN] = '"';
+    b->len += key_len + FP_RFC3339_LEN + 2;
     return 0;
 }
 
@@ -1032,27 +1048,39 @@ static int put_position(fp_buf *b, const fp_position *p)
     return rc;
 }
 
+/* The longest io member but for its hex value: ',', the quoted id (at most 10 digits), ':'
+ * and an unsigned value of at most 20 digits. */
+#define IO_MEMBER_MAX (1 + 12 + 1 + 20)
+
 /* Appends the io object, "{...}". */
 static int put_io_object(fp_buf *b, const fp_record *r)
 {
-    int rc = 0;
-
-    rc |= put_char(b, '{');
+    if (put_char(b, '{') != 0)
+        return -1;
     for (size_t i = 0; i < r->io_len; i++) {
         const fp_io *io = &r->io[i];
+        char *p;
 
+        /* One check per member, then its pieces are written straight into the buffer. */
+        if (ensure_room(b, IO_MEMBER_MAX) != 0)
+            return -1;
+        p = b->data + b->len;
         if (i > 0)
-            rc |= put_char(b, ',');
-        rc |= put_char(b, '"');
-        rc |= fp_buf_put_u64(b, io->id);
-        rc |= PUT_LIT(b, "\":");
-        if (io->kind == FP_IO_HEX)
-            rc |= fp_json_put_string(b, fp_record_str(r, io->hex), io->hex.len);
-        else
-            rc |= fp_buf_put_u64(b, io->u);
+            *p++ = ',';
+        *p++ = '"';
+        p += fp_buf_format_u64(p, io->id);
+        *p++ = '"';
+        *p++ = ':';
+        if (io->kind == FP_IO_HEX) {
+            b->len = (size_t)(p - b->data);
+            if (fp_json_put_string(b, fp_record_str(r, io->hex), io->hex.len) != 0)
+                return -1;
+        } else {
+            p += fp_buf_format_u64(p, io->u);
+            b->len = (size_t)(p - b->data);
+        }
     }
-    rc |= put_char(b, '}');
-    return rc;
+    return put_char(b, '}');
 }
 
 /* Appends the metrics object, "{...}". */

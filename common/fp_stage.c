@@ -245,8 +245,7 @@ static void regulate(fp_stage *st)
 
 static size_t held_by_stage(const fp_stage *st)
 {
-    return st->hooks != NULL && st->hooks->pending != NULL ? st->hooks->pending(st->hooks_ctx)
-                                                           : 0;
+    return st->hooks != NULL && st->hooks->pending != NULL ? st->hooks->pending(st->hooks_ctx) : 0;
 }
 
 static void poll_hook(fp_stage *st, int max_wait_ms)
@@ -341,7 +340,7 @@ int fp_stage_run_async(fp_stage *st, fp_stage_handler handler, const fp_stage_ho
         }
         /* With asynchronous work outstanding, Kafka is only peeked at and the wait happens in
          * the stage's own poll (on its sockets); otherwise the wait is here. */
-        msg = rd_kafka_consumer_poll(st->consumer, held_by_stage(st) > 0                 ? 0
+        msg = rd_kafka_consumer_poll(st->consumer, held_by_stage(st) > 0                  ? 0
                                                    : fp_offsets_inflight(st->offsets) > 0 ? 5
                                                                                           : 100);
         poll_hook(st, msg == NULL ? 5 : 0);
@@ -411,11 +410,11 @@ int fp_stage_emit_for(fp_stage *st, uint64_t token, const void *key, size_t key_
 
     fp_offsets_hold(st->offsets, token);
     for (;;) {
-        err = rd_kafka_producev(
-            st->producer, RD_KAFKA_V_TOPIC(st->cfg->out_topic),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
-            RD_KAFKA_V_VALUE((void *)value, value_len),
-            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
+        err = rd_kafka_producev(st->producer, RD_KAFKA_V_TOPIC(st->cfg->out_topic),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY((void *)key, key_len),
+                                RD_KAFKA_V_VALUE((void *)value, value_len),
+                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         wait_for_room(st);

@@ -6,6 +6,7 @@
 #include "fp_time.h"
 
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
 
 #define MS_PER_DAY 86400000LL
@@ -68,19 +69,57 @@ void fp_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
     *y = yy + (*m <= 2);
 }
 
-/* Writes v as exactly `width` decimal digits (v must fit). */
-static void put_digits(char *p, unsigned v, int width)
+/* Writes v (0..99) as two decimal digits. */
+static inline void put_2digits(char *p, unsigned v)
 {
-    for (int i = width - 1; i >= 0; i--) {
-        p[i] = (char)('0' + v % 10);
-        v /= 10;
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* The last two dates ("YYYY-MM-DD") formatted on this thread. Consecutive calls nearly always
+ * fall on a day seen just before (a record's time and its receipt, the records of one frame),
+ * so the two entries spare most calls the calendar arithmetic. */
+struct date_cache_entry {
+    int64_t days;
+    char text[10];
+    bool valid;
+};
+
+static _Thread_local struct date_cache_entry date_cache[2];
+static _Thread_local unsigned date_cache_next;
+
+/* Writes "YYYY-MM-DD" of `days` since the epoch (years 0000..9999) into out. */
+static void put_date(int64_t days, char *out)
+{
+    struct date_cache_entry *e;
+    int64_t y;
+    unsigned m, d;
+
+    for (size_t i = 0; i < 2; i++) {
+        if (date_cache[i].valid && date_cache[i].days == days) {
+            memcpy(out, date_cache[i].text, sizeof(date_cache[i].text));
+            return;
+        }
     }
+    fp_civil_from_days(days, &y, &m, &d);
+    put_2digits(out, (unsigned)y / 100);
+    put_2digits(out + 2, (unsigned)y % 100);
+    out[4] = '-';
+    put_2digits(out + 5, m);
+    out[7] = '-';
+    put_2digits(out + 8, d);
+
+    e = &date_cache[date_cache_next];
+    date_cache_next ^= 1;
+    e->days = days;
+    memcpy(e->text, out, sizeof(e->text));
+    e->valid = true;
 }
 
 int fp_time_format_ms(int64_t ms, char *out, size_t out_size)
 {
-    int64_t days, rem, y;
-    unsigned m, d, sod, msec;
+    int64_t days, rem;
+    unsigned sod, msec;
 
     if (out == NULL || out_size < FP_RFC3339_LEN + 1) {
         if (out != NULL && out_size > 0)
@@ -99,23 +138,19 @@ int fp_time_format_ms(int64_t ms, char *out, size_t out_size)
         rem += MS_PER_DAY;
         days--;
     }
-    fp_civil_from_days(days, &y, &m, &d);
-    sod = (unsigned)(rem / 1000);
-    msec = (unsigned)(rem % 1000);
+    sod = (unsigned)rem / 1000;
+    msec = (unsigned)rem % 1000;
 
-    put_digits(out, (unsigned)y, 4);
-    out[4] = '-';
-    put_digits(out + 5, m, 2);
-    out[7] = '-';
-    put_digits(out + 8, d, 2);
+    put_date(days, out);
     out[10] = 'T';
-    put_digits(out + 11, sod / 3600, 2);
+    put_2digits(out + 11, sod / 3600);
     out[13] = ':';
-    put_digits(out + 14, sod / 60 % 60, 2);
+    put_2digits(out + 14, sod / 60 % 60);
     out[16] = ':';
-    put_digits(out + 17, sod % 60, 2);
+    put_2digits(out + 17, sod % 60);
     out[19] = '.';
-    put_digits(out + 20, msec, 3);
+    out[20] = (char)('0' + msec / 100);
+    put_2digits(out + 21, msec % 100);
     out[23] = 'Z';
     out[24] = '\0';
     return FP_RFC3339_LEN;

@@ -9,8 +9,8 @@ typedef struct entry {
     void *value;
     bool negative;
     int64_t expires_ms;
-    struct entry *chain;            /* next in the hash bucket */
-    struct entry *newer, *older;    /* LRU list */
+    struct entry *chain;         /* next in the hash bucket */
+    struct entry *newer, *older; /* LRU list */
 } entry;
 
 struct fp_cache {

@@ -11,8 +11,9 @@
  *
  * Memory. The set holds the positions (16 bytes each), the rings and polygons, the strings, and
  * the grid. The grid is sized to about CELLS_PER_POLYGON cells per polygon, and is coarsened until
- * its cell lists hold at most ENTRIES_PER_POLYGON entries per polygon, so a few huge polygons
- * cannot make it quadratic. While parsing, cJSON's tree of the document is held as well (about
+ * its cell lists hold at most ENTRIES_PER_POLYGON entries per polygon plus two per position (at
+ * 4 bytes an entry, no more than half of what the positions take), so a few huge polygons cannot
+ * make it quadratic. While parsing, cJSON's tree of the document is held as well (about
  * 200 bytes per position); it is released before fp_geofences_parse returns. */
 #include <cJSON.h>
 #include <errno.h>
@@ -57,6 +58,7 @@ struct fp_geofences {
     size_t nsites;
     char *strings; /* every id and name, each NUL-terminated */
     double *pts;   /* lon, lat pairs */
+    size_t npts;
     gf_ring *rings;
     gf_polygon *polys; /* in winning order */
     size_t npolys;
@@ -498,7 +500,7 @@ static uint64_t grid_entries(const fp_geofences *g)
 static int build_grid(fp_geofences *g)
 {
     double w, h, target, nxd;
-    uint64_t budget = (uint64_t)ENTRIES_PER_POLYGON * g->npolys, total;
+    uint64_t budget = (uint64_t)ENTRIES_PER_POLYGON * g->npolys + 2 * (uint64_t)g->npts, total;
     size_t ncells;
     uint32_t *fill;
 
@@ -639,6 +641,7 @@ static fp_geofences *assemble(builder *b)
     /* The position array is the big one: give back what doubling left over. */
     pts = realloc(b->pts, (2 * b->npts + 1) * sizeof(*pts));
     g->pts = pts != NULL ? pts : b->pts;
+    g->npts = b->npts;
     b->pts = NULL;
     g->rings = b->rings;
     b->rings = NULL;
@@ -650,6 +653,32 @@ static fp_geofences *assemble(builder *b)
     if (check_unique_ids(b, g) < 0) {
         fp_geofences_free(g);
         return NULL;
+    }
+    /* Each site's centre: the middle of the box around its polygons (the boxes are widened by
+     * EDGE_EPS on both sides, which cancels out). One pass over the polygons. */
+    {
+        double *box = malloc(4 * (g->nsites + 1) * sizeof(*box));
+
+        if (box == NULL)
+            goto oom;
+        for (size_t i = 0; i < g->nsites; i++) {
+            box[4 * i] = box[4 * i + 1] = HUGE_VAL;
+            box[4 * i + 2] = box[4 * i + 3] = -HUGE_VAL;
+        }
+        for (size_t k = 0; k < g->npolys; k++) {
+            const gf_polygon *p = &g->polys[k];
+            double *bx = &box[4 * (size_t)p->site];
+
+            bx[0] = fmin(bx[0], p->minx);
+            bx[1] = fmin(bx[1], p->miny);
+            bx[2] = fmax(bx[2], p->maxx);
+            bx[3] = fmax(bx[3], p->maxy);
+        }
+        for (size_t i = 0; i < g->nsites; i++) {
+            g->sites[i].center_lon = (box[4 * i] + box[4 * i + 2]) / 2;
+            g->sites[i].center_lat = (box[4 * i + 1] + box[4 * i + 3]) / 2;
+        }
+        free(box);
     }
     if (order_polygons(g, b->sites) < 0 || build_grid(g) < 0)
         goto oom;
@@ -749,19 +778,70 @@ done:
     return g;
 }
 
+/* Reads all of f into a new buffer that the caller frees. Returns 0, -1 on a read error, -2
+ * when there are more than FP_GEOFENCES_MAX_FILE bytes, or -3 on out of memory; on failure
+ * *data is left NULL. */
+static int read_all(FILE *f, char **data, size_t *len)
+{
+    const size_t limit = FP_GEOFENCES_MAX_FILE;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    int rc = 0;
+
+    for (;;) {
+        size_t got;
+
+        if (n == cap) {
+            size_t want = cap == 0 ? 65536 : 2 * cap;
+            char *q;
+
+            if (cap > limit) {
+                rc = -2;
+                break;
+            }
+            /* One byte past the limit tells a file at the limit from a larger one. */
+            want = want > limit + 1 ? limit + 1 : want;
+            q = realloc(buf, want);
+            if (q == NULL) {
+                rc = -3;
+                break;
+            }
+            buf = q;
+            cap = want;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (rc == 0 && ferror(f))
+        rc = -1;
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
 fp_geofences *fp_geofences_load(const char *path, char *err, size_t err_size)
 {
+    char dummy[1];
     FILE *f;
     char *data = NULL;
-    size_t len = 0, cap = 0, used = 0;
-    fp_geofences *g = NULL;
-    int w;
+    size_t len = 0, used;
+    fp_geofences *g;
+    int rc, w;
 
-    if (err != NULL && err_size > 0)
-        err[0] = '\0';
+    /* Without a caller's buffer, messages go to a one-byte one and are lost. */
+    if (err == NULL || err_size == 0) {
+        err = dummy;
+        err_size = sizeof(dummy);
+    }
+    err[0] = '\0';
     if (path == NULL) {
-        if (err != NULL && err_size > 0)
-            snprintf(err, err_size, "no geofence file given");
+        snprintf(err, err_size, "no geofence file given");
         return NULL;
     }
     f = fopen(path, "rb");
@@ -771,48 +851,26 @@ fp_geofences *fp_geofences_load(const char *path, char *err, size_t err_size)
 
         if (strerror_r(e, why, sizeof(why)) != 0)
             snprintf(why, sizeof(why), "error %d", e);
-        if (err != NULL && err_size > 0)
-            snprintf(err, err_size, "%s: cannot open: %s", path, why);
+        snprintf(err, err_size, "%s: cannot open: %s", path, why);
         return NULL;
     }
-    for (;;) {
-        size_t got;
-
-        if (len == cap) {
-            if (cap >= FP_GEOFENCES_MAX_FILE + (size_t)1) {
-                if (err != NULL && err_size > 0)
-                    snprintf(err, err_size, "%s: larger than %u bytes", path,
-                             FP_GEOFENCES_MAX_FILE);
-                goto done;
-            }
-            if (grow((void **)&data, &cap, cap == 0 ? 65536 : 2 * cap, 1) < 0) {
-                if (err != NULL && err_size > 0)
-                    snprintf(err, err_size, "%s: out of memory", path);
-                goto done;
-            }
-            cap = cap < FP_GEOFENCES_MAX_FILE + (size_t)1 ? cap : FP_GEOFENCES_MAX_FILE + (size_t)1;
-        }
-        got = fread(data + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        if (err != NULL && err_size > 0)
-            snprintf(err, err_size, "%s: read error", path);
-        goto done;
-    }
-    /* Parse errors read "path: features[3] ...". */
-    if (err != NULL && err_size > 0) {
-        w = snprintf(err, err_size, "%s: ", path);
-        used = w > 0 && (size_t)w < err_size ? (size_t)w : 0;
-    }
-    g = fp_geofences_parse(data, len, err != NULL ? err + used : NULL, err_size - used);
-    if (g != NULL && err != NULL && err_size > 0)
-        err[0] = '\0';
-done:
+    rc = read_all(f, &data, &len);
     fclose(f);
+    if (rc == -1)
+        snprintf(err, err_size, "%s: read error", path);
+    else if (rc == -2)
+        snprintf(err, err_size, "%s: larger than %u bytes", path, FP_GEOFENCES_MAX_FILE);
+    else if (rc == -3)
+        snprintf(err, err_size, "%s: out of memory", path);
+    if (rc < 0)
+        return NULL;
+    /* Parse errors read "path: features[3] (id ...": ...". */
+    w = snprintf(err, err_size, "%s: ", path);
+    used = w > 0 && (size_t)w < err_size ? (size_t)w : err_size - 1;
+    g = fp_geofences_parse(data, len, err + used, err_size - used);
     free(data);
+    if (g != NULL)
+        err[0] = '\0';
     return g;
 }
 

@@ -25,6 +25,7 @@
 typedef struct fp_site {
     const char *id;
     const char *name;
+    double center_lat, center_lon; /* the middle of the site's bounding box */
 } fp_site;
 
 typedef struct fp_geofences fp_geofences;

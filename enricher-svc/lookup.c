@@ -15,7 +15,11 @@
 
 #define MAX_BODY (1024 * 1024) /* an answer larger than this is malformed */
 
-typedef enum circuit_state { CIRCUIT_CLOSED = 0, CIRCUIT_OPEN = 1, CIRCUIT_HALF_OPEN = 2 } circuit_state;
+typedef enum circuit_state {
+    CIRCUIT_CLOSED = 0,
+    CIRCUIT_OPEN = 1,
+    CIRCUIT_HALF_OPEN = 2
+} circuit_state;
 
 /* Failure classes, the label of fleetpipe_enrich_lookup_errors_total. */
 typedef enum failure_class {
@@ -28,8 +32,8 @@ typedef enum failure_class {
     FAIL_CLASSES
 } failure_class;
 
-static const char *const failure_names[FAIL_CLASSES] = {
-    "timeout", "connect", "http_5xx", "http_4xx", "malformed", "circuit_open"};
+static const char *const failure_names[FAIL_CLASSES] = {"timeout",  "connect",   "http_5xx",
+                                                        "http_4xx", "malformed", "circuit_open"};
 static const char *const kind_names[LOOKUP_KINDS] = {"geocoder", "assets"};
 
 typedef struct request {
@@ -44,9 +48,9 @@ typedef struct request {
     int64_t retry_at_ms;
     uint64_t *waiters;
     size_t nwaiters, capwaiters;
-    struct request *next;  /* in the waiting or retry list */
+    struct request *next;          /* in the waiting or retry list */
     struct request *rprev, *rnext; /* in the running list */
-    struct request *hnext; /* in the single-flight table */
+    struct request *hnext;         /* in the single-flight table */
 } request;
 
 /* Per service: its cache, circuit and metrics. */
@@ -185,8 +189,7 @@ lookup_engine *lookup_engine_new(const lookup_settings *s, lookup_done_fn done, 
     e->svc[LOOKUP_GEO].enabled = s->geocoder_url != NULL && s->geocoder_url[0] != '\0';
     e->svc[LOOKUP_ASSET].enabled = s->assets_url != NULL && s->assets_url[0] != '\0';
     if (e->svc[LOOKUP_ASSET].enabled && strstr(s->assets_url, "{device_id}") == NULL) {
-        snprintf(err, err_size, "ASSETS_URL: \"%s\" has no {device_id} placeholder",
-                 s->assets_url);
+        snprintf(err, err_size, "ASSETS_URL: \"%s\" has no {device_id} placeholder", s->assets_url);
         goto err;
     }
     e->multi = curl_multi_init();
@@ -201,8 +204,8 @@ lookup_engine *lookup_engine_new(const lookup_settings *s, lookup_done_fn done, 
         service *sv = &e->svc[k];
         char labels[64], elabels[96];
 
-        sv->cache = fp_cache_new((size_t)s->cache_size, s->cache_ttl_ms, s->negative_ttl_ms,
-                                 answer_free);
+        sv->cache =
+            fp_cache_new((size_t)s->cache_size, s->cache_ttl_ms, s->negative_ttl_ms, answer_free);
         sv->nflights = 1024;
         sv->flights = calloc(sv->nflights, sizeof(*sv->flights));
         if (sv->cache == NULL || sv->flights == NULL) {
@@ -713,17 +716,15 @@ void lookup_geo_cell(const lookup_engine *e, double lat, double lon, char *out, 
     *cell_lon = -180.0 + ((double)col + 0.5) * dlon;
 }
 
-lookup_outcome lookup_geo(lookup_engine *e, double lat, double lon, uint64_t waiter,
-                          const lookup_answer **answer)
+/* Asks the geocoder for the point (lat, lon) under a cache key. */
+static lookup_outcome ask_reverse(lookup_engine *e, const char *key, double lat, double lon,
+                                  uint64_t waiter, const lookup_answer **answer)
 {
-    char key[64], *url;
-    double clat, clon;
     fp_buf b = {0};
+    char *url;
 
-    lookup_geo_cell(e, lat, lon, key, sizeof(key), &clat, &clon);
-    /* The cell's centre is asked, so the cached answer is the cell's, whoever asked first. */
-    if (fp_buf_printf(&b, "%s/reverse?format=jsonv2&lat=%.7f&lon=%.7f", e->s.geocoder_url, clat,
-                      clon) < 0) {
+    if (fp_buf_printf(&b, "%s/reverse?format=jsonv2&lat=%.7f&lon=%.7f", e->s.geocoder_url, lat,
+                      lon) < 0) {
         fp_buf_free(&b);
         return LOOKUP_FAILED;
     }
@@ -732,6 +733,32 @@ lookup_outcome lookup_geo(lookup_engine *e, double lat, double lon, uint64_t wai
     if (url == NULL)
         return LOOKUP_FAILED;
     return ask(e, LOOKUP_GEO, key, url, waiter, answer);
+}
+
+lookup_outcome lookup_geo(lookup_engine *e, double lat, double lon, uint64_t waiter,
+                          const lookup_answer **answer)
+{
+    char key[64];
+    double clat, clon;
+
+    lookup_geo_cell(e, lat, lon, key, sizeof(key), &clat, &clon);
+    /* The cell's centre is asked, so the cached answer is the cell's, whoever asked first. */
+    return ask_reverse(e, key, clat, clon, waiter, answer);
+}
+
+lookup_outcome lookup_geo_site(lookup_engine *e, const char *site_id, double center_lat,
+                               double center_lon, uint64_t waiter, const lookup_answer **answer)
+{
+    fp_buf key = {0};
+    lookup_outcome o;
+
+    if (fp_buf_puts(&key, "site:") < 0 || fp_buf_puts(&key, site_id) < 0) {
+        fp_buf_free(&key);
+        return LOOKUP_FAILED;
+    }
+    o = ask_reverse(e, fp_buf_cstr(&key), center_lat, center_lon, waiter, answer);
+    fp_buf_free(&key);
+    return o;
 }
 
 lookup_outcome lookup_asset(lookup_engine *e, const char *device_id, uint64_t waiter,

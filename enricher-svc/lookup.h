@@ -35,8 +35,8 @@ typedef enum lookup_outcome {
 
 /* Called from lookup_poll for every waiter of a finished request. `answer` is valid during the
  * call only and is NULL unless outcome is LOOKUP_ANSWERED. */
-typedef void (*lookup_done_fn)(void *ctx, uint64_t waiter, lookup_kind kind,
-                               lookup_outcome outcome, const lookup_answer *answer);
+typedef void (*lookup_done_fn)(void *ctx, uint64_t waiter, lookup_kind kind, lookup_outcome outcome,
+                               const lookup_answer *answer);
 
 typedef struct lookup_settings {
     const char *geocoder_url; /* base URL; NULL or "" disables the geocoder */
@@ -74,6 +74,11 @@ lookup_outcome lookup_geo(lookup_engine *e, double lat, double lon, uint64_t wai
                           const lookup_answer **answer);
 lookup_outcome lookup_asset(lookup_engine *e, const char *device_id, uint64_t waiter,
                             const lookup_answer **answer);
+
+/* The address of a known site: the geocoder's answer at the site's centre, cached under the
+ * site's id, so every machine parked or working anywhere on the site shares one lookup. */
+lookup_outcome lookup_geo_site(lookup_engine *e, const char *site_id, double center_lat,
+                               double center_lon, uint64_t waiter, const lookup_answer **answer);
 
 /* Drives the requests: starts queued and due ones, reads finished ones and calls done. Waits up
  * to max_wait_ms for network activity when requests are outstanding. */

@@ -43,17 +43,21 @@ typedef struct enricher_config {
 } enricher_config;
 
 #define OPT_INT(name, def, help, lo, hi, field)                                                    \
-    {name, FP_OPT_INT, def, help, false, false, lo, hi, NULL, offsetof(enricher_config, field)}
+    {                                                                                              \
+        name, FP_OPT_INT, def, help, false, false, lo, hi, NULL, offsetof(enricher_config, field)  \
+    }
 #define OPT_STR(name, help, field)                                                                 \
-    {name, FP_OPT_STRING, NULL, help, false, false, 0, 0, NULL, offsetof(enricher_config, field)}
+    {                                                                                              \
+        name, FP_OPT_STRING, NULL, help, false, false, 0, 0, NULL,                                 \
+            offsetof(enricher_config, field)                                                       \
+    }
 
 static const fp_option enricher_options[] = {
     FP_COMMON_OPTIONS("fleetpipe-enricher", "telemetry.parsed", "telemetry.enriched", "9102"),
     OPT_STR("GEOCODER_URL",
             "Nominatim-compatible reverse geocoder base URL (…/reverse is appended); empty = off",
             geocoder_url),
-    OPT_STR("ASSETS_URL", "asset registry URL template with {device_id}; empty = off",
-            assets_url),
+    OPT_STR("ASSETS_URL", "asset registry URL template with {device_id}; empty = off", assets_url),
     OPT_STR("GEOFENCES_FILE", "GeoJSON FeatureCollection of site polygons; SIGHUP reloads it",
             geofences_file),
     {"ENRICH_ON_FAILURE", FP_OPT_ENUM, "forward",
@@ -67,12 +71,12 @@ static const fp_option enricher_options[] = {
             0, 100, retries),
     OPT_INT("ENRICH_BACKOFF_MS", "100", "first retry delay (doubles, with jitter)", 1, 600000,
             backoff_ms),
-    OPT_INT("ENRICH_CACHE_SIZE", "100000", "cache entries per lookup (0 = no cache)", 0,
-            100000000, cache_size),
+    OPT_INT("ENRICH_CACHE_SIZE", "100000", "cache entries per lookup (0 = no cache)", 0, 100000000,
+            cache_size),
     OPT_INT("ENRICH_CACHE_TTL_MS", "86400000", "how long an answer is reused", 1, INT64_MAX / 4,
             cache_ttl_ms),
-    OPT_INT("ENRICH_NEGATIVE_TTL_MS", "60000", "how long a 'not found' is reused", 0,
-            INT64_MAX / 4, negative_ttl_ms),
+    OPT_INT("ENRICH_NEGATIVE_TTL_MS", "60000", "how long a 'not found' is reused", 0, INT64_MAX / 4,
+            negative_ttl_ms),
     OPT_INT("ENRICH_CB_FAILURES", "5", "consecutive failures that open a lookup's circuit", 1,
             1000000, cb_failures),
     OPT_INT("ENRICH_CB_OPEN_MS", "5000", "how long an open circuit waits before a probe", 1,
@@ -180,7 +184,7 @@ static void apply(item *it, lookup_kind kind, lookup_outcome outcome, const look
     fp_record *r = &it->rec;
     fp_enrichment *en = &r->enrichment;
 
-    it->waiting &= (uint8_t)~(1u << kind);
+    it->waiting &= (uint8_t) ~(1u << kind);
     if (outcome == LOOKUP_FAILED) {
         it->failed |= (uint8_t)(1u << kind);
         return;
@@ -276,17 +280,21 @@ static void on_lookup_done(void *ctx, uint64_t waiter, lookup_kind kind, lookup_
     }
 }
 
-/* Asks one lookup for the item; the answer may come now or later. */
-static void ask(enricher *e, item *it, uint64_t id, lookup_kind kind)
+/* Asks one lookup for the item; the answer may come now or later. A record inside a known site
+ * gets the site's address (one lookup per site), any other its grid cell's. */
+static void ask(enricher *e, item *it, uint64_t id, lookup_kind kind, const fp_site *site)
 {
     const lookup_answer *a = NULL;
     lookup_outcome o;
 
     it->asked |= (uint8_t)(1u << kind);
     it->waiting |= (uint8_t)(1u << kind);
-    o = kind == LOOKUP_GEO
-            ? lookup_geo(e->lookups, it->rec.position.lat, it->rec.position.lon, id, &a)
-            : lookup_asset(e->lookups, it->rec.device_id, id, &a);
+    if (kind == LOOKUP_ASSET)
+        o = lookup_asset(e->lookups, it->rec.device_id, id, &a);
+    else if (site != NULL)
+        o = lookup_geo_site(e->lookups, site->id, site->center_lat, site->center_lon, id, &a);
+    else
+        o = lookup_geo(e->lookups, it->rec.position.lat, it->rec.position.lon, id, &a);
     /* PENDING: the answer comes through on_lookup_done (which may already have run). */
     if (o != LOOKUP_PENDING)
         apply(it, kind, o, a);
@@ -296,6 +304,7 @@ static int handle_parsed(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
 {
     enricher *e = ctx;
     uint32_t idx = item_alloc(e);
+    const fp_site *site = NULL;
     uint64_t id;
     item *it;
     char why[256];
@@ -321,9 +330,7 @@ static int handle_parsed(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
     /* Whatever enrichment came in is replaced by today's answers. */
     memset(&it->rec.enrichment, 0, sizeof(it->rec.enrichment));
     if (e->geofences != NULL && it->rec.has_position) {
-        const fp_site *site =
-            fp_geofences_find(e->geofences, it->rec.position.lat, it->rec.position.lon);
-
+        site = fp_geofences_find(e->geofences, it->rec.position.lat, it->rec.position.lon);
         if (site != NULL) {
             it->rec.enrichment.has_site = true;
             set_str(&it->rec, &it->rec.enrichment.site_id, site->id);
@@ -331,9 +338,9 @@ static int handle_parsed(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
         }
     }
     if (lookup_enabled(e->lookups, LOOKUP_GEO) && it->rec.has_position)
-        ask(e, it, id, LOOKUP_GEO);
+        ask(e, it, id, LOOKUP_GEO, site);
     if (lookup_enabled(e->lookups, LOOKUP_ASSET))
-        ask(e, it, id, LOOKUP_ASSET);
+        ask(e, it, id, LOOKUP_ASSET, NULL);
     it->setting_up = false;
     if (it->waiting == 0) {
         it->done = true;
@@ -436,10 +443,18 @@ int main(int argc, char **argv)
                                             "Geofence loads, by result.", "result=\"failed\"");
     if (e.cfg.geofences_file != NULL && e.cfg.geofences_file[0] != '\0' && load_geofences(&e) < 0)
         return 2;
-    ls = (lookup_settings){e.cfg.geocoder_url,    e.cfg.assets_url,  e.cfg.max_requests,
-                           e.cfg.timeout_ms,      e.cfg.retries,     e.cfg.backoff_ms,
-                           e.cfg.cache_size,      e.cfg.cache_ttl_ms, e.cfg.negative_ttl_ms,
-                           e.cfg.cb_failures,     e.cfg.cb_open_ms,  e.cfg.geo_cell_m,
+    ls = (lookup_settings){e.cfg.geocoder_url,
+                           e.cfg.assets_url,
+                           e.cfg.max_requests,
+                           e.cfg.timeout_ms,
+                           e.cfg.retries,
+                           e.cfg.backoff_ms,
+                           e.cfg.cache_size,
+                           e.cfg.cache_ttl_ms,
+                           e.cfg.negative_ttl_ms,
+                           e.cfg.cb_failures,
+                           e.cfg.cb_open_ms,
+                           e.cfg.geo_cell_m,
                            strcmp(e.cfg.on_failure, "wait") == 0};
     e.lookups = lookup_engine_new(&ls, on_lookup_done, &e, err, sizeof(err));
     e.order = fp_reorder_new();

@@ -8,8 +8,15 @@
  *
  * Work and memory are bounded by the pack: at most SENML_RECORDS_MAX records, and the groups
  * and metric names are found through hash tables sized from the record count, so no input
- * costs quadratic time. */
+ * costs quadratic time.
+ *
+ * The pack's JSON is first read whole into a flat list of records and their members, by one of
+ * two readers with the same result. A strict reader takes the JSON that SenML producers write
+ * (an array of objects whose members are strings without escapes, numbers, true or false)
+ * without an allocation per value; it declines anything else, and cJSON then reads the pack,
+ * so that every other input, syntax errors included, is judged exactly as cJSON judges it. */
 #include <cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -119,7 +126,37 @@ struct senml_table {
     size_t mask;
 };
 
-/* The base fields in effect; strings point into the cJSON tree. */
+/* The JSON type of a member's value, as far as the labels care. */
+enum senml_json { J_STRING, J_NUMBER, J_TRUE, J_FALSE, J_OTHER };
+
+/* One member of a SenML record: its label and value. The strings are NUL-terminated, as cJSON
+ * keeps them (a string with an escaped NUL ends there). */
+struct senml_member {
+    const char *key;
+    enum senml_json type;
+    const char *str; /* J_STRING */
+    double num;      /* J_NUMBER */
+};
+
+/* One element of the pack: an object with members [first, first + count) of the member list, or
+ * some other value. */
+struct senml_entry {
+    bool is_object;
+    size_t first, count;
+};
+
+/* The pack as read: its elements, their members, and what the strings point into (the strict
+ * reader's copy of them, or cJSON's tree). */
+struct senml_pack {
+    struct senml_entry *entries;
+    size_t nentries, entries_cap;
+    struct senml_member *members;
+    size_t nmembers, members_cap;
+    char *text;
+    cJSON *root;
+};
+
+/* The base fields in effect; strings point into the pack's strings. */
 struct senml_base {
     const char *bn; /* NULL when no (or an empty) base name is in effect */
     size_t bn_len;
@@ -155,12 +192,26 @@ static bool is_space(uint8_t c)
 
 static bool is_alnum(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    unsigned char u = (unsigned char)c;
+
+    /* Setting bit 5 maps 'A'..'Z' onto 'a'..'z', and nothing else onto them. */
+    return (unsigned char)((u | 0x20) - 'a') < 26 || (unsigned char)(u - '0') < 10;
 }
 
 static bool is_separator(char c)
 {
     return c == ':' || c == '/' || c == '.' || c == '_' || c == '-';
+}
+
+/* True when the NUL-terminated strings a and b are equal. Inline, for the short names of this
+ * reader's tables, where a call to strcmp would cost more than the comparison. */
+static inline bool str_eq(const char *a, const char *b)
+{
+    size_t i = 0;
+
+    while (a[i] != '\0' && a[i] == b[i])
+        i++;
+    return a[i] == b[i];
 }
 
 /* A JSON array, possibly after whitespace. */
@@ -243,16 +294,16 @@ static bool name_ok(const char *s, size_t len)
     return true;
 }
 
-static bool type_ok(const cJSON *item, enum senml_type type)
+static bool type_ok(const struct senml_member *item, enum senml_type type)
 {
     switch (type) {
     case T_STRING:
-        return cJSON_IsString(item) && item->valuestring != NULL;
+        return item->type == J_STRING;
     case T_NUMBER:
-        return cJSON_IsNumber(item) && isfinite(item->valuedouble);
+        return item->type == J_NUMBER && isfinite(item->num);
     case T_BOOL:
     default:
-        return cJSON_IsBool(item);
+        return item->type == J_TRUE || item->type == J_FALSE;
     }
 }
 
@@ -263,20 +314,19 @@ static const char *type_name(enum senml_type type)
 
 /* Finds the labels of one SenML record. Fails on an unknown label ending in '_', a label
  * given twice or a value of the wrong type. Returns 0 or -1 with the error filled in. */
-static int collect_labels(struct senml_ctx *c, size_t idx, const cJSON *obj,
-                          const cJSON *lab[L_COUNT])
+static int collect_labels(struct senml_ctx *c, size_t idx, const struct senml_member *members,
+                          size_t count, const struct senml_member *lab[L_COUNT])
 {
-    const cJSON *el;
-
     for (size_t k = 0; k < L_COUNT; k++)
         lab[k] = NULL;
-    cJSON_ArrayForEach(el, obj)
-    {
-        const char *key = el->string != NULL ? el->string : "";
+    for (size_t i = 0; i < count; i++) {
+        const struct senml_member *el = &members[i];
+        const char *key = el->key;
         size_t k = 0;
         const char *code;
 
-        while (k < L_COUNT && strcmp(label_defs[k].name, key) != 0)
+        /* The first byte rules out nearly every label before a full comparison. */
+        while (k < L_COUNT && (label_defs[k].name[0] != key[0] || !str_eq(label_defs[k].name, key)))
             k++;
         if (k == L_COUNT) {
             size_t klen = strlen(key);
@@ -299,26 +349,26 @@ static int collect_labels(struct senml_ctx *c, size_t idx, const cJSON *obj,
 
 /* Applies the record's base fields to the base in effect. Fails on a bver above what this
  * reader supports. */
-static int update_base(struct senml_ctx *c, size_t idx, const cJSON *lab[L_COUNT])
+static int update_base(struct senml_ctx *c, size_t idx, const struct senml_member *lab[L_COUNT])
 {
     struct senml_base *b = &c->base;
 
-    if (lab[L_BVER] != NULL && lab[L_BVER]->valuedouble > SENML_VERSION_MAX)
+    if (lab[L_BVER] != NULL && lab[L_BVER]->num > SENML_VERSION_MAX)
         return fp_decode_fail(c->err, "senml_version",
-                              "pack[%zu]: bver %g is above the supported %d", idx,
-                              lab[L_BVER]->valuedouble, SENML_VERSION_MAX);
+                              "pack[%zu]: bver %g is above the supported %d", idx, lab[L_BVER]->num,
+                              SENML_VERSION_MAX);
     if (lab[L_BN] != NULL) {
-        b->bn_len = strlen(lab[L_BN]->valuestring);
-        b->bn = b->bn_len > 0 ? lab[L_BN]->valuestring : NULL;
+        b->bn_len = strlen(lab[L_BN]->str);
+        b->bn = b->bn_len > 0 ? lab[L_BN]->str : NULL;
     }
     if (lab[L_BU] != NULL)
-        b->bu = lab[L_BU]->valuestring;
+        b->bu = lab[L_BU]->str;
     if (lab[L_BT] != NULL)
-        b->bt = lab[L_BT]->valuedouble;
+        b->bt = lab[L_BT]->num;
     if (lab[L_BV] != NULL)
-        b->bv = lab[L_BV]->valuedouble;
+        b->bv = lab[L_BV]->num;
     if (lab[L_BS] != NULL)
-        b->bs = lab[L_BS]->valuedouble;
+        b->bs = lab[L_BS]->num;
     return 0;
 }
 
@@ -343,10 +393,11 @@ static int64_t resolve_time_ms(double t, int64_t now_ms)
 
 /* Resolves the record's name, time, unit and device (bases already applied). Returns 0 or -1
  * with the error filled in. */
-static int resolve(struct senml_ctx *c, const cJSON *lab[L_COUNT], struct senml_resolved *res)
+static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
+                   struct senml_resolved *res)
 {
     const struct senml_base *b = &c->base;
-    const char *n = lab[L_N] != NULL ? lab[L_N]->valuestring : "";
+    const char *n = lab[L_N] != NULL ? lab[L_N]->str : "";
     size_t n_len = strlen(n), bn_len = b->bn != NULL ? b->bn_len : 0;
     char name[SENML_NAME_MAX + 1];
     const char *last;
@@ -382,7 +433,7 @@ static int resolve(struct senml_ctx *c, const cJSON *lab[L_COUNT], struct senml_
                               "pack[%zu]: name \"%.64s\" names no measurement", res->idx, name);
 
     /* Unit = u, else bu; known units take their conventional suffix. */
-    res->unit = lab[L_U] != NULL ? lab[L_U]->valuestring : b->bu;
+    res->unit = lab[L_U] != NULL ? lab[L_U]->str : b->bu;
     res->suffix[0] = '\0';
     if (res->unit != NULL) {
         size_t i = 0, unit_len = strlen(res->unit);
@@ -391,7 +442,7 @@ static int resolve(struct senml_ctx *c, const cJSON *lab[L_COUNT], struct senml_
             return fp_decode_fail(c->err, "senml_bad_field", "pack[%zu]: unit longer than %d bytes",
                                   res->idx, SENML_UNIT_MAX);
         while (i < sizeof(unit_suffixes) / sizeof(unit_suffixes[0]) &&
-               strcmp(unit_suffixes[i].unit, res->unit) != 0)
+               !str_eq(unit_suffixes[i].unit, res->unit))
             i++;
         if (i < sizeof(unit_suffixes) / sizeof(unit_suffixes[0])) {
             size_t slen = strlen(unit_suffixes[i].suffix);
@@ -404,7 +455,7 @@ static int resolve(struct senml_ctx *c, const cJSON *lab[L_COUNT], struct senml_
 
     /* Time = bt + t. */
     {
-        double t = b->bt + (lab[L_T] != NULL ? lab[L_T]->valuedouble : 0.0);
+        double t = b->bt + (lab[L_T] != NULL ? lab[L_T]->num : 0.0);
 
         if (!isfinite(t))
             return fp_decode_fail(c->err, "senml_bad_field", "pack[%zu]: time out of range",
@@ -600,18 +651,20 @@ static int put_position(struct senml_ctx *c, int32_t g, enum senml_pos field,
 }
 
 /* Decodes one SenML record into its group. Returns 0 or -1 with the error filled in. */
-static int decode_one(struct senml_ctx *c, size_t idx, const cJSON *obj)
+static int decode_one(struct senml_ctx *c, size_t idx, const struct senml_pack *pack)
 {
-    const cJSON *lab[L_COUNT];
+    const struct senml_entry *entry = &pack->entries[idx];
+    const struct senml_member *lab[L_COUNT];
     struct senml_resolved res;
     char name[SENML_METRIC_MAX + 1];
     size_t nvalues = 0;
     int32_t g;
     size_t p = 0;
 
-    if (!cJSON_IsObject(obj))
+    if (!entry->is_object)
         return fp_decode_fail(c->err, "senml_not_array", "pack[%zu]: expected an object", idx);
-    if (collect_labels(c, idx, obj, lab) < 0 || update_base(c, idx, lab) < 0)
+    if (collect_labels(c, idx, pack->members + entry->first, entry->count, lab) < 0 ||
+        update_base(c, idx, lab) < 0)
         return -1;
     nvalues = (lab[L_V] != NULL) + (lab[L_VS] != NULL) + (lab[L_VB] != NULL) + (lab[L_VD] != NULL);
     if (nvalues > 1 || (nvalues == 0 && lab[L_S] == NULL))
@@ -624,38 +677,38 @@ static int decode_one(struct senml_ctx *c, size_t idx, const cJSON *obj)
     if (g < 0)
         return fp_decode_fail(c->err, "no_memory", "out of memory");
 
-    while (p < sizeof(pos_names) / sizeof(pos_names[0]) && strcmp(pos_names[p].name, res.stem) != 0)
+    while (p < sizeof(pos_names) / sizeof(pos_names[0]) && !str_eq(pos_names[p].name, res.stem))
         p++;
     if (nvalues > 0 && p < sizeof(pos_names) / sizeof(pos_names[0])) {
         if (lab[L_V] == NULL)
             return fp_decode_fail(c->err, "senml_position",
                                   "pack[%zu]: %s: expected a number value (v)", idx, res.stem);
-        if (!isfinite(c->base.bv + lab[L_V]->valuedouble))
+        if (!isfinite(c->base.bv + lab[L_V]->num))
             return fp_decode_fail(c->err, "senml_value", "pack[%zu]: value out of range", idx);
-        if (put_position(c, g, pos_names[p].field, &res, c->base.bv + lab[L_V]->valuedouble) < 0)
+        if (put_position(c, g, pos_names[p].field, &res, c->base.bv + lab[L_V]->num) < 0)
             return -1;
     } else if (nvalues > 0) {
         int rc;
 
         metric_name(&res, false, name);
         if (lab[L_V] != NULL) {
-            double v = c->base.bv + lab[L_V]->valuedouble;
+            double v = c->base.bv + lab[L_V]->num;
 
             if (!isfinite(v))
                 return fp_decode_fail(c->err, "senml_value", "pack[%zu]: value out of range", idx);
             rc = put_metric(c, g, name, FP_METRIC_NUMBER, v, false, NULL);
         } else if (lab[L_VB] != NULL) {
-            rc = put_metric(c, g, name, FP_METRIC_BOOL, 0, cJSON_IsTrue(lab[L_VB]), NULL);
+            rc = put_metric(c, g, name, FP_METRIC_BOOL, 0, lab[L_VB]->type == J_TRUE, NULL);
         } else {
-            const cJSON *s = lab[L_VS] != NULL ? lab[L_VS] : lab[L_VD];
+            const struct senml_member *s = lab[L_VS] != NULL ? lab[L_VS] : lab[L_VD];
 
-            rc = put_metric(c, g, name, FP_METRIC_STRING, 0, false, s->valuestring);
+            rc = put_metric(c, g, name, FP_METRIC_STRING, 0, false, s->str);
         }
         if (rc < 0)
             return fp_decode_fail(c->err, "no_memory", "out of memory");
     }
     if (lab[L_S] != NULL) {
-        double s = c->base.bs + lab[L_S]->valuedouble;
+        double s = c->base.bs + lab[L_S]->num;
 
         if (!isfinite(s))
             return fp_decode_fail(c->err, "senml_value", "pack[%zu]: sum out of range", idx);
@@ -712,15 +765,393 @@ static int finish_positions(struct senml_ctx *c)
     return 0;
 }
 
+/* ---- Reading the pack ------------------------------------------------------------------ */
+
+static void pack_free(struct senml_pack *pk)
+{
+    free(pk->entries);
+    free(pk->members);
+    free(pk->text);
+    cJSON_Delete(pk->root);
+    memset(pk, 0, sizeof(*pk));
+}
+
+/* Appends an entry to the pack's list. Returns it, or NULL when memory runs out. */
+static struct senml_entry *push_entry(struct senml_pack *pk)
+{
+    if (pk->nentries == pk->entries_cap) {
+        size_t cap = pk->entries_cap != 0 ? pk->entries_cap * 2 : 16;
+        struct senml_entry *p = realloc(pk->entries, cap * sizeof(*p));
+
+        if (p == NULL)
+            return NULL;
+        pk->entries = p;
+        pk->entries_cap = cap;
+    }
+    return &pk->entries[pk->nentries++];
+}
+
+/* Appends a member to the pack's list. Returns it, or NULL when memory runs out. */
+static struct senml_member *push_member(struct senml_pack *pk)
+{
+    if (pk->nmembers == pk->members_cap) {
+        size_t cap = pk->members_cap != 0 ? pk->members_cap * 2 : 64;
+        struct senml_member *p = realloc(pk->members, cap * sizeof(*p));
+
+        if (p == NULL)
+            return NULL;
+        pk->members = p;
+        pk->members_cap = cap;
+    }
+    return &pk->members[pk->nmembers++];
+}
+
+/* The strict reader's position in the JSON text, and where it copies the next string to. */
+struct strict_reader {
+    const char *p, *end;
+    char *text;
+};
+
+/* Powers of ten that are exact in a double. */
+static const double exact_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static void strict_skip_space(struct strict_reader *r)
+{
+    while (r->p < r->end && is_space((uint8_t)*r->p))
+        r->p++;
+}
+
+/* Reads the string whose opening quote is at r->p into a NUL-terminated copy. Returns the
+ * copy, or NULL to decline: an escape or a control character (which cJSON would keep, and which
+ * may be a NUL), or no closing quote. The copy takes one byte less than the quoted text, so a
+ * text area as long as the JSON holds every string. */
+static const char *strict_string(struct strict_reader *r)
+{
+    const char *start = r->p + 1, *q = start;
+    char *copy = r->text;
+    size_t n;
+
+    while (q < r->end && *q != '"') {
+        if (*q == '\\' || (uint8_t)*q < 0x20)
+            return NULL;
+        q++;
+    }
+    if (q == r->end)
+        return NULL;
+    n = (size_t)(q - start);
+    memcpy(copy, start, n);
+    copy[n] = '\0';
+    r->text += n + 1;
+    r->p = q + 1;
+    return copy;
+}
+
+/* Reads a number of the JSON grammar at r->p into *v. cJSON hands the number's text to strtod,
+ * so *v must be what strtod makes of it ("C" locale, as everywhere in fleetpipe): the correctly
+ * rounded double. Up to 19 significant digits times a power of ten up to 10^22 that is done
+ * exactly here (Clinger's fast path: both factors are exact doubles and one multiplication or
+ * division rounds correctly); other numbers go to strtod. Returns false to decline: not the
+ * JSON grammar, or longer than 63 bytes (left to cJSON, whose reading of such numbers differs
+ * between its versions). */
+static bool strict_number(struct strict_reader *r, double *v)
+{
+    const char *start = r->p, *q = r->p;
+    bool neg = false, fast = FLT_EVAL_METHOD == 0;
+    uint64_t m = 0;
+    int sig = 0, exp10 = 0;
+
+    if (*q == '-') {
+        neg = true;
+        q++;
+    }
+    if (q == r->end || !is_digit(*q))
+        return false;
+    /* Digits beyond the 19th would overflow m; such numbers take strtod. Leading zeros are not
+     * significant. */
+    if (*q == '0') {
+        q++;
+    } else {
+        for (; q < r->end && is_digit(*q); q++) {
+            if (sig < 19) {
+                m = m * 10 + (uint64_t)(*q - '0');
+                sig++;
+            } else {
+                fast = false;
+            }
+        }
+    }
+    if (q < r->end && *q == '.') {
+        q++;
+        if (q == r->end || !is_digit(*q))
+            return false;
+        for (; q < r->end && is_digit(*q); q++) {
+            if (m == 0 && *q == '0') {
+                exp10--;
+            } else if (sig < 19) {
+                m = m * 10 + (uint64_t)(*q - '0');
+                sig++;
+                exp10--;
+            } else {
+                fast = false;
+            }
+        }
+    }
+    if (q < r->end && (*q == 'e' || *q == 'E')) {
+        int sign = 1, e = 0;
+
+        q++;
+        if (q < r->end && (*q == '+' || *q == '-')) {
+            sign = *q == '-' ? -1 : 1;
+            q++;
+        }
+        if (q == r->end || !is_digit(*q))
+            return false;
+        for (; q < r->end && is_digit(*q); q++)
+            if (e < 100000) /* beyond any double; only keeps e from overflowing */
+                e = e * 10 + (*q - '0');
+        exp10 += sign * e;
+    }
+    if (q - start > 63)
+        return false;
+
+    if (fast && m == 0) {
+        *v = neg ? -0.0 : 0.0;
+    } else if (fast && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+        double d = (double)m;
+
+        d = exp10 < 0 ? d / exact_pow10[-exp10] : d * exact_pow10[exp10];
+        *v = neg ? -d : d;
+    } else {
+        char text[64];
+
+        memcpy(text, start, (size_t)(q - start));
+        text[q - start] = '\0';
+        *v = strtod(text, NULL);
+    }
+    r->p = q;
+    return true;
+}
+
+/* Reads the value at r->p into m. Returns false to decline: anything but a string, a number,
+ * true or false. */
+static bool strict_value(struct strict_reader *r, struct senml_member *m)
+{
+    size_t left = (size_t)(r->end - r->p);
+
+    m->str = NULL;
+    m->num = 0;
+    if (left == 0)
+        return false;
+    if (*r->p == '"') {
+        m->type = J_STRING;
+        m->str = strict_string(r);
+        return m->str != NULL;
+    }
+    if (*r->p == '-' || is_digit(*r->p)) {
+        m->type = J_NUMBER;
+        return strict_number(r, &m->num);
+    }
+    if (left >= 4 && memcmp(r->p, "true", 4) == 0) {
+        m->type = J_TRUE;
+        r->p += 4;
+        return true;
+    }
+    if (left >= 5 && memcmp(r->p, "false", 5) == 0) {
+        m->type = J_FALSE;
+        r->p += 5;
+        return true;
+    }
+    return false;
+}
+
+/* Reads the object whose '{' is at r->p into entry e. Returns false to decline. */
+static bool strict_object(struct strict_reader *r, struct senml_pack *pk, struct senml_entry *e)
+{
+    e->is_object = true;
+    e->first = pk->nmembers;
+    e->count = 0;
+    r->p++;
+    strict_skip_space(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        return true;
+    }
+    for (;;) {
+        struct senml_member *m;
+
+        if (r->p == r->end || *r->p != '"')
+            return false;
+        m = push_member(pk);
+        if (m == NULL)
+            return false;
+        m->key = strict_string(r);
+        if (m->key == NULL)
+            return false;
+        strict_skip_space(r);
+        if (r->p == r->end || *r->p != ':')
+            return false;
+        r->p++;
+        strict_skip_space(r);
+        if (!strict_value(r, m))
+            return false;
+        e->count++;
+        strict_skip_space(r);
+        if (r->p == r->end)
+            return false;
+        if (*r->p == '}') {
+            r->p++;
+            return true;
+        }
+        if (*r->p != ',')
+            return false;
+        r->p++;
+        strict_skip_space(r);
+    }
+}
+
+/* The strict reader: fills pk from a pack of 1 to SENML_RECORDS_MAX objects of plain members
+ * with nothing but JSON whitespace around it. Returns false to decline (pk then holds partial
+ * lists, to be freed), whatever the reason: another form of JSON, a syntax error, an empty or
+ * oversized pack, or no memory. cJSON then reads the pack and reports what is wrong. */
+static bool strict_read(struct senml_pack *pk, const char *json, size_t len)
+{
+    struct strict_reader r = {json, json + len, NULL};
+
+    strict_skip_space(&r);
+    if (r.p == r.end || *r.p != '[')
+        return false;
+    r.p++;
+    strict_skip_space(&r);
+    if (r.p == r.end || *r.p == ']')
+        return false;
+    pk->text = malloc(len);
+    if (pk->text == NULL)
+        return false;
+    r.text = pk->text;
+    for (;;) {
+        struct senml_entry *e;
+
+        if (*r.p != '{' || pk->nentries >= SENML_RECORDS_MAX)
+            return false;
+        e = push_entry(pk);
+        if (e == NULL || !strict_object(&r, pk, e))
+            return false;
+        strict_skip_space(&r);
+        if (r.p == r.end)
+            return false;
+        if (*r.p == ']')
+            break;
+        if (*r.p != ',')
+            return false;
+        r.p++;
+        strict_skip_space(&r);
+        if (r.p == r.end)
+            return false;
+    }
+    r.p++;
+    strict_skip_space(&r);
+    return r.p == r.end;
+}
+
+/* The member for one cJSON object member, with the types the labels distinguish. */
+static void cjson_member(const cJSON *el, struct senml_member *m)
+{
+    m->key = el->string != NULL ? el->string : "";
+    m->str = NULL;
+    m->num = 0;
+    if (cJSON_IsString(el) && el->valuestring != NULL) {
+        m->type = J_STRING;
+        m->str = el->valuestring;
+    } else if (cJSON_IsNumber(el)) {
+        m->type = J_NUMBER;
+        m->num = el->valuedouble;
+    } else if (cJSON_IsTrue(el)) {
+        m->type = J_TRUE;
+    } else if (cJSON_IsFalse(el)) {
+        m->type = J_FALSE;
+    } else {
+        m->type = J_OTHER;
+    }
+}
+
+/* Reads the pack with cJSON into pk: any JSON it parses, with its errors. Fails on what does not
+ * parse, on trailing data, and on anything but an array of 1 to SENML_RECORDS_MAX elements.
+ * Returns 0, or -1 with err filled in. */
+static int cjson_read(struct senml_pack *pk, const char *json, size_t len, fp_decode_error *err)
+{
+    const char *end = NULL;
+    const cJSON *el;
+    size_t n = 0, nmembers = 0;
+
+    pk->root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (pk->root == NULL) {
+        size_t at = end != NULL && end >= json && end <= json + len ? (size_t)(end - json) : 0;
+
+        return fp_decode_fail(err, "json_syntax", "json: syntax error at byte %zu", at);
+    }
+    /* cJSON stops after the first value; anything but whitespace after it is not one JSON
+     * document. */
+    for (const char *p = end; p != NULL && p < json + len; p++)
+        if (!is_space((uint8_t)*p))
+            return fp_decode_fail(err, "json_syntax", "json: trailing data at byte %zu",
+                                  (size_t)(p - json));
+    if (!cJSON_IsArray(pk->root))
+        return fp_decode_fail(err, "senml_not_array", "a SenML pack is a JSON array of records");
+    cJSON_ArrayForEach(el, pk->root)
+    {
+        const cJSON *member;
+
+        if (++n > SENML_RECORDS_MAX)
+            return fp_decode_fail(err, "senml_too_large", "more than %d records in the pack",
+                                  SENML_RECORDS_MAX);
+        if (cJSON_IsObject(el))
+            cJSON_ArrayForEach(member, el) nmembers++;
+    }
+    if (n == 0)
+        return fp_decode_fail(err, "senml_empty", "empty SenML pack");
+
+    pk->entries = malloc(n * sizeof(*pk->entries));
+    pk->members = malloc((nmembers > 0 ? nmembers : 1) * sizeof(*pk->members));
+    if (pk->entries == NULL || pk->members == NULL)
+        return fp_decode_fail(err, "no_memory", "out of memory");
+    pk->entries_cap = n;
+    pk->members_cap = nmembers;
+    cJSON_ArrayForEach(el, pk->root)
+    {
+        struct senml_entry *e = &pk->entries[pk->nentries++];
+        const cJSON *member;
+
+        e->is_object = cJSON_IsObject(el);
+        e->first = pk->nmembers;
+        e->count = 0;
+        if (!e->is_object)
+            continue;
+        cJSON_ArrayForEach(member, el)
+        {
+            cjson_member(member, &pk->members[pk->nmembers++]);
+            e->count++;
+        }
+    }
+    return 0;
+}
+
+/* ---- Decoding ---------------------------------------------------------------------------- */
+
 /* Decodes a whole pack into out (which the caller cleared): one record per device and time.
  * Returns 0, or -1 with err filled in and nothing left in out. */
 static int senml_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode_error *err)
 {
     struct senml_ctx c = {in, out, err};
-    const char *json = (const char *)in->data, *end = NULL;
-    cJSON *root;
-    const cJSON *el;
-    size_t n = 0, idx = 0;
+    struct senml_pack pack = {0};
+    const char *json = (const char *)in->data;
+    size_t n;
     int rc = -1;
 
     /* JSON text is UTF-8 (RFC 8259); strings taken from anything else would not survive the
@@ -731,37 +1162,12 @@ static int senml_decode(const fp_decode_input *in, fp_record_batch *out, fp_deco
         if (!fp_json_utf8_valid(json, in->len, &bad))
             return fp_decode_fail(err, "json_syntax", "json: invalid UTF-8 at byte %zu", bad);
     }
-    root = cJSON_ParseWithLengthOpts(json, in->len, &end, 0);
-    if (root == NULL) {
-        size_t at = end != NULL && end >= json && end <= json + in->len ? (size_t)(end - json) : 0;
-
-        return fp_decode_fail(err, "json_syntax", "json: syntax error at byte %zu", at);
-    }
-    /* cJSON stops after the first value; anything but whitespace after it is not one JSON
-     * document. */
-    for (const char *p = end; p != NULL && p < json + in->len; p++) {
-        if (!is_space((uint8_t)*p)) {
-            fp_decode_fail(err, "json_syntax", "json: trailing data at byte %zu",
-                           (size_t)(p - json));
+    if (!strict_read(&pack, json, in->len)) {
+        pack_free(&pack);
+        if (cjson_read(&pack, json, in->len, err) < 0)
             goto done;
-        }
     }
-    if (!cJSON_IsArray(root)) {
-        fp_decode_fail(err, "senml_not_array", "a SenML pack is a JSON array of records");
-        goto done;
-    }
-    cJSON_ArrayForEach(el, root)
-    {
-        if (++n > SENML_RECORDS_MAX) {
-            fp_decode_fail(err, "senml_too_large", "more than %d records in the pack",
-                           SENML_RECORDS_MAX);
-            goto done;
-        }
-    }
-    if (n == 0) {
-        fp_decode_fail(err, "senml_empty", "empty SenML pack");
-        goto done;
-    }
+    n = pack.nentries;
     /* Each record adds at most one group, two metrics, and four position metrics per group. */
     c.groups = malloc(n * sizeof(*c.groups));
     if (c.groups == NULL || table_init(&c.group_table, n) < 0 ||
@@ -769,11 +1175,9 @@ static int senml_decode(const fp_decode_input *in, fp_record_batch *out, fp_deco
         fp_decode_fail(err, "no_memory", "out of memory");
         goto done;
     }
-    cJSON_ArrayForEach(el, root)
-    {
-        if (decode_one(&c, idx++, el) < 0)
+    for (size_t idx = 0; idx < n; idx++)
+        if (decode_one(&c, idx, &pack) < 0)
             goto done;
-    }
     rc = finish_positions(&c);
 done:
     if (rc < 0)
@@ -781,7 +1185,7 @@ done:
     table_free(&c.metric_table);
     table_free(&c.group_table);
     free(c.groups);
-    cJSON_Delete(root);
+    pack_free(&pack);
     return rc;
 }
 

@@ -614,8 +614,7 @@ static int write_geofences(const sim *s, const char *path)
         for (int k = 0; k <= 32; k++) {
             double a = deg2rad((double)(k % 32) * 360.0 / 32.0);
 
-            fprintf(f, "%s[%.7f,%.7f]", k > 0 ? "," : "",
-                    st->lon + r * sin(a) / st->m_per_deg_lon,
+            fprintf(f, "%s[%.7f,%.7f]", k > 0 ? "," : "", st->lon + r * sin(a) / st->m_per_deg_lon,
                     st->lat + r * cos(a) / METRES_PER_DEG_LAT);
         }
         fputs("]]}}", f);

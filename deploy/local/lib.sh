@@ -8,9 +8,13 @@
 # means free). Returns 1, printing nothing, when all 50 were taken. The port is only free at the
 # moment of the check: whoever uses it must still handle "address in use".
 fp_free_port() {
-    local try port
+    local try port low=32768 high
+    # Below the kernel's ephemeral range: a port there may be the local end of some client's
+    # connection, which a connect test does not see but bind() does.
+    read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    [ "$low" -gt 11024 ] || low=32768
     for ((try = 0; try < 50; try++)); do
-        port=$((((RANDOM << 15) | RANDOM) % 40000 + 20000))
+        port=$((((RANDOM << 15) | RANDOM) % (low - 11024) + 10000))
         # The subshell closes the descriptor again if the connect succeeded.
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"

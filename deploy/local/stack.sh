@@ -10,7 +10,10 @@
 #   stack.sh env STATE_DIR         print the stack's addresses as shell assignments
 #
 # Environment: BIN (where the binaries are, default bin), PARTITIONS (per topic, default 16),
-# and any service variable (it is passed through).
+# ENRICH_LOOKUPS (stub: start lookup-stub and point the enricher's geocoder, asset registry and
+# geofences at it and at fleet-sim's sites, the default; off: no lookups), FLEET_SEED and
+# FLEET_SITES (the fleet-sim world whose sites become the geofences, default 42 and 8), and any
+# service variable (it is passed through).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,6 +24,9 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BIN=${BIN:-bin}
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
 PARTITIONS=${PARTITIONS:-16}
+ENRICH_LOOKUPS=${ENRICH_LOOKUPS:-stub}
+FLEET_SEED=${FLEET_SEED:-42}
+FLEET_SITES=${FLEET_SITES:-8}
 
 die() {
     echo "stack: $*" >&2
@@ -44,35 +50,64 @@ start_kafka() {
     fp_wait_for 30 "devkafka bootstrap address" test -s "$state/bootstrap"
 }
 
+start_stub() {
+    local state=$1
+    "$BIN/lookup-stub" --bind 127.0.0.1 --port 0 --port-file "$state/stub.port" \
+        >"$state/stub.out" 2>"$state/stub.log" &
+    echo $! >"$state/stub.pid"
+    fp_wait_for 30 "lookup-stub port" test -s "$state/stub.port"
+    # The sites fleet-sim drives to, as the enricher's geofences.
+    "$BIN/fleet-sim" --output /dev/null --records 0 --seed "$FLEET_SEED" --sites "$FLEET_SITES" \
+        --geofences "$state/geofences.json" >/dev/null
+}
+
 svc_ready() {
     curl -fsS -o /dev/null "http://127.0.0.1:$1/readyz"
 }
 
+# ready_or_dead PORT PID: the service answers /readyz 200, or its process is gone.
+ready_or_dead() {
+    svc_ready "$1" || ! kill -0 "$2" 2>/dev/null
+}
+
 start_svc() {
-    local state=$1 svc=$2 n=${3:-1} port pid
+    local state=$1 svc=$2 n=${3:-1} port pid try
     local name="$svc"
     [ "$n" = 1 ] || name="$svc-$n"
     [ -x "$BIN/$svc-svc" ] || die "$BIN/$svc-svc is not built (run make)"
-    port=$(fp_free_port) || die "no free port"
-    (
-        kafka_client_env
-        export KAFKA_BROKERS
-        KAFKA_BROKERS=$(cat "$state/bootstrap")
-        export HTTP_BIND=127.0.0.1 HTTP_PORT=$port
-        if [ "$svc" = sink ]; then
-            # shellcheck disable=SC1091
-            . "$state/pg.env"
-            export PG_DSN
+    # A port found free can be taken before the service binds it: then the service exits and
+    # is started again on another port.
+    for try in 1 2 3; do
+        port=$(fp_free_port) || die "no free port"
+        (
+            kafka_client_env
+            export KAFKA_BROKERS
+            KAFKA_BROKERS=$(cat "$state/bootstrap")
+            export HTTP_BIND=127.0.0.1 HTTP_PORT=$port
+            if [ "$svc" = enricher ] && [ -f "$state/stub.port" ]; then
+                export GEOCODER_URL=${GEOCODER_URL:-http://127.0.0.1:$(cat "$state/stub.port")}
+                export ASSETS_URL=${ASSETS_URL:-http://127.0.0.1:$(cat "$state/stub.port")/assets/\{device_id\}}
+                export GEOFENCES_FILE=${GEOFENCES_FILE:-$state/geofences.json}
+            fi
+            if [ "$svc" = sink ]; then
+                # shellcheck disable=SC1091
+                . "$state/pg.env"
+                export PG_DSN
+            fi
+            exec "$BIN/$svc-svc" 2>>"$state/$name.log"
+        ) &
+        pid=$!
+        echo "$pid" >"$state/$name.pid"
+        echo "$port" >"$state/$name.port"
+        if fp_wait_for 60 "$name ready on port $port" ready_or_dead "$port" "$pid" &&
+            kill -0 "$pid" 2>/dev/null; then
+            return 0
         fi
-        exec "$BIN/$svc-svc" 2>>"$state/$name.log"
-    ) &
-    pid=$!
-    echo "$pid" >"$state/$name.pid"
-    echo "$port" >"$state/$name.port"
-    fp_wait_for 60 "$name ready on port $port" svc_ready "$port" || {
-        tail -n 20 "$state/$name.log" >&2
-        return 1
-    }
+        kill -0 "$pid" 2>/dev/null && break # alive but never ready: do not start a second one
+        echo "stack: $name exited at start (attempt $try)" >&2
+    done
+    tail -n 20 "$state/$name.log" >&2
+    return 1
 }
 
 stop_svc() {
@@ -99,6 +134,7 @@ cmd_start() {
     mkdir -p "$state"
     state=$(cd "$state" && pwd)
     start_kafka "$state"
+    [ "$ENRICH_LOOKUPS" = stub ] && start_stub "$state"
     "$HERE/pg.sh" start "$state" >/dev/null
     for svc in sink enricher parser; do
         start_svc "$state" "$svc"

@@ -197,8 +197,7 @@ int main(int argc, char **argv)
     printf("{\"messages\":%zu,\"failed_payloads_per_pass\":%zu,"
            "\"decode_encode_records_per_s\":%.0f,\"decode_only_records_per_s\":%.0f,"
            "\"encode_only_records_per_s\":%.0f,\"repeat\":%d,\"seconds_per_pass\":%g}\n",
-           n, bad, full[repeat / 2], dec[repeat / 2], enc[repeat / 2], repeat,
-           seconds);
+           n, bad, full[repeat / 2], dec[repeat / 2], enc[repeat / 2], repeat, seconds);
     free(msgs);
     fp_buf_free(&raw);
     return 0;

@@ -1,8 +1,8 @@
 /* passthrough: the baseline a Kafka stage is measured against — consume every message of a
  * topic in a consumer group and produce it unchanged to another topic, with the same client
  * producer settings fleetpipe uses (idempotent, murmur2 partitioner) and the embedded stack's
- * consumer timings, and nothing else (offsets auto-stored and auto-committed). Times from the first message consumed to the delivery report of
- * the last, so the group join is not counted.
+ * consumer timings, and nothing else (offsets auto-stored and auto-committed). Times from the first
+ * message consumed to the delivery report of the last, so the group join is not counted.
  *
  * Usage: passthrough --brokers B --in TOPIC --out TOPIC --group G --count N [--timeout S]
  * Prints one JSON object: messages, seconds, messages_per_s. */
@@ -66,11 +66,10 @@ int main(int argc, char **argv)
         return 2;
     }
     if (set(cc, "bootstrap.servers", brokers) < 0 || set(cc, "group.id", group) < 0 ||
-        set(cc, "auto.offset.reset", "earliest") < 0 ||
-        set(cc, "fetch.wait.max.ms", "10") < 0 || set(cc, "session.timeout.ms", "6000") < 0 ||
-        set(cc, "heartbeat.interval.ms", "500") < 0 || set(pc, "bootstrap.servers", brokers) < 0 ||
-        set(pc, "enable.idempotence", "true") < 0 || set(pc, "linger.ms", "5") < 0 ||
-        set(pc, "partitioner", "murmur2_random") < 0)
+        set(cc, "auto.offset.reset", "earliest") < 0 || set(cc, "fetch.wait.max.ms", "10") < 0 ||
+        set(cc, "session.timeout.ms", "6000") < 0 || set(cc, "heartbeat.interval.ms", "500") < 0 ||
+        set(pc, "bootstrap.servers", brokers) < 0 || set(pc, "enable.idempotence", "true") < 0 ||
+        set(pc, "linger.ms", "5") < 0 || set(pc, "partitioner", "murmur2_random") < 0)
         return 2;
     rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
     consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
@@ -96,11 +95,10 @@ int main(int argc, char **argv)
 
             if (consumed == 0)
                 start = fp_mono_seconds();
-            while ((e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(out),
-                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                          RD_KAFKA_V_KEY(m->key, m->key_len),
-                                          RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_END)) ==
-                   RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            while ((e = rd_kafka_producev(
+                        producer, RD_KAFKA_V_TOPIC(out), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+                        RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 rd_kafka_poll(producer, 10);
             if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
                 failed++;

@@ -16,6 +16,7 @@ export BIN
 STACK="$ROOT/deploy/local/stack.sh"
 STATE=$(mktemp -d /tmp/fleetpipe-it.XXXXXX)
 export PARTITIONS=8
+export ENRICH_LOOKUPS=off # this test checks the path with no lookup configured
 
 cleanup() {
     "$STACK" stop "$STATE" >/dev/null 2>&1

@@ -418,3 +418,210 @@ FP_TEST(json_key)
     FP_CHECK_STR(fp_buf_cstr(&b), "\"lat\":55.5,\"\":1");
     fp_buf_free(&b);
 }
+
+/* The digit writer at every length boundary, and put_u64/put_i64 both with room to spare and
+ * with a buffer that must grow by exactly the digits. */
+FP_TEST(buf_digits_at_boundaries)
+{
+    uint64_t values[200];
+    size_t n = 0;
+    fp_buf b;
+
+    for (uint64_t p = 1;; p *= 10) {
+        values[n++] = p - 1;
+        values[n++] = p;
+        values[n++] = p + 1;
+        if (p > UINT64_MAX / 10)
+            break;
+    }
+    for (int bit = 0; bit < 64; bit++) {
+        values[n++] = (uint64_t)1 << bit;
+        values[n++] = ((uint64_t)1 << bit) - 1;
+    }
+    values[n++] = UINT64_MAX;
+    values[n++] = (uint64_t)INT64_MIN;
+
+    fp_buf_init(&b);
+    for (size_t i = 0; i < n; i++) {
+        char want[32], got[24];
+        size_t len;
+
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)values[i]);
+        memset(got, '#', sizeof(got));
+        len = fp_buf_format_u64(got, values[i]);
+        FP_CHECK_INT(len, strlen(want));
+        FP_CHECK_INT(fp_buf_dec_len(values[i]), strlen(want));
+        FP_CHECK_MEM(got, len, want);
+        FP_CHECK(got[len] == '#'); /* nothing written beyond the digits */
+
+        /* A fresh buffer has no room, so the slow path reserves exactly the digits. */
+        fp_buf_free(&b);
+        FP_CHECK_INT(fp_buf_put_u64(&b, values[i]), 0);
+        FP_CHECK_STR(fp_buf_cstr(&b), want);
+        fp_buf_clear(&b);
+        FP_CHECK_INT(fp_buf_put_i64(&b, (int64_t)values[i]), 0);
+        snprintf(want, sizeof(want), "%lld", (long long)(int64_t)values[i]);
+        FP_CHECK_STR(fp_buf_cstr(&b), want);
+    }
+    fp_buf_free(&b);
+}
+
+/* Writes the JSON escape of byte c the simple way, for the test below. */
+static void escape_simply(fp_buf *b, unsigned char c)
+{
+    switch (c) {
+    case '"':
+        fp_buf_puts(b, "\\\"");
+        break;
+    case '\\':
+        fp_buf_puts(b, "\\\\");
+        break;
+    case '\n':
+        fp_buf_puts(b, "\\n");
+        break;
+    case '\t':
+        fp_buf_puts(b, "\\t");
+        break;
+    case 0xff:
+        fp_buf_puts(b, "\xef\xbf\xbd"); /* not UTF-8: U+FFFD */
+        break;
+    default:
+        if (c < 0x20)
+            fp_buf_printf(b, "\\u%04x", c);
+        else
+            fp_buf_putc(b, (char)c);
+        break;
+    }
+}
+
+/* The word-at-a-time fast path of fp_json_put_string and fp_json_utf8_valid must notice a
+ * byte that needs attention at any position of a word, and at the end of the string. */
+FP_TEST(json_string_special_byte_at_every_position)
+{
+    static const unsigned char specials[] = {'"', '\\', '\n', '\t', 0x01, 0x1f, 0x7f, 0xff, 0x80};
+    char s[48];
+    fp_buf b, want;
+
+    fp_buf_init(&b);
+    fp_buf_init(&want);
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof(specials); k++) {
+                size_t bad = 0;
+                bool valid;
+
+                for (size_t i = 0; i < len; i++)
+                    s[i] = (char)('a' + i % 26);
+                s[at] = (char)specials[k];
+                fp_buf_clear(&want);
+                fp_buf_putc(&want, '"');
+                fp_buf_append(&want, s, at);
+                escape_simply(&want, specials[k] == 0x80 ? 0xff : specials[k]);
+                fp_buf_append(&want, s + at + 1, len - at - 1);
+                fp_buf_putc(&want, '"');
+                FP_CHECK_STR(json_string(&b, s, len), fp_buf_cstr(&want));
+
+                valid = fp_json_utf8_valid(s, len, &bad);
+                FP_CHECK(valid == (specials[k] < 0x80));
+                if (!valid)
+                    FP_CHECK_INT(bad, at);
+            }
+        }
+        /* And the plain string of this length, which takes the fast path alone. */
+        for (size_t i = 0; i < len; i++)
+            s[i] = (char)('A' + i % 26);
+        fp_buf_clear(&want);
+        fp_buf_putc(&want, '"');
+        fp_buf_append(&want, s, len);
+        fp_buf_putc(&want, '"');
+        FP_CHECK_STR(json_string(&b, s, len), fp_buf_cstr(&want));
+    }
+    fp_buf_free(&want);
+    fp_buf_free(&b);
+}
+
+/* The fixed-point text by the general rule: the fewest fraction digits k (1..7) whose candidate
+ * v * 10^k, rounded half up, reads back as v. Returns the text length, 0 when no k does. */
+static size_t fixed_by_trying_every_k(double v, char *out, size_t size)
+{
+    static const double pow10[8] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7};
+    double mag = fabs(v);
+
+    for (int k = 1; k <= 7; k++) {
+        uint64_t n = (uint64_t)(mag * pow10[k] + 0.5);
+        uint64_t scale = (uint64_t)pow10[k];
+        int len;
+
+        if ((double)n / pow10[k] != mag)
+            continue;
+        len = snprintf(out, size, "%s%llu.%0*llu", v < 0 ? "-" : "",
+                       (unsigned long long)(n / scale), k, (unsigned long long)(n % scale));
+        return len > 0 && (size_t)len < size ? (size_t)len : 0;
+    }
+    return 0;
+}
+
+/* Below 2^20 fp_json_put_double decides the fraction digits from one candidate instead of
+ * trying every k; the text must be exactly what trying every k gives, on both sides of 2^20. */
+FP_TEST(json_double_one_candidate_below_2_pow_20)
+{
+    static const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {1048575.5, "1048575.5"},
+        {1048576.5, "1048576.5"},
+        {1048575.1234567, "1048575.1234567"},
+        {1048576.1234567, "1048576.1234567"},
+        {0.0001, "0.0001"},
+        {-0.0001234, "-0.0001234"},
+        {0.1000001, "0.1000001"},
+        {24.484, "24.484"},
+        {-12.3, "-12.3"},
+        {4364.17, "4364.17"},
+    };
+    static const double pow10[8] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7};
+    uint64_t state = 0x9e3779b97f4a7c15ULL;
+    fp_buf b;
+
+    fp_buf_init(&b);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        FP_CHECK_STR(json_double(&b, cases[i].v), cases[i].text);
+    for (int iter = 0; iter < 300000; iter++) {
+        uint64_t r = next_random(&state);
+        int k = 1 + (int)(r % 7);
+        char want[64];
+        double v;
+        size_t n;
+
+        switch (iter % 3) {
+        case 0: /* a decimal with k digits below 2^21 */
+            v = (double)((r >> 8) % (uint64_t)(2097152.0 * pow10[k])) / pow10[k];
+            break;
+        case 1: /* its neighbour, which usually needs the general path */
+            v = (double)((r >> 8) % (uint64_t)(2097152.0 * pow10[k])) / pow10[k];
+            v = nextafter(v, (r & 1) != 0 ? HUGE_VAL : 0);
+            break;
+        default: /* any value below 2^21 */
+            v = (double)(r >> 11) / 9007199254740992.0 * 2097152.0;
+            break;
+        }
+        if ((r & 2) != 0)
+            v = -v;
+        if (v == trunc(v) || fabs(v) < 1e-4)
+            continue;
+        n = fixed_by_trying_every_k(v, want, sizeof(want));
+        /* Without a fixed-point text the general one is expected. */
+        for (int p = 15; n == 0 && p <= 17; p++) {
+            snprintf(want, sizeof(want), "%.*g", p, v);
+            if (strtod(want, NULL) == v)
+                break;
+        }
+        if (strcmp(json_double(&b, v), want) != 0) {
+            fp_test_fail(__FILE__, __LINE__, "%.17g written as \"%s\", expected \"%s\"", v,
+                         fp_buf_cstr(&b), want);
+            break;
+        }
+    }
+    fp_buf_free(&b);
+}

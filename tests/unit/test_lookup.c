@@ -113,8 +113,8 @@ static void fixture_start(fixture *f, server_mode m)
         snprintf(f->asset_url, sizeof(f->asset_url), "http://127.0.0.1:%d/assets/{device_id}",
                  port);
     }
-    f->s = (lookup_settings){f->geo_url, f->asset_url, 8, 2000, 2, 5, 100, 60000, 60000, 5, 60000,
-                             100, false};
+    f->s = (lookup_settings){f->geo_url, f->asset_url, 8, 2000,  2,   5,    100,
+                             60000,      60000,        5, 60000, 100, false};
 }
 
 static void fixture_stop(fixture *f)

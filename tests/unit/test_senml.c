@@ -521,3 +521,102 @@ FP_TEST(senml_truncated_and_corrupted_input)
     }
     fp_batch_free(&b);
 }
+
+/* Plain packs are read without cJSON, and every other form of JSON falls back to it: each form
+ * below must decode like the plain pack, whichever reader takes it, and fail alike too. */
+FP_TEST(senml_plain_and_other_json_forms_decode_alike)
+{
+#define X_PLAIN "{\"bn\":\"d:\",\"n\":\"x\",\"u\":\"m/s\",\"v\":1}"
+#define Y_PLAIN "{\"n\":\"y\",\"vs\":\"a/b\"}"
+    static const char plain[] = "[" X_PLAIN "," Y_PLAIN "]";
+    static const char *const others[] = {
+        /* An escaped label and escaped strings. */
+        "[{\"bn\":\"d:\",\"n\":\"x\",\"u\":\"m/s\",\"\\u0076\":1}," Y_PLAIN "]",
+        "[{\"bn\":\"d:\",\"n\":\"x\",\"u\":\"m\\/s\",\"v\":1},{\"n\":\"y\",\"vs\":\"a\\/b\"}]",
+        /* Members of other types under unknown labels. */
+        "[{\"bn\":\"d:\",\"n\":\"x\",\"u\":\"m/s\",\"v\":1,\"note\":null}," Y_PLAIN "]",
+        "[{\"bn\":\"d:\",\"ext\":{\"a\":[1,{}]},\"n\":\"x\",\"u\":\"m/s\",\"v\":1}," Y_PLAIN "]",
+        /* What cJSON accepts beyond strict JSON: a byte order mark, a leading zero, and any
+         * control character as whitespace. */
+        "\xef\xbb\xbf[" X_PLAIN "," Y_PLAIN "]",
+        "[{\"bn\":\"d:\",\"n\":\"x\",\"u\":\"m/s\",\"v\":01}," Y_PLAIN "]",
+        "[\f" X_PLAIN "\v,\x01" Y_PLAIN "]",
+    };
+    static const char *const ct = "application/senml+json";
+    fp_record_batch want = {0}, got = {0};
+    fp_decode_error err = {0}, err2 = {0};
+    fp_buf a = {0}, b = {0};
+
+    FP_CHECK_INT(decode_len(plain, strlen(plain), NULL, ct, &want, &err), 0);
+    FP_CHECK_INT(want.len, 1);
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        if (decode_len(others[i], strlen(others[i]), NULL, ct, &got, &err) != 0) {
+            fp_test_fail(__FILE__, __LINE__, "%s: %s: %s", others[i], err.code, err.message);
+            continue;
+        }
+        FP_CHECK_INT(got.len, want.len);
+        for (size_t r = 0; r < got.len && r < want.len; r++)
+            FP_CHECK_STR(record_json(&got.recs[r], &b), record_json(&want.recs[r], &a));
+    }
+
+    /* A label given twice, plainly and escaped: the same error. */
+    FP_CHECK_INT(decode("[{\"bn\":\"d:\",\"n\":\"x\",\"v\":1,\"v\":2}]", NULL, &want, &err), -1);
+    FP_CHECK_INT(decode("[{\"bn\":\"d:\",\"n\":\"x\",\"v\":1,\"\\u0076\":2}]", NULL, &got, &err2),
+                 -1);
+    FP_CHECK_STR(err2.code, err.code);
+    FP_CHECK_STR(err2.message, err.message);
+#undef X_PLAIN
+#undef Y_PLAIN
+    fp_buf_free(&a);
+    fp_buf_free(&b);
+    fp_batch_free(&want);
+    fp_batch_free(&got);
+}
+
+/* Every number is the double strtod reads from its text, as cJSON gives it, whether it is short
+ * enough for the strict reader's own exact conversion or not. */
+FP_TEST(senml_numbers_read_as_strtod_reads_them)
+{
+    static const char *const numbers[] = {
+        "0.1",
+        "-0.0",
+        "72.0",
+        "55.5754196",
+        "1767225601.310",
+        "0.30000000000000004",
+        "1e22",
+        "1e-22",
+        "123456789e-22",
+        "1e23",
+        "9007199254740992",
+        "9007199254740993",
+        "1234567890123456789",
+        "12345678901234567890123",
+        "4.9e-324",
+        "2.2250738585072011e-308",
+        "1.7976931348623157e308",
+        "1.5E+3",
+        "7E-3",
+        "-0.000000000000000000000000000001",
+        "100000000000000000000000000000000000000000000000000000000000001", /* 63 bytes */
+    };
+    fp_record_batch b = {0};
+    fp_decode_error err = {0};
+    char pack[160];
+
+    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        const fp_metric *m;
+        double want;
+
+        snprintf(pack, sizeof(pack), "[{\"bn\":\"d:\",\"n\":\"x\",\"v\":%s}]", numbers[i]);
+        if (decode(pack, "k", &b, &err) != 0) {
+            fp_test_fail(__FILE__, __LINE__, "%s: %s: %s", pack, err.code, err.message);
+            continue;
+        }
+        m = b.len == 1 ? fp_record_metric(&b.recs[0], "x") : NULL;
+        /* The value is the base value (0) plus v, which turns -0 into 0. */
+        want = 0.0 + strtod(numbers[i], NULL);
+        FP_CHECK(m != NULL && memcmp(&m->num, &want, sizeof(want)) == 0);
+    }
+    fp_batch_free(&b);
+}

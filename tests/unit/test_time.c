@@ -269,3 +269,38 @@ FP_TEST(time_clocks)
     FP_CHECK(s2 >= s1);
     FP_CHECK(s1 * 1000 >= (double)m1 - 1);
 }
+
+/* fp_time_format_ms remembers the last two dates it wrote; times that take turns between more
+ * days than that, and times within a remembered day, must still come out right. */
+FP_TEST(time_format_alternating_days)
+{
+    static const struct {
+        int64_t ms;
+        const char *text;
+    } cases[] = {
+        {INT64_C(1772437512000), "2026-03-02T07:45:12.000Z"},
+        {INT64_C(1893456000000), "2030-01-01T00:00:00.000Z"},
+        {INT64_C(1772437599999), "2026-03-02T07:46:39.999Z"},
+        {INT64_C(951782400000), "2000-02-29T00:00:00.000Z"},
+        {INT64_C(-1), "1969-12-31T23:59:59.999Z"},
+        {INT64_C(1893455999999), "2029-12-31T23:59:59.999Z"},
+        {INT64_C(0), "1970-01-01T00:00:00.000Z"},
+        {INT64_C(1772409600000), "2026-03-02T00:00:00.000Z"},
+        {INT64_C(1772495999999), "2026-03-02T23:59:59.999Z"},
+        {INT64_C(1772496000000), "2026-03-03T00:00:00.000Z"},
+    };
+    char out[32];
+
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            size_t j = round == 1 ? sizeof(cases) / sizeof(cases[0]) - 1 - i : i;
+
+            FP_CHECK_INT(fp_time_format_ms(cases[j].ms, out, sizeof(out)), FP_RFC3339_LEN);
+            FP_CHECK_STR(out, cases[j].text);
+            /* The same day twice in a row, and a failure in between, change nothing. */
+            FP_CHECK_INT(fp_time_format_ms(INT64_MAX, out, sizeof(out)), -1);
+            FP_CHECK_INT(fp_time_format_ms(cases[j].ms, out, sizeof(out)), FP_RFC3339_LEN);
+            FP_CHECK_STR(out, cases[j].text);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# enricher-svc against the lookup stub: records are enriched (site from fleet-sim's geofences,
+# address from the geocoder, asset from the registry) and leave in partition order under random
+# lookup latency; the cache and single-flight keep remote calls rare; a slow service is bounded
+# by the in-flight window; garbage answers and a dead service never lose a record nor send one
+# to the DLQ.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/deploy/local/lib.sh"
+. "$HERE/lib.sh"
+
+BIN=${BIN:-bin}
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+export BIN
+STACK="$ROOT/deploy/local/stack.sh"
+STATE=$(mktemp -d /tmp/fleetpipe-enricher.XXXXXX)
+export PARTITIONS=8 ENRICH_LOOKUPS=stub
+export FLEET_SEED=${FLEET_SEED:-$((RANDOM % 1000 + 1))}
+export ENRICH_MAX_INFLIGHT=8 ENRICH_TIMEOUT_MS=1000 ENRICH_RETRIES=1 ENRICH_CB_OPEN_MS=2000
+echo "fleet-sim seed $FLEET_SEED (replay with FLEET_SEED=$FLEET_SEED)"
+
+cleanup() {
+    "$STACK" stop "$STATE" >/dev/null 2>&1
+    if [ "$TESTS_FAILED" -ne 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
+        echo "logs kept in $STATE" >&2
+    else
+        rm -rf "$STATE"
+    fi
+}
+trap cleanup EXIT
+
+psql_q() { "$ROOT/deploy/local/pg.sh" psql "$STATE" -At -c "$1"; }
+row_count() { psql_q "SELECT count(*) FROM telemetry" 2>/dev/null || echo -1; }
+rows_are() { [ "$(row_count)" = "$1" ]; }
+dlq_count() { kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f 'x\n' 2>/dev/null | wc -l; }
+stub() { curl -fsS -X "$1" "http://127.0.0.1:$(cat "$STATE/stub.port")$2"; }
+stat_of() { stub GET /stats | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
+
+# feed SEED RECORDS: fleet-sim without resends or damage; prints the distinct count.
+feed() {
+    "$BIN/fleet-sim" --brokers "$BROKERS" --devices 30 --records "$2" --seed "$1" \
+        --retransmit-rate 0 --corrupt-rate 0 >"$STATE/sim-$1.json" || return 1
+    grep -o '"distinct":[0-9]*' "$STATE/sim-$1.json" | cut -d: -f2
+}
+
+if ! "$STACK" start "$STATE"; then
+    fail "stack starts" "$(tail -n 30 "$STATE"/*.log 2>/dev/null)"
+    finish enricher
+    exit 1
+fi
+pass "stack with lookup-stub starts"
+BROKERS=$(cat "$STATE/bootstrap")
+E=$(cat "$STATE/enricher.port")
+
+# 1. Random lookup latency (5..30 ms): everything enriched, order kept.
+stub POST "/control?latency_ms=5&jitter_ms=25" >/dev/null
+N1=$(feed "$FLEET_SEED" 3000)
+if fp_wait_for 90 "$N1 rows" rows_are "$N1"; then pass "$N1 records stored"; else fail "$N1 records stored" "rows: $(row_count)"; fi
+expect_eq "every record enriched ok" "$(psql_q "SELECT count(*) FROM telemetry WHERE enrichment_status = 'ok'")" "$N1"
+expect_eq "every positioned record has an address" \
+    "$(psql_q "SELECT count(*) FROM telemetry WHERE lat IS NOT NULL AND (address IS NULL OR country_code IS NULL)")" 0
+expect_eq "parked machines are at a known site" \
+    "$(psql_q "SELECT count(*) > 0 FROM telemetry WHERE site_id LIKE 'site-%' AND site_name IS NOT NULL")" t
+expect_eq "most machines are known assets" \
+    "$(psql_q "SELECT count(DISTINCT device_id) * 10 >= (SELECT count(DISTINCT device_id) FROM telemetry) * 8 FROM telemetry WHERE asset_oem IS NOT NULL")" t
+kcat -C -b "$BROKERS" -t telemetry.enriched -e -q -f '%p %o %k %s\n' 2>/dev/null |
+    sed -E 's/^([0-9]+) ([0-9]+) ([^ ]+) .*"ts":"([^"]+)".*/\1 \2 \3 \4/' | sort -k1,1n -k2,2n |
+    awk '{ if (last[$3] != "" && $4 <= last[$3]) bad++; last[$3] = $4 } END { print bad + 0 }' >"$STATE/order"
+expect_eq "per-device order kept through out-of-order lookups" "$(cat "$STATE/order")" 0
+calls=$(fp_metric "$E" fleetpipe_enrich_remote_calls_total 'lookup="geocoder"')
+expect_eq "remote calls counted by the enricher reached the stub" "$calls" "$(stat_of reverse)"
+echo "   geocoder calls per record: $(awk -v c="$calls" -v n="$N1" 'BEGIN { printf "%.3f", c / n }')"
+[ "$((calls * 4))" -lt "$N1" ] && pass "the cache makes geocoder calls rare ($calls for $N1 records)" ||
+    fail "the cache makes geocoder calls rare" "$calls calls for $N1 records"
+[ "$(fp_metric "$E" fleetpipe_enrich_coalesced_total)" -gt 0 ] && pass "single-flight: waits joined requests in flight" ||
+    fail "single-flight: waits joined requests in flight" "coalesced: $(fp_metric "$E" fleetpipe_enrich_coalesced_total)"
+
+# 2. A slow service (200 ms): requests in flight never exceed ENRICH_MAX_INFLIGHT.
+stub POST "/control?latency_ms=200&jitter_ms=0" >/dev/null
+stub POST /stats/reset >/dev/null
+N2=$(feed "$((FLEET_SEED + 1))" 600)
+if fp_wait_for 120 "$((N1 + N2)) rows" rows_are "$((N1 + N2))"; then pass "slow service: all $N2 records stored"; else fail "slow service: all records stored" "rows: $(row_count)"; fi
+max=$(stat_of max_in_flight)
+[ "$max" -le 8 ] && [ "$max" -ge 1 ] && pass "slow service: at most 8 requests in flight ($max)" ||
+    fail "slow service: at most 8 requests in flight" "max_in_flight: $max"
+rss=$(fp_metric "$E" process_resident_memory_bytes)
+[ "$rss" -lt $((64 * 1024 * 1024)) ] && pass "enricher memory bounded ($((rss / 1024 / 1024)) MiB)" || fail "enricher memory bounded" "rss: $rss"
+
+# 3. Garbage answers: a lookup failure, not a crash; records flow on, none to the DLQ.
+stub POST "/control?latency_ms=0&garbage_rate=1" >/dev/null
+N3=$(feed "$((FLEET_SEED + 2))" 300)
+if fp_wait_for 60 "$((N1 + N2 + N3)) rows" rows_are "$((N1 + N2 + N3))"; then pass "garbage answers: all $N3 records stored"; else fail "garbage answers: all records stored" "rows: $(row_count)"; fi
+[ "$(fp_metric "$E" fleetpipe_enrich_lookup_errors_total 'class="malformed"')" -gt 0 ] && pass "garbage counted as malformed" || fail "garbage counted as malformed"
+
+# 4. The service dies: records keep flowing, degraded, none lost, none in the DLQ.
+fp_stop_pid "$(cat "$STATE/stub.pid")" 10
+rm -f "$STATE/stub.pid"
+N4=$(feed "$((FLEET_SEED + 3))" 300)
+TOTAL=$((N1 + N2 + N3 + N4))
+if fp_wait_for 60 "$TOTAL rows" rows_are "$TOTAL"; then pass "service down: all $N4 records stored"; else fail "service down: all records stored" "rows: $(row_count)"; fi
+expect_eq "service down: degraded records say so" \
+    "$(psql_q "SELECT count(*) FROM telemetry WHERE enrichment_status IN ('partial', 'unavailable')")" "$((N3 + N4))"
+expect_eq "nothing went to the DLQ" "$(dlq_count)" 0
+expect_eq "enricher still ready while degraded" "$(http_status "$E" /readyz)" 200
+expect_eq "the circuit is open" "$(fp_metric "$E" fleetpipe_enrich_circuit_state 'lookup="assets"')" 1
+
+finish enricher
