@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== fleetpipe demo: starting devkafka, PostgreSQL and the three services"
+echo "== fleetpipe demo: starting devkafka, PostgreSQL, the lookup stub and the three services"
 "$HERE/stack.sh" start "$STATE"
 BROKERS=$(cat "$STATE/bootstrap")
 P=$(cat "$STATE/parser.port")
@@ -84,6 +84,7 @@ printf '   %-36s %8s\n' "enriched" "$(fp_metric "$E" fleetpipe_enrich_records_to
 printf '   %-36s %8s\n' "stored (rows in telemetry)" "$stored_db"
 printf '   %-36s %8s\n' "duplicates absorbed by the sink" "$(fp_metric "$S" fleetpipe_sink_rows_duplicate_total)"
 printf '   %-36s %8s\n' "DLQ'd (telemetry.dlq)" "$dlq_msgs"
+echo "   enrichment: $(psql_q "SELECT string_agg(enrichment_status || ' ' || n, ', ') FROM (SELECT enrichment_status, count(*) AS n FROM telemetry GROUP BY 1 ORDER BY 1) s"); geocoder calls $(fp_metric "$E" fleetpipe_enrich_remote_calls_total 'lookup="geocoder"'), asset calls $(fp_metric "$E" fleetpipe_enrich_remote_calls_total 'lookup="assets"')"
 echo "   DLQ by code:"
 kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f '%h\n' 2>/dev/null | tr ',' '\n' |
     sed -n 's/^fp\.error\.code=//p' | sort | uniq -c | sed 's/^/     /'
@@ -94,7 +95,7 @@ else
 fi
 
 echo
-Q1="SELECT device_id, ts, lat, lon, ignition, metrics->>'engine_hours_h' AS engine_h, metrics->>'fuel_level_l' AS fuel_l FROM telemetry_latest WHERE format <> 'senml' ORDER BY device_id LIMIT 5;"
+Q1="SELECT device_id, ts, site_name, city, asset_oem || ' ' || asset_model AS machine, ignition, metrics->>'engine_hours_h' AS engine_h, metrics->>'fuel_level_l' AS fuel_l FROM telemetry_latest WHERE format <> 'senml' ORDER BY device_id LIMIT 5;"
 Q2="SELECT format, count(*) AS rows, count(DISTINCT device_id) AS machines, round(avg(speed_kmh)::numeric, 1) AS avg_speed_kmh, round(100.0 * avg(ignition::int), 1) AS ignition_on_pct FROM telemetry GROUP BY format ORDER BY rows DESC;"
 echo "== example query 1: last known position and state of five machines (view telemetry_latest)"
 echo "   $Q1"
