@@ -7,6 +7,9 @@
 #                        core (target >= 1,000,000), beside decode alone and encode alone
 #   parser via devkafka  parser-svc draining N pre-filled raw messages, as a ratio to a plain
 #                        consume->produce pass-through of the same messages (target >= 0.8)
+#   enricher via devkafka  enricher-svc draining the parsed records with lookup-stub at 0 ms
+#                        (mostly cache hits) and at 20 ms, as a ratio; geocoder calls per record
+#                        with the cache (target <= 0.10) and without it
 #
 # Environment: BENCH_RECORDS (records in the Kafka runs, default 100000), BENCH_REPEAT (3).
 set -euo pipefail
@@ -44,7 +47,8 @@ taskset -c 0 "$BUILD/bench_decode" "$W/corpus.bin" --repeat "$REPEAT" --seconds 
 cat "$W/decode.json"
 
 echo "== parser through devkafka vs pass-through ($RECORDS records, $REPEAT runs each)"
-"$BIN/devkafka" --partitions 16 \
+# 64 partitions hold ~320 MiB in the mock: every run's output fits (shared/KAFKA-MOCK.md).
+"$BIN/devkafka" --partitions 64 \
     --topics telemetry.raw,telemetry.parsed,telemetry.enriched,telemetry.dlq,bench.passthrough \
     --bootstrap-file "$W/bootstrap" >/dev/null 2>"$W/devkafka.log" &
 PIDS+=($!)
@@ -83,6 +87,58 @@ for i in $(seq "$REPEAT"); do
     json_field "$W/pt-$i.json" messages_per_s >>"$W/pt.txt"
     run_parser "$i" >>"$W/parser.txt"
 done
+# run_enricher NAME CACHE_SIZE [COUNT]: one enricher-svc in a fresh group takes COUNT records
+# (default: all) of telemetry.parsed; prints "records/s geocoder_calls_per_record".
+run_enricher() {
+    local port pid first="" now consumed produced calls target=${3:-$PARSED}
+    port=$(fp_free_port)
+    KAFKA_BROKERS=$BROKERS KAFKA_GROUP_ID="bench-enricher-$1-$$" HTTP_BIND=127.0.0.1 \
+        HTTP_PORT=$port LOG_LEVEL=warn OUT_TOPIC=telemetry.enriched ENRICH_CACHE_SIZE=$2 \
+        GEOCODER_URL="http://127.0.0.1:$STUB_PORT" \
+        ASSETS_URL="http://127.0.0.1:$STUB_PORT/assets/{device_id}" \
+        GEOFENCES_FILE="$W/geofences.json" RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS=10 \
+        RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS=6000 RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS=500 \
+        "$BIN/enricher-svc" 2>>"$W/enricher.log" &
+    pid=$!
+    PIDS+=("$pid")
+    local deadline=$(($(date +%s) + 300))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        consumed=$(fp_metric "$port" fleetpipe_messages_consumed_total)
+        produced=$(fp_metric "$port" fleetpipe_records_produced_total)
+        now=$(date +%s.%N)
+        if [ -z "$first" ] && [ "${consumed:-0}" -gt 0 ]; then first=$now; fi
+        if [ "${consumed:-0}" -ge "$target" ] && [ "${produced:-0}" -ge "$target" ]; then break; fi
+        sleep 0.02 # sampling interval of the progress counters
+    done
+    calls=$(fp_metric "$port" fleetpipe_enrich_remote_calls_total 'lookup="geocoder"')
+    fp_stop_pid "$pid" 10 >/dev/null
+    awk -v n="$produced" -v a="$first" -v b="$now" -v c="$calls" \
+        'BEGIN { printf "%.0f %.4f\n", n / (b - a), c / n }'
+}
+
+echo "== enricher through devkafka with lookup-stub"
+"$BIN/lookup-stub" --bind 127.0.0.1 --port 0 --port-file "$W/stub.port" >/dev/null 2>"$W/stub.log" &
+PIDS+=($!)
+fp_wait_for 30 "lookup-stub" test -s "$W/stub.port"
+STUB_PORT=$(cat "$W/stub.port")
+"$BIN/fleet-sim" --output /dev/null --records 0 --seed 2 --geofences "$W/geofences.json" >/dev/null
+PARSED=$((RECORDS * REPEAT))
+for i in $(seq "$REPEAT"); do
+    curl -fsS -X POST "http://127.0.0.1:$STUB_PORT/control?latency_ms=0" >/dev/null
+    run_enricher "hit-$i" 100000 >>"$W/enrich-hit.txt"
+    curl -fsS -X POST "http://127.0.0.1:$STUB_PORT/control?latency_ms=20" >/dev/null
+    run_enricher "slow-$i" 100000 >>"$W/enrich-slow.txt"
+done
+curl -fsS -X POST "http://127.0.0.1:$STUB_PORT/control?latency_ms=0" >/dev/null
+# Without the cache every record calls: a sample is enough.
+run_enricher nocache 0 20000 >"$W/enrich-nocache.txt"
+EN_HIT=$(cut -d' ' -f1 "$W/enrich-hit.txt" | median)
+EN_SLOW=$(cut -d' ' -f1 "$W/enrich-slow.txt" | median)
+EN_RATIO=$(awk -v a="$EN_SLOW" -v b="$EN_HIT" 'BEGIN { printf "%.2f", a / b }')
+CALLS_CACHE=$(cut -d' ' -f2 "$W/enrich-hit.txt" | median)
+CALLS_NOCACHE=$(cut -d' ' -f2 "$W/enrich-nocache.txt")
+EN_NOCACHE=$(cut -d' ' -f1 "$W/enrich-nocache.txt")
+
 PT=$(median <"$W/pt.txt")
 PARSER=$(median <"$W/parser.txt")
 RATIO=$(awk -v a="$PARSER" -v b="$PT" 'BEGIN { printf "%.2f", a / b }')
@@ -99,6 +155,10 @@ printf '%-44s %14s %14s %8s %8s\n' "  decode only, records/s" "$DEC" "-" "-" ""
 printf '%-44s %14s %14s %8s %8s\n' "  encode only, records/s" "$ENC" "-" "-" ""
 printf '%-44s %14s %14s %8s %8s\n' "parser-svc via devkafka, messages/s" "$PARSER" "$PT" "$RATIO" ">=0.8"
 echo "   (pass-through = plain consume->produce of the same messages; $REC_PER_MSG records per message)"
+printf '%-44s %14s %14s %8s %8s\n' "enricher-svc, stub 20 ms vs 0 ms, records/s" "$EN_SLOW" "$EN_HIT" "$EN_RATIO" ""
+printf '%-44s %14s %14s %8s %8s\n' "geocoder calls per record, cache on / off" "$CALLS_CACHE" "$CALLS_NOCACHE" "-" "<=0.10"
+printf '%-44s %14s %14s %8s %8s\n' "enricher-svc without cache, records/s" "$EN_NOCACHE" "$EN_HIT" \
+    "$(awk -v a="$EN_NOCACHE" -v b="$EN_HIT" 'BEGIN { printf "%.2f", a / b }')" ""
 
 cat >"$OUT/results.json" <<JSON
 {
@@ -107,7 +167,8 @@ cat >"$OUT/results.json" <<JSON
   "versions": {"fleetpipe": "$("$BIN/parser-svc" --version | cut -d' ' -f2)", "librdkafka": "$(pkg-config --modversion rdkafka)"},
   "settings": {"records": $RECORDS, "messages": $MESSAGES, "repeat": $REPEAT, "partitions": 16},
   "parser_in_process": $(cat "$W/decode.json"),
-  "parser_via_devkafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG}
+  "parser_via_devkafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG},
+  "enricher_via_devkafka": {"records_per_s_stub_0ms": $EN_HIT, "records_per_s_stub_20ms": $EN_SLOW, "ratio": $EN_RATIO, "records_per_s_no_cache": $EN_NOCACHE, "geocoder_calls_per_record": $CALLS_CACHE, "geocoder_calls_per_record_no_cache": $CALLS_NOCACHE}
 }
 JSON
 echo "   written to build/bench/results.json"
