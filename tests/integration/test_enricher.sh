@@ -77,6 +77,18 @@ echo "   geocoder calls per record: $(awk -v c="$calls" -v n="$N1" 'BEGIN { prin
 [ "$(fp_metric "$E" fleetpipe_enrich_coalesced_total)" -gt 0 ] && pass "single-flight: waits joined requests in flight" ||
     fail "single-flight: waits joined requests in flight" "coalesced: $(fp_metric "$E" fleetpipe_enrich_coalesced_total)"
 
+# 1b. SIGHUP reloads the geofences without stopping; a broken file keeps the sites in use.
+sites_are() { [ "$(fp_metric "$E" fleetpipe_enrich_geofence_sites)" = "$1" ]; }
+sed 's/]}$/,{"type":"Feature","properties":{"id":"extra","name":"Extra"},"geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}}]}/' \
+    "$STATE/geofences.json" >"$STATE/geofences.new" && mv "$STATE/geofences.new" "$STATE/geofences.json"
+kill -HUP "$(cat "$STATE/enricher.pid")"
+if fp_wait_for 10 "9 sites" sites_are 9; then pass "SIGHUP reloads the geofences (9 sites)"; else fail "SIGHUP reloads the geofences" "sites: $(fp_metric "$E" fleetpipe_enrich_geofence_sites)"; fi
+echo '{"type":"FeatureCollection","features":[' >"$STATE/geofences.json"
+kill -HUP "$(cat "$STATE/enricher.pid")"
+loads_failed() { [ "$(fp_metric "$E" fleetpipe_enrich_geofence_loads_total 'result="failed"')" = 1 ]; }
+if fp_wait_for 10 "a failed reload" loads_failed && sites_are 9; then pass "a broken geofence file keeps the sites in use"; else fail "a broken geofence file keeps the sites in use"; fi
+expect_eq "enricher ready after the reloads" "$(http_status "$E" /readyz)" 200
+
 # 2. A slow service (200 ms): requests in flight never exceed ENRICH_MAX_INFLIGHT.
 stub POST "/control?latency_ms=200&jitter_ms=0" >/dev/null
 stub POST /stats/reset >/dev/null
