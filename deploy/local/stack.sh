@@ -122,7 +122,7 @@ stop_svc() {
     pid=$(cat "$state/$name.pid")
     if [ "$how" = --kill ]; then
         kill -9 "$pid" 2>/dev/null || true
-        fp_wait_for 10 "$name to die" bash -c "! kill -0 $pid 2>/dev/null"
+        _fp_gone_within "$pid" 10 || echo "stack: $name survived SIGKILL" >&2
     else
         fp_stop_pid "$pid" 20
     fi

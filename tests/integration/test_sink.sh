@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# sink-svc under fire: kill -9 in the middle of a run, PostgreSQL stopped for 10 s under load,
+# a row the database refuses among good ones, two replicas in one group. PostgreSQL must end
+# with exactly fleet-sim's distinct valid observations, the DLQ with only the refused row.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/deploy/local/lib.sh"
+. "$HERE/lib.sh"
+
+BIN=${BIN:-bin}
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+export BIN
+STACK="$ROOT/deploy/local/stack.sh"
+STATE=$(mktemp -d /tmp/fleetpipe-sink.XXXXXX)
+export PARTITIONS=8 ENRICH_LOOKUPS=off
+SEED=${FLEET_SEED:-$((RANDOM % 1000 + 1))}
+echo "fleet-sim seed $SEED (replay with FLEET_SEED=$SEED)"
+GEN=""
+
+cleanup() {
+    [ -n "$GEN" ] && fp_stop_pid "$GEN" 5 >/dev/null 2>&1
+    "$STACK" stop "$STATE" >/dev/null 2>&1
+    if [ "$TESTS_FAILED" -ne 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
+        echo "logs kept in $STATE" >&2
+    else
+        rm -rf "$STATE"
+    fi
+}
+trap cleanup EXIT
+
+psql_q() { "$ROOT/deploy/local/pg.sh" psql "$STATE" -At -c "$1"; }
+row_count() { psql_q "SELECT count(*) FROM telemetry" 2>/dev/null || echo -1; }
+rows_are() { [ "$(row_count)" = "$1" ]; }
+rows_above() { [ "$(row_count)" -gt "$1" ]; }
+status_is() { [ "$(http_status "$1" "$2")" = "$3" ]; }
+gen_done() { ! kill -0 "$GEN" 2>/dev/null; }
+sink_dlq() { kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f '%h\n' 2>/dev/null | grep -c 'fp.error.stage=sink'; }
+
+# feed_bg SEED RECORDS RATE: fleet-sim in the background (resends on, damage off).
+feed_bg() {
+    "$BIN/fleet-sim" --brokers "$BROKERS" --devices 40 --records "$2" --rate "$3" --seed "$1" \
+        --retransmit-rate 0.03 --manifest "$STATE/manifest-$1" >"$STATE/sim-$1.json" &
+    GEN=$!
+}
+
+if ! "$STACK" start "$STATE"; then
+    fail "stack starts" "$(tail -n 30 "$STATE"/*.log 2>/dev/null)"
+    finish sink
+    exit 1
+fi
+pass "stack starts"
+BROKERS=$(cat "$STATE/bootstrap")
+
+# 1. kill -9 of sink-svc in the middle of a run, then a restart.
+feed_bg "$SEED" 20000 5000
+fp_wait_for 60 "rows to arrive" rows_above 3000
+"$STACK" stop-svc "$STATE" sink --kill
+pass "sink killed with SIGKILL at $(row_count) rows"
+if "$STACK" start-svc "$STATE" sink; then pass "sink restarts"; else fail "sink restarts"; fi
+fp_wait_for 60 "fleet-sim" gen_done
+wait "$GEN"
+GEN=""
+N1=$(grep -c '^valid ' "$STATE/manifest-$SEED")
+if fp_wait_for 60 "$N1 rows" rows_are "$N1"; then pass "after kill -9: $N1 rows"; else fail "after kill -9: $N1 rows" "rows: $(row_count)"; fi
+
+# 2. PostgreSQL stopped for 10 s under load.
+S=$(cat "$STATE/sink.port")
+feed_bg "$((SEED + 1))" 10000 1000
+fp_wait_for 30 "rows to arrive" rows_above "$N1"
+"$ROOT/deploy/local/pg.sh" pause "$STATE"
+if fp_wait_for 15 "sink not ready" status_is "$S" /readyz 503; then pass "database down: sink /readyz 503"; else fail "database down: sink /readyz 503"; fi
+sleep 10 # the outage lasts 10 s while fleet-sim keeps sending
+expect_eq "database down: sink still alive (/healthz)" "$(http_status "$S" /healthz)" 200
+"$ROOT/deploy/local/pg.sh" resume "$STATE"
+if fp_wait_for 30 "sink ready" status_is "$S" /readyz 200; then pass "database back: sink /readyz 200"; else fail "database back: sink /readyz 200"; fi
+fp_wait_for 60 "fleet-sim" gen_done
+wait "$GEN"
+GEN=""
+N2=$(grep -c '^valid ' "$STATE/manifest-$((SEED + 1))")
+if fp_wait_for 60 "$((N1 + N2)) rows" rows_are "$((N1 + N2))"; then pass "after the outage: $((N1 + N2)) rows"; else fail "after the outage: rows" "rows: $(row_count)"; fi
+[ "$(fp_metric "$S" fleetpipe_sink_batch_retries_total)" -gt 0 ] && pass "the outage was retried, not dropped" ||
+    fail "the outage was retried" "retries: $(fp_metric "$S" fleetpipe_sink_batch_retries_total)"
+expect_eq "the outage sent nothing to the DLQ" "$(sink_dlq)" 0
+
+# 3. A row the database refuses (altitude beyond a real's range) among good ones.
+ts=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+{
+    for i in 1 2 3 4; do
+        echo "poison-test-$i|{\"schema\":1,\"device_id\":\"poison-test-$i\",\"ts\":\"$ts\",\"position\":{\"lat\":1,\"lon\":2,\"alt_m\":5}}"
+    done
+    echo "poison-test-5|{\"schema\":1,\"device_id\":\"poison-test-5\",\"ts\":\"$ts\",\"position\":{\"lat\":1,\"lon\":2,\"alt_m\":1e39}}"
+} | kcat -P -b "$BROKERS" -t telemetry.enriched -K '|'
+if fp_wait_for 30 "4 more rows" rows_are "$((N1 + N2 + 4))"; then pass "good rows beside a refused one are stored"; else fail "good rows beside a refused one are stored" "rows: $(row_count)"; fi
+dlq_has_poison() { [ "$(sink_dlq)" = 1 ]; }
+fp_wait_for 30 "the refused row in the DLQ" dlq_has_poison
+kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f '%k %h\n' 2>/dev/null | grep 'fp.error.stage=sink' >"$STATE/poison"
+expect_eq "only the refused row is in the DLQ" "$(cut -d' ' -f1 "$STATE/poison")" "poison-test-5"
+grep -q 'fp.error.code=db_rejected' "$STATE/poison" && grep -q 'fp.error.message=.*out of range' "$STATE/poison" &&
+    pass "with code db_rejected and the database's message" || fail "with code db_rejected and the database's message" "$(cat "$STATE/poison")"
+
+# 4. Two sink replicas in one group.
+if "$STACK" start-svc "$STATE" sink 2; then pass "a second sink replica joins"; else fail "a second sink replica joins"; fi
+feed_bg "$((SEED + 2))" 6000 2000
+fp_wait_for 60 "fleet-sim" gen_done
+wait "$GEN"
+GEN=""
+N3=$(grep -c '^valid ' "$STATE/manifest-$((SEED + 2))")
+TOTAL=$((N1 + N2 + 4 + N3))
+if fp_wait_for 60 "$TOTAL rows" rows_are "$TOTAL"; then pass "two replicas: $TOTAL rows"; else fail "two replicas: rows" "rows: $(row_count)"; fi
+both_wrote() { [ "$(fp_metric "$(cat "$STATE/sink-2.port")" fleetpipe_sink_rows_inserted_total)" -gt 0 ]; }
+both_wrote && pass "the second replica wrote rows" || fail "the second replica wrote rows"
+
+# Exactly the distinct valid observations, each once.
+cat "$STATE"/manifest-* | awk '$1 == "valid" {print $2, $3}' | sort >"$STATE/expected"
+psql_q "SELECT device_id, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM telemetry
+        WHERE device_id NOT LIKE 'poison-test-%'" | tr '|' ' ' | sort >"$STATE/actual"
+expect_files_eq "the table holds exactly fleet-sim's distinct observations" "$STATE/actual" "$STATE/expected"
+expect_eq "no key stored twice" "$(psql_q "SELECT count(*) - count(DISTINCT (device_id, ts)) FROM telemetry")" 0
+
+finish sink
