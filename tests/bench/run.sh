@@ -7,6 +7,9 @@
 #                        core (target >= 1,000,000), beside decode alone and encode alone
 #   parser via devkafka  parser-svc draining N pre-filled raw messages, as a ratio to a plain
 #                        consume->produce pass-through of the same messages (target >= 0.8)
+#   sink via devkafka    sink-svc draining the enriched records into PostgreSQL, as a ratio
+#                        to a plain client-side COPY of the same rows into an identical fresh
+#                        table on the same server (target >= 0.9); rows per batch, batch latency
 #   enricher via devkafka  enricher-svc draining the parsed records with lookup-stub at 0 ms
 #                        (mostly cache hits) and at 20 ms, as a ratio; geocoder calls per record
 #                        with the cache (target <= 0.10) and without it
@@ -49,7 +52,7 @@ cat "$W/decode.json"
 echo "== parser through devkafka vs pass-through ($RECORDS records, $REPEAT runs each)"
 # 64 partitions hold ~320 MiB in the mock: every run's output fits (shared/KAFKA-MOCK.md).
 "$BIN/devkafka" --partitions 64 \
-    --topics telemetry.raw,telemetry.parsed,telemetry.enriched,telemetry.dlq,bench.passthrough \
+    --topics telemetry.raw,telemetry.parsed,telemetry.enriched,telemetry.dlq,bench.passthrough,bench.enriched \
     --bootstrap-file "$W/bootstrap" >/dev/null 2>"$W/devkafka.log" &
 PIDS+=($!)
 fp_wait_for 30 "devkafka" test -s "$W/bootstrap"
@@ -87,13 +90,14 @@ for i in $(seq "$REPEAT"); do
     json_field "$W/pt-$i.json" messages_per_s >>"$W/pt.txt"
     run_parser "$i" >>"$W/parser.txt"
 done
-# run_enricher NAME CACHE_SIZE [COUNT]: one enricher-svc in a fresh group takes COUNT records
-# (default: all) of telemetry.parsed; prints "records/s geocoder_calls_per_record".
+# run_enricher NAME CACHE_SIZE [COUNT] [OUT_TOPIC]: one enricher-svc in a fresh group takes
+# COUNT records (default: all) of telemetry.parsed; prints "records/s geocoder_calls_per_record".
 run_enricher() {
     local port pid first="" now consumed produced calls target=${3:-$PARSED}
+    local out=${4:-telemetry.enriched}
     port=$(fp_free_port)
     KAFKA_BROKERS=$BROKERS KAFKA_GROUP_ID="bench-enricher-$1-$$" HTTP_BIND=127.0.0.1 \
-        HTTP_PORT=$port LOG_LEVEL=warn OUT_TOPIC=telemetry.enriched ENRICH_CACHE_SIZE=$2 \
+        HTTP_PORT=$port LOG_LEVEL=warn OUT_TOPIC=$out ENRICH_CACHE_SIZE=$2 \
         GEOCODER_URL="http://127.0.0.1:$STUB_PORT" \
         ASSETS_URL="http://127.0.0.1:$STUB_PORT/assets/{device_id}" \
         GEOFENCES_FILE="$W/geofences.json" RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS=10 \
@@ -125,7 +129,9 @@ STUB_PORT=$(cat "$W/stub.port")
 PARSED=$((RECORDS * REPEAT))
 for i in $(seq "$REPEAT"); do
     curl -fsS -X POST "http://127.0.0.1:$STUB_PORT/control?latency_ms=0" >/dev/null
-    run_enricher "hit-$i" 100000 >>"$W/enrich-hit.txt"
+    # The first run's output is the sink benchmark's input.
+    if [ "$i" = 1 ]; then out=bench.enriched; else out=telemetry.enriched; fi
+    run_enricher "hit-$i" 100000 "$PARSED" "$out" >>"$W/enrich-hit.txt"
     curl -fsS -X POST "http://127.0.0.1:$STUB_PORT/control?latency_ms=20" >/dev/null
     run_enricher "slow-$i" 100000 >>"$W/enrich-slow.txt"
 done
@@ -138,6 +144,63 @@ EN_RATIO=$(awk -v a="$EN_SLOW" -v b="$EN_HIT" 'BEGIN { printf "%.2f", a / b }')
 CALLS_CACHE=$(cut -d' ' -f2 "$W/enrich-hit.txt" | median)
 CALLS_NOCACHE=$(cut -d' ' -f2 "$W/enrich-nocache.txt")
 EN_NOCACHE=$(cut -d' ' -f1 "$W/enrich-nocache.txt")
+
+echo "== sink through devkafka vs a plain COPY ($PARSED rows, $REPEAT runs each)"
+"$ROOT/deploy/local/pg.sh" start "$W/pg" >/dev/null
+. "$W/pg/pg.env"
+PIDS+=("$PG_PID")
+bench_psql() { "$ROOT/deploy/local/pg.sh" psql "$W/pg" "$@"; }
+# run_sink N: a fresh sink-svc drains bench.enriched into an empty table; prints rows/s, then
+# a plain \copy of the very same rows into a fresh identical table; prints "sink_rps copy_rps
+# rows_per_batch batch_ms".
+run_sink() {
+    local port pid first="" now inserted consumed batches rows_sum secs_sum copy_ms
+    bench_psql -c "DROP TABLE IF EXISTS telemetry_copy" >/dev/null 2>&1 || true
+    bench_psql -c "TRUNCATE telemetry; DELETE FROM fleetpipe_offsets" >/dev/null 2>&1 || true
+    port=$(fp_free_port)
+    KAFKA_BROKERS=$BROKERS KAFKA_GROUP_ID="bench-sink-$1-$$" HTTP_BIND=127.0.0.1 HTTP_PORT=$port \
+        LOG_LEVEL=warn IN_TOPIC=bench.enriched PG_DSN="$PG_DSN" \
+        RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS=10 RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS=6000 \
+        RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS=500 "$BIN/sink-svc" 2>>"$W/sink.log" &
+    pid=$!
+    PIDS+=("$pid")
+    local deadline=$(($(date +%s) + 300))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        inserted=$(fp_metric "$port" fleetpipe_sink_rows_inserted_total)
+        consumed=$(fp_metric "$port" fleetpipe_messages_consumed_total)
+        now=$(date +%s.%N)
+        if [ -z "$first" ] && [ "${consumed:-0}" -gt 0 ]; then first=$now; fi
+        [ "${inserted:-0}" -ge "$SINK_ROWS" ] && break
+        sleep 0.02 # sampling interval of the progress counters
+    done
+    batches=$(fp_metric "$port" fleetpipe_sink_batches_total)
+    rows_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_rows_sum" { print $2 }')
+    secs_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_duration_seconds_sum" { print $2 }')
+    fp_stop_pid "$pid" 10 >/dev/null
+    bench_psql -c "\copy (SELECT $COLUMNS FROM telemetry) TO '$W/rows.copy'" >/dev/null
+    bench_psql -c "CREATE TABLE telemetry_copy (LIKE telemetry INCLUDING ALL)" >/dev/null
+    copy_ms=$(bench_psql -c "\timing on" -c "\copy telemetry_copy ($COLUMNS) FROM '$W/rows.copy'" |
+        sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
+    # The topic holds every record several times (one copy per parser run): the sink's rate is
+    # rows it took and wrote (duplicates included, each is a row through COPY and ON CONFLICT),
+    # COPY's the distinct rows it loaded.
+    awk -v n="$consumed" -v r="$SINK_ROWS" -v a="$first" -v b="$now" -v c="$copy_ms" \
+        -v bt="$batches" -v rs="$rows_sum" -v ss="$secs_sum" \
+        'BEGIN { printf "%.0f %.0f %.0f %.1f\n", n / (b - a), r / (c / 1000), rs / bt, ss / bt * 1000 }'
+}
+COLUMNS="device_id,ts,received_at,format,priority,event_io,lat,lon,alt_m,heading_deg,speed_kmh,satellites,ignition,enrichment_status,site_id,site_name,address,road,city,postcode,country,country_code,asset_customer,asset_oem,asset_model,asset_serial_number,asset_machine_type,metrics,io"
+# The distinct observations of bench.enriched: the rows every sink run must end with.
+SINK_ROWS=$(grep -o '"distinct":[0-9]*' "$W/feed.json" | cut -d: -f2)
+run_sink warmup >/dev/null # applies the migrations, warms the server's caches
+for i in $(seq "$REPEAT"); do
+    run_sink "$i" >>"$W/sink.txt"
+done
+SINK_RPS=$(cut -d' ' -f1 "$W/sink.txt" | median)
+COPY_RPS=$(cut -d' ' -f2 "$W/sink.txt" | median)
+SINK_RATIO=$(awk '{ print $1 / $2 }' "$W/sink.txt" | median)
+SINK_BATCH=$(cut -d' ' -f3 "$W/sink.txt" | median)
+SINK_BATCH_MS=$(cut -d' ' -f4 "$W/sink.txt" | median)
+"$ROOT/deploy/local/pg.sh" stop "$W/pg" >/dev/null
 
 PT=$(median <"$W/pt.txt")
 PARSER=$(median <"$W/parser.txt")
@@ -155,6 +218,8 @@ printf '%-44s %14s %14s %8s %8s\n' "  decode only, records/s" "$DEC" "-" "-" ""
 printf '%-44s %14s %14s %8s %8s\n' "  encode only, records/s" "$ENC" "-" "-" ""
 printf '%-44s %14s %14s %8s %8s\n' "parser-svc via devkafka, messages/s" "$PARSER" "$PT" "$RATIO" ">=0.8"
 echo "   (pass-through = plain consume->produce of the same messages; $REC_PER_MSG records per message)"
+printf '%-44s %14s %14s %8s %8s\n' "sink-svc vs plain COPY, rows/s" "$SINK_RPS" "$COPY_RPS" "$(printf '%.2f' "$SINK_RATIO")" ">=0.9"
+echo "   (sink: $SINK_BATCH rows per batch, $SINK_BATCH_MS ms per batch write+commit, median)"
 printf '%-44s %14s %14s %8s %8s\n' "enricher-svc, stub 20 ms vs 0 ms, records/s" "$EN_SLOW" "$EN_HIT" "$EN_RATIO" ""
 printf '%-44s %14s %14s %8s %8s\n' "geocoder calls per record, cache on / off" "$CALLS_CACHE" "$CALLS_NOCACHE" "-" "<=0.10"
 printf '%-44s %14s %14s %8s %8s\n' "enricher-svc without cache, records/s" "$EN_NOCACHE" "$EN_HIT" \
@@ -168,6 +233,7 @@ cat >"$OUT/results.json" <<JSON
   "settings": {"records": $RECORDS, "messages": $MESSAGES, "repeat": $REPEAT, "partitions": 16},
   "parser_in_process": $(cat "$W/decode.json"),
   "parser_via_devkafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG},
+  "sink_via_devkafka": {"rows": $SINK_ROWS, "sink_rows_per_s": $SINK_RPS, "copy_rows_per_s": $COPY_RPS, "ratio": $SINK_RATIO, "rows_per_batch": $SINK_BATCH, "batch_ms": $SINK_BATCH_MS},
   "enricher_via_devkafka": {"records_per_s_stub_0ms": $EN_HIT, "records_per_s_stub_20ms": $EN_SLOW, "ratio": $EN_RATIO, "records_per_s_no_cache": $EN_NOCACHE, "geocoder_calls_per_record": $CALLS_CACHE, "geocoder_calls_per_record_no_cache": $CALLS_NOCACHE}
 }
 JSON
