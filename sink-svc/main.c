@@ -24,6 +24,7 @@
 typedef struct sink_config {
     fp_common_config common;
     const char *pg_dsn;
+    const char *dialect;
     int64_t batch_max;
     int64_t batch_ms;
 } sink_config;
@@ -33,6 +34,9 @@ static const fp_option sink_options[] = {
     {"PG_DSN", FP_OPT_DSN, "host=localhost dbname=fleetpipe",
      "PostgreSQL connection string or URI (libpq); its password is never logged", false, true, 0, 0,
      NULL, offsetof(sink_config, pg_dsn)},
+    {"SINK_DIALECT", FP_OPT_ENUM, "postgres",
+     "postgres (tested) or cratedb (PostgreSQL wire protocol; SQL covered by unit tests only)",
+     false, false, 0, 0, "postgres|cratedb", offsetof(sink_config, dialect)},
     {"SINK_BATCH_MAX", FP_OPT_INT, "5000", "rows per database transaction at most", false, false, 1,
      1000000, NULL, offsetof(sink_config, batch_max)},
     {"SINK_BATCH_MS", FP_OPT_INT, "200",
@@ -489,7 +493,12 @@ int main(int argc, char **argv)
         fp_metrics_gauge("fleetpipe_consumer_paused",
                          "1 while consumption is paused for backpressure.", "stage=\"sink\"");
 
-    s.pg = fp_pg_new(s.cfg.pg_dsn);
+    {
+        fp_dialect dialect = FP_DIALECT_POSTGRES;
+
+        fp_dialect_parse(s.cfg.dialect, &dialect); /* the config table already checked it */
+        s.pg = fp_pg_new(s.cfg.pg_dsn, dialect);
+    }
     s.consumer =
         fp_kafka_new(FP_KAFKA_CONSUMER, &s.cfg.common, &s, &consumer_hooks, err, sizeof(err));
     if (s.consumer != NULL)

@@ -15,6 +15,7 @@
 
 struct fp_pg {
     char *dsn;
+    fp_dialect dialect;
     PGconn *conn;
     bool ok;
     bool session_ready;
@@ -26,12 +27,13 @@ struct fp_pg {
 
 typedef enum failure { FAIL_NONE = 0, FAIL_DATA, FAIL_INFRA } failure;
 
-fp_pg *fp_pg_new(const char *dsn)
+fp_pg *fp_pg_new(const char *dsn, fp_dialect dialect)
 {
     fp_pg *pg = calloc(1, sizeof(*pg));
 
     if (pg == NULL)
         return NULL;
+    pg->dialect = dialect;
     pg->dsn = strdup(dsn);
     if (pg->dsn == NULL) {
         free(pg);
@@ -201,6 +203,15 @@ int fp_pg_ensure(fp_pg *pg)
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
         return infra_failure(pg, "connect", NULL);
     PQsetNoticeProcessor(pg->conn, on_notice, NULL);
+    if (pg->dialect == FP_DIALECT_CRATEDB) {
+        /* CrateDB: idempotent DDL, no staging table (no COPY), no advisory locks. */
+        for (int i = 0; fp_cratedb_schema[i] != NULL; i++)
+            if (exec_cmd(pg, fp_cratedb_schema[i], err, sizeof(err), NULL) != FAIL_NONE)
+                return infra_failure(pg, "schema", NULL);
+        pg->session_ready = true;
+        pg->ok = true;
+        return FP_PG_OK;
+    }
     if (migrate(pg) != FP_PG_OK)
         return FP_PG_RETRY;
     /* The staging table lives as long as the session and empties itself at every commit. */
@@ -403,6 +414,146 @@ static failure store_offsets(fp_pg *pg, const char *group, const char *topic,
     return f;
 }
 
+/* The parameters of one row for a multi-row INSERT: its texts live in one buffer, by offset
+ * (the buffer moves as it grows), NULL marked by SIZE_MAX. */
+typedef struct param_rows {
+    fp_buf text;
+    size_t *off, *len;
+    size_t n, cap;
+} param_rows;
+
+static int collect_param(void *ctx, int i, const char *text, size_t len)
+{
+    param_rows *p = ctx;
+
+    (void)i;
+    if (p->n == p->cap) {
+        size_t cap = p->cap != 0 ? p->cap * 2 : 64;
+        size_t *off = realloc(p->off, cap * sizeof(*off));
+        size_t *ln;
+
+        if (off == NULL)
+            return -1;
+        p->off = off;
+        ln = realloc(p->len, cap * sizeof(*ln));
+        if (ln == NULL)
+            return -1;
+        p->len = ln;
+        p->cap = cap;
+    }
+    p->off[p->n] = text == NULL ? SIZE_MAX : p->text.len;
+    p->len[p->n] = len;
+    p->n++;
+    /* Each value NUL-terminated: libpq takes text parameters as C strings. */
+    if (text != NULL && (fp_buf_append(&p->text, text, len) < 0 || fp_buf_putc(&p->text, '\0') < 0))
+        return -1;
+    return 0;
+}
+
+/* CrateDB: INSERTs rows [lo, hi) (skipped ones left out) in one statement. */
+static failure crate_insert(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, uint64_t *inserted,
+                            char *err, size_t err_size)
+{
+    param_rows p = {{0}, NULL, NULL, 0, 0};
+    const char **values = NULL;
+    fp_buf sql = {0};
+    size_t nrows = 0;
+    failure f = FAIL_NONE;
+    PGresult *res;
+
+    for (size_t i = lo; i < hi; i++) {
+        if (rows[i].skip)
+            continue;
+        if (fp_rows_fields(rows[i].rec, &pg->scratch, collect_param, &p) != 0) {
+            snprintf(err, err_size, "out of memory");
+            f = FAIL_INFRA;
+            goto out;
+        }
+        nrows++;
+    }
+    if (nrows == 0)
+        goto out;
+    values = malloc(p.n * sizeof(*values));
+    if (values == NULL || fp_cratedb_insert_sql(&sql, nrows) < 0) {
+        snprintf(err, err_size, "out of memory");
+        f = FAIL_INFRA;
+        goto out;
+    }
+    for (size_t i = 0; i < p.n; i++)
+        values[i] = p.off[i] == SIZE_MAX ? NULL : p.text.data + p.off[i];
+    res = PQexecParams(pg->conn, fp_buf_cstr(&sql), (int)p.n, NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        f = classify(pg, res);
+        snprintf(err, err_size, "%s", result_error(pg, res));
+    } else {
+        *inserted += strtoull(PQcmdTuples(res), NULL, 10);
+    }
+    PQclear(res);
+out:
+    free(values);
+    free(p.off);
+    free(p.len);
+    fp_buf_free(&p.text);
+    fp_buf_free(&sql);
+    return f;
+}
+
+/* CrateDB: writes rows [lo, hi); when a value is refused, halves the range until each refused
+ * row stands alone and marks it. Rows are idempotent (primary key), so writing a half again is
+ * harmless. Returns FAIL_NONE or FAIL_INFRA. */
+static failure crate_isolate(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, uint64_t *inserted)
+{
+    char err[512];
+    failure f;
+
+    if (hi - lo > FP_CRATEDB_MAX_ROWS) {
+        size_t mid = lo + FP_CRATEDB_MAX_ROWS;
+
+        f = crate_isolate(pg, rows, lo, mid, inserted);
+        return f == FAIL_NONE ? crate_isolate(pg, rows, mid, hi, inserted) : f;
+    }
+    f = crate_insert(pg, rows, lo, hi, inserted, err, sizeof(err));
+    if (f != FAIL_DATA)
+        return f;
+    if (hi - lo == 1) {
+        rows[lo].rejected = true;
+        snprintf(rows[lo].error, sizeof(rows[lo].error), "%.*s", (int)sizeof(rows[lo].error) - 1,
+                 err);
+        return FAIL_NONE;
+    }
+    f = crate_isolate(pg, rows, lo, lo + (hi - lo) / 2, inserted);
+    return f == FAIL_NONE ? crate_isolate(pg, rows, lo + (hi - lo) / 2, hi, inserted) : f;
+}
+
+/* CrateDB has no transactions: rows first (idempotent), the DLQ, then the offsets. */
+static int crate_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const char *topic,
+                       const fp_pg_offset *offsets, size_t noffsets,
+                       fp_pg_before_commit before_commit, void *ctx, uint64_t *inserted)
+{
+    if (n > 0 && crate_isolate(pg, rows, 0, n, inserted) != FAIL_NONE)
+        return infra_failure(pg, "write batch", NULL);
+    if (before_commit != NULL && before_commit(rows, n, ctx) < 0)
+        return FP_PG_RETRY;
+    for (size_t i = 0; i < noffsets; i++) {
+        char part[16], next[32];
+        const char *params[4] = {group, topic, part, next};
+        PGresult *res;
+
+        snprintf(part, sizeof(part), "%d", (int)offsets[i].partition);
+        snprintf(next, sizeof(next), "%lld", (long long)offsets[i].next_offset);
+        res = PQexecParams(pg->conn, fp_cratedb_offsets_sql, 4, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            int rc = infra_failure(pg, "store offsets", res);
+
+            PQclear(res);
+            return rc;
+        }
+        PQclear(res);
+    }
+    pg->ok = true;
+    return FP_PG_OK;
+}
+
 int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const char *topic,
                 const fp_pg_offset *offsets, size_t noffsets, fp_pg_before_commit before_commit,
                 void *ctx, uint64_t *inserted)
@@ -415,6 +566,9 @@ int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const c
         rows[i].rejected = false;
     if (fp_pg_ensure(pg) != FP_PG_OK)
         return FP_PG_RETRY;
+    if (pg->dialect == FP_DIALECT_CRATEDB)
+        return crate_write(pg, rows, n, group, topic, offsets, noffsets, before_commit, ctx,
+                           inserted);
     if (encode_rows(pg, rows, n) < 0) {
         fp_error("out of memory encoding a batch of %zu rows", n);
         return FP_PG_RETRY;

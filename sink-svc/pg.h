@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dialect.h"
 #include "fp_record.h"
 
 typedef struct fp_pg fp_pg;
@@ -48,8 +49,9 @@ typedef struct fp_pg_offset {
  * are durable before their offsets are. Returns 0, or -1 to abandon the batch (retry later). */
 typedef int (*fp_pg_before_commit)(const fp_pg_row *rows, size_t n, void *ctx);
 
-/* Creates a handle; does not connect. Returns NULL on out of memory. */
-fp_pg *fp_pg_new(const char *dsn);
+/* Creates a handle for a database of the given dialect; does not connect. Returns NULL on out
+ * of memory. */
+fp_pg *fp_pg_new(const char *dsn, fp_dialect dialect);
 void fp_pg_free(fp_pg *pg); /* accepts NULL */
 
 /* Connects when not connected, applies the migrations (under an advisory lock, so replicas

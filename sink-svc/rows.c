@@ -12,8 +12,120 @@ const char fp_rows_columns[] =
     "country_code,asset_customer,asset_oem,asset_model,asset_serial_number,asset_machine_type,"
     "metrics,io";
 
+/* Hands one column to the visitor; the emitters below keep the column index. */
+typedef struct visit {
+    int (*field)(void *ctx, int i, const char *text, size_t len);
+    void *ctx;
+    int i;
+    fp_buf num; /* formatting room for numbers and timestamps */
+} visit;
+
+static int emit(visit *v, const char *text, size_t len)
+{
+    return v->field(v->ctx, v->i++, text, len);
+}
+
+static int emit_null(visit *v)
+{
+    return emit(v, NULL, 0);
+}
+
+static int emit_str(visit *v, const fp_record *r, fp_str s)
+{
+    return s.len == 0 ? emit_null(v) : emit(v, fp_record_str(r, s), s.len);
+}
+
+static int emit_cstr(visit *v, const char *s)
+{
+    return s[0] == '\0' ? emit_null(v) : emit(v, s, strlen(s));
+}
+
+static int emit_ts(visit *v, int64_t ms)
+{
+    char ts[32];
+
+    if (ms == INT64_MIN || fp_time_format_ms(ms, ts, sizeof(ts)) < 0)
+        return emit_null(v);
+    return emit(v, ts, strlen(ts));
+}
+
+static int emit_double(visit *v, bool present, double d)
+{
+    if (!present || isnan(d))
+        return emit_null(v);
+    fp_buf_clear(&v->num);
+    if (fp_json_put_double(&v->num, d) < 0)
+        return -1;
+    return emit(v, v->num.data, v->num.len);
+}
+
+static int emit_int(visit *v, bool present, int64_t n)
+{
+    if (!present)
+        return emit_null(v);
+    fp_buf_clear(&v->num);
+    if (fp_buf_put_i64(&v->num, n) < 0)
+        return -1;
+    return emit(v, v->num.data, v->num.len);
+}
+
+int fp_rows_fields(const fp_record *r, fp_buf *scratch,
+                   int (*field)(void *ctx, int i, const char *text, size_t len), void *ctx)
+{
+    const fp_enrichment *e = &r->enrichment;
+    const fp_metric *ign = fp_record_metric(r, "ignition");
+    const fp_position *p = &r->position;
+    bool pos = r->has_position;
+    visit v = {field, ctx, 0, {0}};
+    int rc = 0;
+
+#define DO(expr) (rc = rc != 0 ? rc : (expr))
+    DO(emit_cstr(&v, r->device_id));
+    DO(emit_ts(&v, r->ts_ms));
+    DO(emit_ts(&v, r->received_at_ms));
+    DO(emit_cstr(&v, r->format));
+    DO(emit_int(&v, r->priority >= 0, r->priority));
+    DO(emit_int(&v, r->event_io >= 0, r->event_io));
+    DO(emit_double(&v, pos, p->lat));
+    DO(emit_double(&v, pos, p->lon));
+    DO(emit_double(&v, pos, p->alt_m));
+    DO(emit_double(&v, pos, p->heading_deg));
+    DO(emit_double(&v, pos, p->speed_kmh));
+    DO(emit_int(&v, pos && p->satellites >= 0, p->satellites));
+    DO(ign != NULL && ign->kind == FP_METRIC_BOOL ? emit(&v, ign->b ? "t" : "f", 1)
+                                                   : emit_null(&v));
+    DO(e->status != FP_ENRICH_NONE ? emit_cstr(&v, fp_enrich_status_name(e->status))
+                                   : emit_null(&v));
+    DO(emit_str(&v, r, e->site_id));
+    DO(emit_str(&v, r, e->site_name));
+    DO(emit_str(&v, r, e->address_display));
+    DO(emit_str(&v, r, e->address_road));
+    DO(emit_str(&v, r, e->address_city));
+    DO(emit_str(&v, r, e->address_postcode));
+    DO(emit_str(&v, r, e->address_country));
+    DO(emit_str(&v, r, e->address_country_code));
+    DO(emit_str(&v, r, e->asset_customer));
+    DO(emit_str(&v, r, e->asset_oem));
+    DO(emit_str(&v, r, e->asset_model));
+    DO(emit_str(&v, r, e->asset_serial));
+    DO(emit_str(&v, r, e->asset_machine_type));
+    fp_buf_clear(scratch);
+    DO(r->metrics_len > 0 ? (fp_record_encode_metrics_json(r, scratch) < 0
+                                 ? -1
+                                 : emit(&v, scratch->data, scratch->len))
+                          : emit_null(&v));
+    fp_buf_clear(scratch);
+    DO(r->io_len > 0 ? (fp_record_encode_io_json(r, scratch) < 0
+                            ? -1
+                            : emit(&v, scratch->data, scratch->len))
+                     : emit_null(&v));
+#undef DO
+    fp_buf_free(&v.num);
+    return rc;
+}
+
 /* Appends text escaped for COPY's text format: backslash, tab, newline and CR. */
-static int put_text(fp_buf *out, const char *s, size_t len)
+static int put_copy_text(fp_buf *out, const char *s, size_t len)
 {
     size_t start = 0;
 
@@ -45,114 +157,22 @@ static int put_text(fp_buf *out, const char *s, size_t len)
     return fp_buf_append(out, s + start, len - start);
 }
 
-static int put_null(fp_buf *out)
+static int copy_field(void *ctx, int i, const char *text, size_t len)
 {
-    return fp_buf_puts(out, "\\N");
-}
+    fp_buf *out = ctx;
 
-/* Appends an arena string, or NULL when absent. */
-static int put_str(fp_buf *out, const fp_record *r, fp_str s)
-{
-    return s.len == 0 ? put_null(out) : put_text(out, fp_record_str(r, s), s.len);
-}
-
-static int put_ts(fp_buf *out, int64_t ms)
-{
-    char ts[32];
-
-    if (ms == INT64_MIN || fp_time_format_ms(ms, ts, sizeof(ts)) < 0)
-        return put_null(out);
-    return fp_buf_puts(out, ts);
-}
-
-static int put_double_or_null(fp_buf *out, bool present, double v)
-{
-    return present && !isnan(v) ? fp_json_put_double(out, v) : put_null(out);
-}
-
-static int put_int_or_null(fp_buf *out, int v)
-{
-    return v < 0 ? put_null(out) : fp_buf_put_i64(out, v);
+    if (i > 0 && fp_buf_putc(out, '\t') < 0)
+        return -1;
+    return text == NULL ? fp_buf_puts(out, "\\N") : put_copy_text(out, text, len);
 }
 
 int fp_rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch)
 {
-    const fp_enrichment *e = &r->enrichment;
-    const fp_metric *ign = fp_record_metric(r, "ignition");
-    bool pos = r->has_position;
     size_t mark = out->len;
-    int rc = 0;
 
-#define SEP()     (rc = rc < 0 ? rc : fp_buf_putc(out, '\t'))
-#define PUT(expr) (rc = rc < 0 ? rc : (expr))
-    PUT(put_text(out, r->device_id, strlen(r->device_id)));
-    SEP();
-    PUT(put_ts(out, r->ts_ms));
-    SEP();
-    PUT(put_ts(out, r->received_at_ms));
-    SEP();
-    PUT(r->format[0] != '\0' ? put_text(out, r->format, strlen(r->format)) : put_null(out));
-    SEP();
-    PUT(put_int_or_null(out, r->priority));
-    SEP();
-    PUT(put_int_or_null(out, r->event_io));
-    SEP();
-    PUT(put_double_or_null(out, pos, r->position.lat));
-    SEP();
-    PUT(put_double_or_null(out, pos, r->position.lon));
-    SEP();
-    PUT(put_double_or_null(out, pos, r->position.alt_m));
-    SEP();
-    PUT(put_double_or_null(out, pos, r->position.heading_deg));
-    SEP();
-    PUT(put_double_or_null(out, pos, r->position.speed_kmh));
-    SEP();
-    PUT(pos && r->position.satellites >= 0 ? fp_buf_put_i64(out, r->position.satellites)
-                                           : put_null(out));
-    SEP();
-    PUT(ign != NULL && ign->kind == FP_METRIC_BOOL ? fp_buf_puts(out, ign->b ? "t" : "f")
-                                                   : put_null(out));
-    SEP();
-    PUT(e->status != FP_ENRICH_NONE ? fp_buf_puts(out, fp_enrich_status_name(e->status))
-                                    : put_null(out));
-    SEP();
-    PUT(put_str(out, r, e->site_id));
-    SEP();
-    PUT(put_str(out, r, e->site_name));
-    SEP();
-    PUT(put_str(out, r, e->address_display));
-    SEP();
-    PUT(put_str(out, r, e->address_road));
-    SEP();
-    PUT(put_str(out, r, e->address_city));
-    SEP();
-    PUT(put_str(out, r, e->address_postcode));
-    SEP();
-    PUT(put_str(out, r, e->address_country));
-    SEP();
-    PUT(put_str(out, r, e->address_country_code));
-    SEP();
-    PUT(put_str(out, r, e->asset_customer));
-    SEP();
-    PUT(put_str(out, r, e->asset_oem));
-    SEP();
-    PUT(put_str(out, r, e->asset_model));
-    SEP();
-    PUT(put_str(out, r, e->asset_serial));
-    SEP();
-    PUT(put_str(out, r, e->asset_machine_type));
-    SEP();
-    fp_buf_clear(scratch);
-    PUT(r->metrics_len > 0 ? fp_record_encode_metrics_json(r, scratch) : 0);
-    PUT(r->metrics_len > 0 ? put_text(out, scratch->data, scratch->len) : put_null(out));
-    SEP();
-    fp_buf_clear(scratch);
-    PUT(r->io_len > 0 ? fp_record_encode_io_json(r, scratch) : 0);
-    PUT(r->io_len > 0 ? put_text(out, scratch->data, scratch->len) : put_null(out));
-    PUT(fp_buf_putc(out, '\n'));
-#undef SEP
-#undef PUT
-    if (rc < 0)
+    if (fp_rows_fields(r, scratch, copy_field, out) != 0 || fp_buf_putc(out, '\n') < 0) {
         out->len = mark;
-    return rc;
+        return -1;
+    }
+    return 0;
 }

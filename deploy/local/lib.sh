@@ -146,4 +146,5 @@ fp_metric() {
     curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null |
         awk -v n="$2" -v f="${3:-}" \
             '($1 == n || index($1, n "{") == 1) && index($1, f) { s += $2 } END { printf "%d", s }'
+    return 0 # a service not answering yet reads as 0, also under set -e and pipefail
 }

@@ -124,3 +124,8 @@ FP_TEST_ENTRY(lookup_retries_5xx_then_fails)
 FP_TEST_ENTRY(lookup_malformed_answer_fails_without_retry)
 FP_TEST_ENTRY(lookup_circuit_opens_and_fails_fast)
 FP_TEST_ENTRY(lookup_window_bounds_requests_in_flight)
+/* sink-svc: dialect */
+FP_TEST_ENTRY(dialect_parse)
+FP_TEST_ENTRY(dialect_cratedb_insert_sql)
+FP_TEST_ENTRY(dialect_cratedb_schema_and_offsets)
+FP_TEST_ENTRY(rows_fields_for_parameters)
