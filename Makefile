@@ -45,7 +45,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBCOMMON   := $(BUILD)/libfpcommon.a
 SERVICES    := $(BIN)/parser-svc $(BIN)/enricher-svc $(BIN)/sink-svc
-TOOLS       := $(BIN)/devkafka $(BIN)/fp-gen $(BIN)/fleet-sim $(BIN)/lookup-stub
+TOOLS       := $(BIN)/devkafka $(BIN)/fp-gen $(BIN)/fleet-sim $(BIN)/fp-dlq $(BIN)/lookup-stub
 UNIT_TEST   := $(BUILD)/test-unit
 MIGR_C      := $(BUILD)/gen/migrations.c
 # Services' own modules without main.c, linked into the unit tests as well.
@@ -63,7 +63,7 @@ FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
 FUZZERS      := $(addprefix $(FUZZ_BUILD)/fuzz-,$(FUZZ_TARGETS))
 
 .PHONY: all deps test test-unit test-integration demo lint format format-check clean install help \
-        fuzz fuzzers bench
+        fuzz fuzzers bench chaos
 
 all: $(SERVICES) $(TOOLS)
 
@@ -72,6 +72,7 @@ help:
 	@echo "make demo       install missing packages, build, run the whole pipeline, print a summary"
 	@echo "make test       install missing packages, build, run unit and integration tests"
 	@echo "make bench      performance figures beside their baselines (build/bench/results.json)"
+	@echo "make chaos      fault-injection suite: kills, broker/database/lookup outages, rebalances"
 	@echo "make fuzz       run each decoder's libFuzzer harness for FUZZ_SECONDS (default 60)"
 	@echo "make lint       warnings-as-errors build, clang-format check, cppcheck"
 	@echo "make format     reformat the C sources with clang-format"
@@ -125,6 +126,10 @@ $(BIN)/devkafka: $(call obj,deploy/local/devkafka.c) $(LIBCOMMON)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BIN)/fp-dlq: $(call obj,deploy/local/fp-dlq.c) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BIN)/fp-gen: $(call obj,deploy/local/fp-gen.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
@@ -170,6 +175,11 @@ $(BUILD)/bench_decode: $(call obj,tests/bench/bench_decode.c $(PARSER_LIB)) $(LI
 $(BUILD)/passthrough: $(call obj,tests/bench/passthrough.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# make chaos: the fault-injection suite on the embedded stack (tests/chaos/chaos.sh).
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	@BIN=$(BIN) tests/chaos/chaos.sh
 
 # make bench: performance figures, each beside the baseline that bounds it (tests/bench/run.sh).
 bench: deps

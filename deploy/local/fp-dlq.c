@@ -1,0 +1,135 @@
+/* fp-dlq: reads a DLQ topic from the beginning to its end and prints one line per message:
+ *
+ *   DIGEST CODE STAGE SOURCE_TOPIC/PARTITION/OFFSET KEY
+ *
+ * DIGEST is a 64-bit FNV-1a of the message value (the failed input, unchanged), so the same bad
+ * input delivered twice (at-least-once between stages, a producer retry) shows as one digest.
+ * For operators reading the DLQ and for the fault-injection suite.
+ *
+ * Usage: fp-dlq --brokers B [--topic telemetry.dlq] [--timeout-ms 10000] */
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_time.h"
+
+static uint64_t fnv1a(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = UINT64_C(14695981039346656037);
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= UINT64_C(1099511628211);
+    }
+    return h;
+}
+
+/* Prints a header's value (or "-") without spaces, so that lines split on spaces. */
+static void print_header(rd_kafka_headers_t *h, const char *name)
+{
+    const void *v = NULL;
+    size_t len = 0;
+
+    if (h == NULL || rd_kafka_header_get_last(h, name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        v == NULL) {
+        fputc('-', stdout);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = ((const char *)v)[i];
+
+        fputc(c == ' ' || c == '\n' ? '_' : c, stdout);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *brokers = NULL, *topic = "telemetry.dlq";
+    long timeout_ms = 10000;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_partition_list_t *parts;
+    char err[512];
+    int remaining = 0;
+    int64_t deadline;
+
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--brokers") == 0)
+            brokers = argv[i + 1];
+        else if (strcmp(argv[i], "--topic") == 0)
+            topic = argv[i + 1];
+        else if (strcmp(argv[i], "--timeout-ms") == 0)
+            timeout_ms = strtol(argv[i + 1], NULL, 10);
+    }
+    if (brokers == NULL) {
+        fprintf(stderr, "usage: fp-dlq --brokers B [--topic telemetry.dlq] [--timeout-ms N]\n");
+        return 2;
+    }
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) != 0 ||
+        rd_kafka_conf_set(conf, "group.id", "fp-dlq", err, sizeof(err)) != 0 ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err)) != 0 ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) != 0 ||
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", err, sizeof(err)) != 0) {
+        fprintf(stderr, "fp-dlq: %s\n", err);
+        return 2;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        fprintf(stderr, "fp-dlq: %s\n", err);
+        return 1;
+    }
+    {
+        rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+
+        if (rd_kafka_metadata(rk, 0, t, &md, (int)timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "fp-dlq: no metadata for %s\n", topic);
+            return 1;
+        }
+        rd_kafka_topic_destroy(t);
+    }
+    /* Assign every partition from the beginning, without a group join. */
+    parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    remaining = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    deadline = fp_mono_ms() + timeout_ms;
+    while (remaining > 0 && fp_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        rd_kafka_headers_t *h = NULL;
+
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            remaining--;
+        } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_message_headers(m, &h);
+            printf("%016llx ", (unsigned long long)fnv1a(m->payload, m->len));
+            print_header(h, "fp.error.code");
+            fputc(' ', stdout);
+            print_header(h, "fp.error.stage");
+            fputc(' ', stdout);
+            print_header(h, "fp.error.topic");
+            fputc('/', stdout);
+            print_header(h, "fp.error.partition");
+            fputc('/', stdout);
+            print_header(h, "fp.error.offset");
+            printf(" %.*s\n", (int)m->key_len, m->key != NULL ? (const char *)m->key : "");
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (remaining > 0) {
+        fprintf(stderr, "fp-dlq: %d partitions not read to their end in time\n", remaining);
+        return 1;
+    }
+    return 0;
+}

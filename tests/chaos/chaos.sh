@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# make chaos: the fault-injection suite. While fleet-sim feeds known content (resends and 5 %
+# damaged frames) through the embedded stack, it kills services with SIGKILL at random moments
+# (at least 10 kills, each followed by a restart), takes the broker down for 10 s, stops
+# PostgreSQL for 10 s, makes the lookup stub fail every request for 10 s and then answer in 2 s
+# for 10 s, scales the enricher to two replicas and back, and stops every service once with
+# SIGTERM. Then it checks: the database holds exactly fleet-sim's distinct valid observations,
+# once each, with their positions; the DLQ holds exactly the damaged frames (each at least once:
+# at-least-once between stages may repeat one after a kill) with their codes; every service is
+# running and ready; memory stayed bounded. It prints what it injected and what it checked;
+# CHAOS_SEED replays a run.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/deploy/local/lib.sh"
+. "$ROOT/tests/integration/lib.sh"
+
+BIN=${BIN:-bin}
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+export BIN
+STACK="$ROOT/deploy/local/stack.sh"
+STATE=$(mktemp -d /tmp/fleetpipe-chaos.XXXXXX)
+SEED=${CHAOS_SEED:-$((RANDOM % 100000 + 1))}
+RECORDS=${CHAOS_RECORDS:-50000}
+RATE=${CHAOS_RATE:-700}
+export PARTITIONS=16 ENRICH_LOOKUPS=stub FLEET_SEED=$SEED FLEET_SITES=8
+export SHUTDOWN_TIMEOUT_MS=5000 ENRICH_TIMEOUT_MS=3000 ENRICH_RETRIES=1 ENRICH_CB_OPEN_MS=2000
+RANDOM=$SEED # the injection schedule follows the seed too
+GEN=""
+INJECTED=()
+KILLS=0
+
+log() { printf '[%4ss] %s\n' "$(($(date +%s) - START))" "$*"; }
+inject() {
+    INJECTED+=("$*")
+    log "inject: $*"
+}
+
+cleanup() {
+    [ -n "$GEN" ] && fp_stop_pid "$GEN" 5 >/dev/null 2>&1
+    "$STACK" stop "$STATE" >/dev/null 2>&1
+    if [ "$TESTS_FAILED" -ne 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
+        echo "logs kept in $STATE (replay with CHAOS_SEED=$SEED)" >&2
+    else
+        rm -rf "$STATE"
+    fi
+}
+trap cleanup EXIT
+
+psql_q() { "$ROOT/deploy/local/pg.sh" psql "$STATE" -At -c "$1"; }
+row_count() { psql_q "SELECT count(*) FROM telemetry" 2>/dev/null || echo -1; }
+rows_are() { [ "$(row_count)" = "$1" ]; }
+gen_running() { kill -0 "$GEN" 2>/dev/null; }
+stub() { curl -fsS -X POST "http://127.0.0.1:$(cat "$STATE/stub.port")$1" >/dev/null; }
+ready() { [ "$(http_status "$(cat "$STATE/$1.port")" /readyz)" = 200 ]; }
+
+# kill9 SVC: SIGKILL then restart.
+kill9() {
+    inject "kill -9 $1"
+    "$STACK" stop-svc "$STATE" "$1" --kill
+    KILLS=$((KILLS + 1))
+    "$STACK" start-svc "$STATE" "$1" || fail "$1 restarts after kill -9"
+}
+
+# pause_for SECONDS: the length of an injected fault (pacing the fault, not synchronising).
+pause_for() { sleep "$1"; }
+
+echo "chaos seed $SEED, $RECORDS records at $RATE/s (replay with CHAOS_SEED=$SEED)"
+START=$(date +%s)
+if ! "$STACK" start "$STATE"; then
+    fail "stack starts" "$(tail -n 30 "$STATE"/*.log 2>/dev/null)"
+    finish chaos
+    exit 1
+fi
+pass "stack starts"
+BROKERS=$(cat "$STATE/bootstrap")
+
+"$BIN/fleet-sim" --brokers "$BROKERS" --devices 100 --records "$RECORDS" --rate "$RATE" \
+    --seed "$SEED" --retransmit-rate 0.03 --corrupt-rate 0.05 --manifest "$STATE/manifest" \
+    >"$STATE/sim.json" 2>"$STATE/sim.log" &
+GEN=$!
+log "fleet-sim started"
+
+SVCS=(parser enricher sink)
+random_kill() { kill9 "${SVCS[$((RANDOM % 3))]}"; pause_for $((RANDOM % 3 + 1)); }
+
+pause_for 3
+for s in parser enricher sink; do kill9 "$s"; pause_for 2; done
+inject "broker 1 down for 10 s"
+"$STACK" kafka "$STATE" down 1
+pause_for 10
+"$STACK" kafka "$STATE" up 1
+log "broker 1 up"
+random_kill
+random_kill
+inject "PostgreSQL stopped for 10 s"
+"$ROOT/deploy/local/pg.sh" pause "$STATE"
+pause_for 10
+"$ROOT/deploy/local/pg.sh" resume "$STATE"
+log "PostgreSQL back"
+random_kill
+inject "lookup stub fails every request for 10 s"
+stub "/control?error_rate=1"
+pause_for 10
+inject "lookup stub answers in 2 s for 10 s"
+stub "/control?error_rate=0&latency_ms=2000"
+pause_for 10
+stub "/control?latency_ms=0"
+log "lookup stub healthy"
+inject "enricher scaled to 2 replicas"
+"$STACK" start-svc "$STATE" enricher 2 || fail "second enricher replica starts"
+random_kill
+random_kill
+inject "enricher scaled back to 1 replica (SIGTERM)"
+"$STACK" stop-svc "$STATE" enricher 2
+for s in parser enricher sink; do
+    inject "SIGTERM $s, restart"
+    "$STACK" stop-svc "$STATE" "$s"
+    "$STACK" start-svc "$STATE" "$s" || fail "$s restarts after SIGTERM"
+done
+while [ "$KILLS" -lt 10 ] || gen_running; do
+    if [ "$KILLS" -lt 12 ]; then random_kill; else pause_for 1; fi
+done
+wait "$GEN"
+GEN=""
+log "fleet-sim done: $(cat "$STATE/sim.json")"
+[ "$KILLS" -ge 10 ] && pass "$KILLS services killed with SIGKILL and restarted" || fail "at least 10 kills" "$KILLS"
+
+DISTINCT=$(grep -c '^valid ' "$STATE/manifest")
+CORRUPT=$(grep -c '^corrupt ' "$STATE/manifest")
+if fp_wait_for 240 "$DISTINCT rows" rows_are "$DISTINCT"; then
+    pass "all $DISTINCT distinct valid observations stored"
+else
+    fail "all $DISTINCT distinct valid observations stored" "rows: $(row_count)"
+fi
+
+awk '$1 == "valid" {print $2, $3, $4, $5}' "$STATE/manifest" | sort >"$STATE/expected_rows"
+psql_q "SELECT device_id, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+               coalesce(to_char(lat, 'FM990.0000000'), '-'), coalesce(to_char(lon, 'FM9990.0000000'), '-')
+        FROM telemetry" | tr '|' ' ' | sort >"$STATE/actual_rows"
+if diff -q "$STATE/actual_rows" "$STATE/expected_rows" >/dev/null; then
+    pass "the database holds exactly the distinct valid observations, with their positions"
+else
+    fail "the database holds exactly the distinct valid observations" \
+        "missing: $(comm -13 "$STATE/actual_rows" "$STATE/expected_rows" | head -n 5 | tr '\n' ';')" \
+        "unexpected: $(comm -23 "$STATE/actual_rows" "$STATE/expected_rows" | head -n 5 | tr '\n' ';')"
+fi
+expect_eq "each once" "$(psql_q "SELECT count(*) - count(DISTINCT (device_id, ts)) FROM telemetry")" 0
+
+# The DLQ: every damaged frame, with its code; a frame seen twice (a redelivery after a kill, a
+# producer retry) has one digest.
+dlq_complete() {
+    "$BIN/fp-dlq" --brokers "$BROKERS" >"$STATE/dlq.txt" 2>/dev/null &&
+        [ "$(cut -d' ' -f1 "$STATE/dlq.txt" | sort -u | wc -l)" -ge "$CORRUPT" ]
+}
+fp_wait_for 60 "$CORRUPT distinct DLQ messages" dlq_complete
+sort -u -k1,1 "$STATE/dlq.txt" | cut -d' ' -f2 | sort >"$STATE/actual_codes"
+awk '$1 == "corrupt" {print $2}' "$STATE/manifest" | sort >"$STATE/expected_codes"
+expect_files_eq "the DLQ holds exactly the damaged frames, with their codes" "$STATE/actual_codes" "$STATE/expected_codes"
+expect_eq "nothing but parser rejects in the DLQ (no good data spilled)" \
+    "$(cut -d' ' -f3 "$STATE/dlq.txt" | sort -u | tr '\n' ' ')" "parser "
+echo "   DLQ: $(wc -l <"$STATE/dlq.txt") messages, $(cut -d' ' -f1 "$STATE/dlq.txt" | sort -u | wc -l) distinct, $CORRUPT damaged frames sent"
+
+for s in parser enricher sink; do
+    if fp_wait_for 30 "$s ready" ready "$s"; then pass "$s running and ready"; else fail "$s running and ready"; fi
+    rss=$(fp_metric "$(cat "$STATE/$s.port")" process_resident_memory_bytes)
+    [ "$rss" -lt $((100 * 1024 * 1024)) ] && pass "$s memory bounded ($((rss / 1024 / 1024)) MiB)" ||
+        fail "$s memory bounded" "rss $rss"
+done
+
+echo
+echo "== chaos report (seed $SEED)"
+printf '   injected: %s\n' "${INJECTED[@]}"
+echo "   fleet-sim: $(cat "$STATE/sim.json")"
+echo "   rows: $(row_count) of $DISTINCT distinct valid; DLQ distinct: $(wc -l <"$STATE/actual_codes") of $CORRUPT damaged"
+echo "   duration: $(($(date +%s) - START)) s"
+finish chaos
