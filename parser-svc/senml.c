@@ -654,6 +654,8 @@ static int put_position(struct senml_ctx *c, int32_t g, enum senml_pos field,
 static int decode_one(struct senml_ctx *c, size_t idx, const struct senml_pack *pack)
 {
     const struct senml_entry *entry = &pack->entries[idx];
+    /* An empty object may come before any member was stored, when the list is still NULL. */
+    const struct senml_member *members = entry->count > 0 ? pack->members + entry->first : NULL;
     const struct senml_member *lab[L_COUNT];
     struct senml_resolved res;
     char name[SENML_METRIC_MAX + 1];
@@ -663,8 +665,7 @@ static int decode_one(struct senml_ctx *c, size_t idx, const struct senml_pack *
 
     if (!entry->is_object)
         return fp_decode_fail(c->err, "senml_not_array", "pack[%zu]: expected an object", idx);
-    if (collect_labels(c, idx, pack->members + entry->first, entry->count, lab) < 0 ||
-        update_base(c, idx, lab) < 0)
+    if (collect_labels(c, idx, members, entry->count, lab) < 0 || update_base(c, idx, lab) < 0)
         return -1;
     nvalues = (lab[L_V] != NULL) + (lab[L_VS] != NULL) + (lab[L_VB] != NULL) + (lab[L_VD] != NULL);
     if (nvalues > 1 || (nvalues == 0 && lab[L_S] == NULL))

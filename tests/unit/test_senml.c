@@ -559,6 +559,12 @@ FP_TEST(senml_plain_and_other_json_forms_decode_alike)
             FP_CHECK_STR(record_json(&got.recs[r], &b), record_json(&want.recs[r], &a));
     }
 
+    /* Found by fuzzing: a pack of empty objects, which the strict reader takes without storing
+     * a single member, fails like any record without a value. */
+    FP_CHECK_INT(decode("[{},{}]", NULL, &got, &err), -1);
+    FP_CHECK_STR(err.code, "senml_value");
+    FP_CHECK_STR(err.message, "pack[0]: expected exactly one of v, vs, vb, vd (or a sum s)");
+
     /* A label given twice, plainly and escaped: the same error. */
     FP_CHECK_INT(decode("[{\"bn\":\"d:\",\"n\":\"x\",\"v\":1,\"v\":2}]", NULL, &want, &err), -1);
     FP_CHECK_INT(decode("[{\"bn\":\"d:\",\"n\":\"x\",\"v\":1,\"\\u0076\":2}]", NULL, &got, &err2),
