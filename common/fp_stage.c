@@ -310,7 +310,8 @@ int fp_stage_run_async(fp_stage *st, fp_stage_handler handler, const fp_stage_ho
 {
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t err;
-    int64_t next_ready_check = 0;
+    int64_t next_ready_check = 0, last_hook_ms = 0;
+    unsigned since_hook = 0;
 
     st->hooks = hooks;
     st->hooks_ctx = ctx;
@@ -343,7 +344,13 @@ int fp_stage_run_async(fp_stage *st, fp_stage_handler handler, const fp_stage_ho
         msg = rd_kafka_consumer_poll(st->consumer, held_by_stage(st) > 0                  ? 0
                                                    : fp_offsets_inflight(st->offsets) > 0 ? 5
                                                                                           : 100);
-        poll_hook(st, msg == NULL ? 5 : 0);
+        /* The stage's own work is driven when Kafka is quiet, and while messages stream in every
+         * 64 messages or 2 ms: driving it per message would cost a system call each. */
+        if (msg == NULL || ++since_hook >= 64 || now - last_hook_ms >= 2) {
+            poll_hook(st, msg == NULL ? 5 : 0);
+            since_hook = 0;
+            last_hook_ms = now;
+        }
         if (msg == NULL)
             continue;
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)

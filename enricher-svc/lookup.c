@@ -83,6 +83,7 @@ struct lookup_engine {
     request *retries; /* waiting for their retry time */
     size_t nretries;
     request *running; /* in curl */
+    bool busy;        /* see update_busy */
     uint64_t rng;
 };
 
@@ -286,7 +287,18 @@ bool lookup_enabled(const lookup_engine *e, lookup_kind kind)
 
 bool lookup_busy(const lookup_engine *e)
 {
-    return e->nwaiting > 0;
+    return e->busy;
+}
+
+/* Busy from the moment as many requests wait for a slot as the window holds, until the queue is
+ * empty again: the hysteresis keeps consumption from pausing and resuming at every request
+ * (each pause makes librdkafka drop and fetch again what it had prefetched). */
+static void update_busy(lookup_engine *e)
+{
+    if (e->nwaiting >= (size_t)e->s.max_inflight)
+        e->busy = true;
+    else if (e->nwaiting == 0)
+        e->busy = false;
 }
 
 size_t lookup_outstanding(const lookup_engine *e)
@@ -454,6 +466,7 @@ static void launch(lookup_engine *e, request *r, int64_t now)
             e->waiting = r;
         e->waiting_tail = r;
         e->nwaiting++;
+        update_busy(e);
         return;
     }
     if (start(e, r) < 0) {
@@ -615,6 +628,7 @@ static void start_pending(lookup_engine *e, int64_t now)
         r->next = NULL;
         launch(e, r, now);
     }
+    update_busy(e);
 }
 
 static void read_finished(lookup_engine *e)

@@ -84,7 +84,8 @@ lookup_outcome lookup_geo_site(lookup_engine *e, const char *site_id, double cen
  * to max_wait_ms for network activity when requests are outstanding. */
 void lookup_poll(lookup_engine *e, int max_wait_ms);
 
-/* True while requests wait for a free slot in the window (the caller should take no more). */
+/* True once as many requests wait for a free slot as the window holds, until none waits (the
+ * caller should take no more input meanwhile). */
 bool lookup_busy(const lookup_engine *e);
 
 /* Requests started or waiting (in flight, queued or waiting for a retry). */

@@ -114,6 +114,8 @@ run_enricher() {
         if [ "${consumed:-0}" -ge "$target" ] && [ "${produced:-0}" -ge "$target" ]; then break; fi
         sleep 0.02 # sampling interval of the progress counters
     done
+    [ "${consumed:-0}" -ge "$target" ] ||
+        echo "   warning: enricher run $1 stopped at the deadline ($consumed of $target consumed, $produced produced)" >&2
     calls=$(fp_metric "$port" fleetpipe_enrich_remote_calls_total 'lookup="geocoder"')
     fp_stop_pid "$pid" 10 >/dev/null
     awk -v n="$produced" -v a="$first" -v b="$now" -v c="$calls" \
