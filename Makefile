@@ -63,7 +63,7 @@ FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
 FUZZERS      := $(addprefix $(FUZZ_BUILD)/fuzz-,$(FUZZ_TARGETS))
 
 .PHONY: all deps test test-unit test-integration demo lint format format-check clean install help \
-        fuzz fuzzers bench chaos
+        fuzz fuzzers bench lint-deploy chaos
 
 all: $(SERVICES) $(TOOLS)
 
@@ -75,6 +75,7 @@ help:
 	@echo "make chaos      fault-injection suite: kills, broker/database/lookup outages, rebalances"
 	@echo "make fuzz       run each decoder's libFuzzer harness for FUZZ_SECONDS (default 60)"
 	@echo "make lint       warnings-as-errors build, clang-format check, cppcheck"
+	@echo "make lint-deploy  check deploy/: kustomize, yamllint, promtool, dashboard, metric names"
 	@echo "make format     reformat the C sources with clang-format"
 	@echo "make install    install the binaries into PREFIX (default /usr/local)"
 	@echo "SANITIZE=1      build and test with AddressSanitizer and UndefinedBehaviorSanitizer"
@@ -155,6 +156,7 @@ $(UNIT_TEST): $(call obj,$(UNIT_SRC) $(PARSER_LIB) $(ENRICHER_LIB) $(SINK_LIB)) 
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_TEST) fuzzers
+	@BIN=$(BIN) deploy/check.sh
 	@SANITIZE=$(SANITIZE) BIN=$(BIN) UNIT_TEST=$(UNIT_TEST) FUZZ_BUILD=$(FUZZ_BUILD) \
 	  FUZZ_TARGETS="$(FUZZ_TARGETS)" tests/run-all.sh
 
@@ -214,6 +216,12 @@ C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common parser-svc
 lint: all $(UNIT_TEST) format-check
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --suppress=missingIncludeSystem --inline-suppr -Icommon '-DFP_TEST_ENTRY(x)=' $(C_FILES)
+
+# make lint-deploy: deploy/check.sh (manifests render, YAML and Prometheus files are valid, every
+# metric the rules and the dashboard use exists in a live scrape of the services).
+lint-deploy: deps
+	@$(MAKE) --no-print-directory all
+	@BIN=$(BIN) deploy/check.sh
 
 format:
 	clang-format -i $(C_FILES)

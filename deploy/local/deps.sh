@@ -8,7 +8,12 @@ PACKAGES=(
     build-essential pkg-config clang clang-format cppcheck
     librdkafka-dev libcurl4-openssl-dev libcjson-dev libpq-dev libmicrohttpd-dev
     postgresql postgresql-client curl kcat prometheus libclang-rt-14-dev
+    yamllint python3-yaml
 )
+# deploy/check.sh renders the Kubernetes manifests with `kubectl kustomize`: Debian's
+# kubernetes-client, unless some kubectl is installed already (the package of Kubernetes' own
+# repository ships the same /usr/bin/kubectl and conflicts with it).
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
