@@ -29,6 +29,7 @@ struct fp_stage {
 
     const fp_stage_hooks *hooks;
     void *hooks_ctx;
+    int64_t busy_since_ms;
 
     fp_counter *m_consumed;
     fp_counter *m_produced;
@@ -231,16 +232,31 @@ static void set_paused(fp_stage *st, bool paused)
 
 /* Applies backpressure: pause at MAX_INFLIGHT or while the stage says it is busy, resume
  * below half of MAX_INFLIGHT once it is not. */
-static void regulate(fp_stage *st)
+/* A stage that says it is busy first simply stops taking messages (librdkafka's own prefetch
+ * queue, bounded by queued.max.messages.kbytes, holds what arrives meanwhile), which costs
+ * nothing when it lasts a moment; only when it lasts longer than this are the partitions paused,
+ * which drops the prefetched messages and costs a fetch round trip on resume. */
+#define BUSY_BEFORE_PAUSE_MS 1000
+
+/* Applies backpressure: pause at MAX_INFLIGHT or after the stage was busy for a while, resume
+ * below half of MAX_INFLIGHT once it is not busy. Returns true while no message should be
+ * taken. */
+static bool regulate(fp_stage *st, int64_t now)
 {
     size_t inflight = fp_offsets_inflight(st->offsets);
     size_t max = (size_t)st->cfg->max_inflight;
     bool busy = st->hooks != NULL && st->hooks->busy != NULL && st->hooks->busy(st->hooks_ctx);
 
-    if (!st->paused && (inflight >= max || busy))
+    if (!busy)
+        st->busy_since_ms = 0;
+    else if (st->busy_since_ms == 0)
+        st->busy_since_ms = now;
+    if (!st->paused &&
+        (inflight >= max || (busy && now - st->busy_since_ms >= BUSY_BEFORE_PAUSE_MS)))
         set_paused(st, true);
     else if (st->paused && inflight < max / 2 + 1 && !busy)
         set_paused(st, false);
+    return busy;
 }
 
 static size_t held_by_stage(const fp_stage *st)
@@ -311,6 +327,7 @@ int fp_stage_run_async(fp_stage *st, fp_stage_handler handler, const fp_stage_ho
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t err;
     int64_t next_ready_check = 0, last_hook_ms = 0;
+    bool busy;
     unsigned since_hook = 0;
 
     st->hooks = hooks;
@@ -330,7 +347,7 @@ int fp_stage_run_async(fp_stage *st, fp_stage_handler handler, const fp_stage_ho
 
         fp_health_beat();
         serve_producer(st, 0);
-        regulate(st);
+        busy = regulate(st, now);
         if (now >= next_ready_check) {
             update_readiness(st);
             next_ready_check = now + 250;
@@ -338,6 +355,11 @@ int fp_stage_run_async(fp_stage *st, fp_stage_handler handler, const fp_stage_ho
         if (fp_kafka_fatal(st->producer) || fp_kafka_fatal(st->consumer)) {
             st->fatal = true;
             break;
+        }
+        if (busy && !st->paused) {
+            /* Take nothing until the stage has room; wait on its own work meanwhile. */
+            poll_hook(st, 5);
+            continue;
         }
         /* With asynchronous work outstanding, Kafka is only peeked at and the wait happens in
          * the stage's own poll (on its sockets); otherwise the wait is here. */

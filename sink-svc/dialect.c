@@ -62,9 +62,9 @@ int fp_cratedb_insert_sql(fp_buf *out, size_t nrows)
             return -1;
         for (int c = 0; c < FP_ROWS_NCOLS; c++, n++) {
             /* Timestamps travel as RFC 3339 text, the two JSON columns as objects. */
-            const char *cast = c == 1 || c == 2                       ? "::TIMESTAMP WITH TIME ZONE"
+            const char *cast = c == 1 || c == 2 ? "::TIMESTAMP WITH TIME ZONE"
                                : c == FP_ROWS_NCOLS - 2 || c == FP_ROWS_NCOLS - 1 ? "::OBJECT"
-                                                                                   : "";
+                                                                                  : "";
 
             if (fp_buf_printf(out, "%s$%zu%s", c > 0 ? ", " : "", n, cast) < 0)
                 return -1;

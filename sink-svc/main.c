@@ -76,6 +76,9 @@ typedef struct sink {
     fp_histogram *m_batch_rows;
     fp_gauge *m_db_up;
     fp_gauge *m_paused;
+    fp_gauge *m_connected;
+    fp_gauge *m_inflight;
+    fp_counter *m_delivery_errors;
 } sink;
 
 static const double batch_row_buckets[] = {1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000};
@@ -114,6 +117,7 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void 
     (void)opaque;
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fp_error("DLQ delivery failed: %s", rd_kafka_err2str(msg->err));
+        fp_counter_inc(s->m_delivery_errors);
         s->dlq_failed = true;
     }
 }
@@ -352,6 +356,8 @@ static void update_readiness(sink *s)
     bool db = fp_pg_ok(s->pg);
 
     fp_gauge_set(s->m_db_up, db ? 1 : 0);
+    fp_gauge_set(s->m_connected, kafka && fp_kafka_connected(s->producer) ? 1 : 0);
+    fp_gauge_set(s->m_inflight, (double)s->b.len);
     if (kafka && db)
         fp_health_set_ready(true, NULL);
     else
@@ -489,6 +495,15 @@ int main(int argc, char **argv)
                                           sizeof(batch_row_buckets) / sizeof(batch_row_buckets[0]));
     s.m_db_up =
         fp_metrics_gauge("fleetpipe_sink_database_up", "1 while the database answers.", NULL);
+    s.m_connected =
+        fp_metrics_gauge("fleetpipe_kafka_connected",
+                         "1 while both Kafka clients have a broker connection.", "stage=\"sink\"");
+    s.m_inflight = fp_metrics_gauge("fleetpipe_inflight_messages",
+                                    "Input messages whose outputs are not all delivered yet.",
+                                    "stage=\"sink\"");
+    s.m_delivery_errors =
+        fp_metrics_counter("fleetpipe_delivery_errors_total",
+                           "Records the producer failed to deliver.", "stage=\"sink\"");
     s.m_paused =
         fp_metrics_gauge("fleetpipe_consumer_paused",
                          "1 while consumption is paused for backpressure.", "stage=\"sink\"");

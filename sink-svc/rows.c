@@ -93,7 +93,7 @@ int fp_rows_fields(const fp_record *r, fp_buf *scratch,
     DO(emit_double(&v, pos, p->speed_kmh));
     DO(emit_int(&v, pos && p->satellites >= 0, p->satellites));
     DO(ign != NULL && ign->kind == FP_METRIC_BOOL ? emit(&v, ign->b ? "t" : "f", 1)
-                                                   : emit_null(&v));
+                                                  : emit_null(&v));
     DO(e->status != FP_ENRICH_NONE ? emit_cstr(&v, fp_enrich_status_name(e->status))
                                    : emit_null(&v));
     DO(emit_str(&v, r, e->site_id));
@@ -110,15 +110,14 @@ int fp_rows_fields(const fp_record *r, fp_buf *scratch,
     DO(emit_str(&v, r, e->asset_serial));
     DO(emit_str(&v, r, e->asset_machine_type));
     fp_buf_clear(scratch);
-    DO(r->metrics_len > 0 ? (fp_record_encode_metrics_json(r, scratch) < 0
-                                 ? -1
-                                 : emit(&v, scratch->data, scratch->len))
-                          : emit_null(&v));
+    DO(r->metrics_len > 0
+           ? (fp_record_encode_metrics_json(r, scratch) < 0 ? -1
+                                                            : emit(&v, scratch->data, scratch->len))
+           : emit_null(&v));
     fp_buf_clear(scratch);
-    DO(r->io_len > 0 ? (fp_record_encode_io_json(r, scratch) < 0
-                            ? -1
-                            : emit(&v, scratch->data, scratch->len))
-                     : emit_null(&v));
+    DO(r->io_len > 0
+           ? (fp_record_encode_io_json(r, scratch) < 0 ? -1 : emit(&v, scratch->data, scratch->len))
+           : emit_null(&v));
 #undef DO
     fp_buf_free(&v.num);
     return rc;
