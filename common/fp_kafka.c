@@ -174,6 +174,9 @@ rd_kafka_t *fp_kafka_new(fp_kafka_role role, const fp_common_config *cfg, void *
     for (size_t i = 0; i < n; i++)
         if (fp_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err, err_size) < 0)
             goto err;
+    for (size_t i = 0; hooks != NULL && i < hooks->nprops; i++)
+        if (fp_kafka_conf_set(conf, hooks->props[i][0], hooks->props[i][1], err, err_size) < 0)
+            goto err;
     if (apply_env(conf, role, err, err_size) < 0)
         goto err;
     rd_kafka_conf_set_log_cb(conf, on_log);

@@ -24,6 +24,9 @@ typedef struct fp_kafka_hooks {
     void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *partitions, void *opaque);
     void (*dr_msg_cb)(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+    /* Properties set after fleetpipe's defaults and before RDKAFKA_* (name, value pairs). */
+    const char *const (*props)[2];
+    size_t nprops;
 } fp_kafka_hooks;
 
 /* Creates a consumer or producer with the defaults above, logging, error and statistics

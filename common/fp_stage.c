@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fp_dlq.h"
 #include "fp_http.h"
@@ -13,6 +14,7 @@
 #include "fp_offsets.h"
 #include "fp_signal.h"
 #include "fp_time.h"
+#include "fp_txn.h"
 
 struct fp_stage {
     const char *name;
@@ -30,6 +32,16 @@ struct fp_stage {
     const fp_stage_hooks *hooks;
     void *hooks_ctx;
     int64_t busy_since_ms;
+
+    /* DELIVERY=exactly-once */
+    bool eos;
+    bool txn_open;
+    int64_t txn_opened_ms;
+    uint64_t txn_messages;
+    char txn_id[256];
+    const char *producer_props[1][2];
+    fp_counter *m_txn_commits;
+    fp_counter *m_txn_aborts;
 
     fp_counter *m_consumed;
     fp_counter *m_produced;
@@ -49,11 +61,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     (void)opaque;
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         /* With message.timeout.ms=0 only non-retriable errors end here. The input message stays
-         * unfinished, so its offset is never committed: after the restart it is read again. */
+         * unfinished, so its offset is never committed: after the restart it is read again.
+         * In a transaction the commit fails instead, and the transaction is aborted. */
         fp_counter_inc(st->m_delivery_errors);
-        fp_log_kv(FP_LOG_ERROR, "delivery failed; stopping without committing", "topic",
-                  rd_kafka_topic_name(msg->rkt), "error", rd_kafka_err2str(msg->err), FP_KV_END);
-        st->fatal = true;
+        fp_log_kv(FP_LOG_ERROR, "delivery failed", "topic", rd_kafka_topic_name(msg->rkt),
+                  "error", rd_kafka_err2str(msg->err), FP_KV_END);
+        if (!st->eos)
+            st->fatal = true;
         return;
     }
     fp_counter_inc(st->m_produced);
@@ -81,7 +95,8 @@ static void serve_producer(fp_stage *st, int timeout_ms)
     rd_kafka_poll(st->producer, timeout_ms);
     sc.list = rd_kafka_topic_partition_list_new(4);
     fp_offsets_collect(st->offsets, collect_one, &sc);
-    if (sc.list->cnt > 0) {
+    /* In a transaction the offsets travel with it (send_offsets_to_transaction). */
+    if (sc.list->cnt > 0 && !st->eos) {
         rd_kafka_resp_err_t err = rd_kafka_offsets_store(st->consumer, sc.list);
 
         /* _STATE/unassigned: the partition was revoked meanwhile; its new owner re-reads. */
@@ -116,6 +131,36 @@ static void commit_stored(fp_stage *st)
         fp_warn("offset commit: %s", rd_kafka_err2str(err));
 }
 
+static size_t held_by_stage(const fp_stage *st)
+{
+    return st->hooks != NULL && st->hooks->pending != NULL ? st->hooks->pending(st->hooks_ctx) : 0;
+}
+
+static void poll_hook(fp_stage *st, int max_wait_ms)
+{
+    if (st->hooks != NULL && st->hooks->poll != NULL)
+        st->hooks->poll(st, max_wait_ms, st->hooks_ctx);
+}
+
+static void txn_commit(fp_stage *st);
+static void txn_abort(fp_stage *st, bool rewind);
+
+/* Assigns or revokes, incrementally under the cooperative protocol. */
+static void apply_assignment(rd_kafka_t *rk, bool assign, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_error_t *error = NULL;
+
+    if (strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0)
+        error = assign ? rd_kafka_incremental_assign(rk, parts)
+                       : rd_kafka_incremental_unassign(rk, parts);
+    else
+        rd_kafka_assign(rk, assign ? parts : NULL);
+    if (error != NULL) {
+        fp_error("%s: %s", assign ? "assign" : "unassign", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -124,22 +169,148 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     (void)opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         fp_info("assigned %d partitions", parts->cnt);
-        rd_kafka_assign(rk, parts);
+        apply_assignment(rk, true, parts);
         if (st->paused)
             rd_kafka_pause_partitions(rk, parts);
         return;
     }
     fp_info("revoking %d partitions: finishing their in-flight records", parts->cnt);
+    if (st->eos && st->txn_open) {
+        /* Lost partitions belong to someone else already: what this transaction did with them
+         * must not be committed. Revoked ones are handed over cleanly by committing first. */
+        if (rd_kafka_assignment_lost(rk))
+            txn_abort(st, false);
+        else
+            txn_commit(st);
+    }
     if (st->hooks != NULL && st->hooks->revoked != NULL)
         for (int i = 0; i < parts->cnt; i++)
             st->hooks->revoked(st, parts->elems[i].partition, st->hooks_ctx);
-    /* Finish what the revoked partitions started so their offsets can be committed before the
-     * next owner starts; what does not finish in time is read again by the next owner. */
-    drain_producer(st, st->cfg->shutdown_timeout_ms);
-    commit_stored(st);
+    if (!st->eos) {
+        /* Finish what the revoked partitions started so their offsets can be committed before
+         * the next owner starts; what does not finish in time is read again by the next owner. */
+        drain_producer(st, st->cfg->shutdown_timeout_ms);
+        commit_stored(st);
+    }
     for (int i = 0; i < parts->cnt; i++)
         fp_offsets_forget(st->offsets, parts->elems[i].partition);
-    rd_kafka_assign(rk, NULL);
+    apply_assignment(rk, false, parts);
+}
+
+/* Opens a transaction before the first message after a commit. Returns 0 or -1 (fatal). */
+static int txn_begin(fp_stage *st)
+{
+    rd_kafka_error_t *error;
+
+    if (!st->eos || st->txn_open)
+        return 0;
+    error = rd_kafka_begin_transaction(st->producer);
+    if (error != NULL) {
+        fp_txn_action_of(error, "begin_transaction");
+        st->fatal = true;
+        return -1;
+    }
+    st->txn_open = true;
+    st->txn_opened_ms = fp_mono_ms();
+    st->txn_messages = 0;
+    return 0;
+}
+
+/* Moves every assigned partition back to its committed offset (the beginning when none). */
+static void rewind_to_committed(fp_stage *st)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_error_t *error;
+
+    if (rd_kafka_assignment(st->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (parts->cnt > 0 &&
+        rd_kafka_committed(st->consumer, parts, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < parts->cnt; i++) {
+            if (parts->elems[i].offset < 0)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+            if (st->hooks != NULL && st->hooks->revoked != NULL)
+                st->hooks->revoked(st, parts->elems[i].partition, st->hooks_ctx);
+            fp_offsets_forget(st->offsets, parts->elems[i].partition);
+        }
+        error = rd_kafka_seek_partitions(st->consumer, parts, 10000);
+        if (error != NULL) {
+            fp_error("rewind: %s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Aborts the open transaction; with rewind, the consumer goes back to the committed offsets
+ * and everything held since is dropped (it is read and processed again). */
+static void txn_abort(fp_stage *st, bool rewind)
+{
+    fp_txn_action a;
+
+    if (!st->txn_open)
+        return;
+    do
+        a = fp_txn_action_of(rd_kafka_abort_transaction(st->producer, -1), "abort_transaction");
+    while (a == FP_TXN_RETRY);
+    if (a == FP_TXN_FATAL) {
+        st->fatal = true;
+        return;
+    }
+    st->txn_open = false;
+    fp_counter_inc(st->m_txn_aborts);
+    if (rewind)
+        rewind_to_committed(st);
+}
+
+/* Commits the open transaction with the input offsets it consumed up to. Held messages are
+ * finished first (they belong in it); what cannot be finished in time aborts it. */
+static void txn_commit(fp_stage *st)
+{
+    int64_t deadline = fp_mono_ms() + st->cfg->shutdown_timeout_ms;
+    rd_kafka_topic_partition_list_t *offsets = NULL;
+    rd_kafka_consumer_group_metadata_t *cgmd;
+    fp_txn_action a;
+
+    if (!st->txn_open)
+        return;
+    while (held_by_stage(st) > 0 && fp_mono_ms() < deadline && !st->fatal) {
+        poll_hook(st, 10);
+        serve_producer(st, 0);
+        fp_health_beat();
+    }
+    if (held_by_stage(st) > 0) {
+        fp_warn("held messages did not finish in time; aborting the transaction");
+        txn_abort(st, true);
+        return;
+    }
+    if (rd_kafka_assignment(st->consumer, &offsets) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        offsets = rd_kafka_topic_partition_list_new(0);
+    rd_kafka_position(st->consumer, offsets);
+    cgmd = rd_kafka_consumer_group_metadata(st->consumer);
+    do
+        a = fp_txn_action_of(
+            rd_kafka_send_offsets_to_transaction(st->producer, offsets, cgmd, -1),
+            "send_offsets_to_transaction");
+    while (a == FP_TXN_RETRY);
+    while (a == FP_TXN_DONE &&
+           (a = fp_txn_action_of(rd_kafka_commit_transaction(st->producer, -1),
+                                 "commit_transaction")) == FP_TXN_RETRY)
+        ;
+    rd_kafka_consumer_group_metadata_destroy(cgmd);
+    if (a == FP_TXN_DONE) {
+        st->txn_open = false;
+        fp_counter_inc(st->m_txn_commits);
+        /* The same offsets through the consumer too: redundant with a real broker (they are
+         * already committed with the transaction, so they cannot run ahead of it), needed on
+         * the embedded mock, which stores nothing for send_offsets_to_transaction. */
+        rd_kafka_commit(st->consumer, offsets, 1);
+    } else if (a == FP_TXN_ABORT) {
+        txn_abort(st, true);
+    } else {
+        st->fatal = true;
+    }
+    rd_kafka_topic_partition_list_destroy(offsets);
 }
 
 fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, char *err,
@@ -150,10 +321,6 @@ fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, char
     char labels[64];
     fp_stage *st;
 
-    if (strcmp(cfg->delivery, "exactly-once") == 0) {
-        snprintf(err, err_size, "DELIVERY=exactly-once is not available in this version");
-        return NULL;
-    }
     if (cfg->out_topic == NULL || cfg->out_topic[0] == '\0') {
         snprintf(err, err_size, "OUT_TOPIC: required but not set");
         return NULL;
@@ -165,6 +332,27 @@ fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, char
     }
     st->name = stage_name;
     st->cfg = cfg;
+    st->eos = strcmp(cfg->delivery, "exactly-once") == 0;
+    if (st->eos) {
+        static const char *const consumer_props[][2] = {
+            {"enable.auto.commit", "false"},
+            {"isolation.level", "read_committed"},
+            {"partition.assignment.strategy", "cooperative-sticky"},
+        };
+        char host[128] = "localhost";
+
+        gethostname(host, sizeof(host) - 1);
+        snprintf(st->txn_id, sizeof(st->txn_id), "%s-%s",
+                 cfg->kafka_group_id, host);
+        if (cfg->transactional_id != NULL && cfg->transactional_id[0] != '\0')
+            snprintf(st->txn_id, sizeof(st->txn_id), "%s", cfg->transactional_id);
+        st->producer_props[0][0] = "transactional.id";
+        st->producer_props[0][1] = st->txn_id;
+        consumer_hooks.props = consumer_props;
+        consumer_hooks.nprops = 3;
+        producer_hooks.props = (const char *const(*)[2])st->producer_props;
+        producer_hooks.nprops = 1;
+    }
     st->offsets = fp_offsets_new();
     if (st->offsets == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -193,6 +381,24 @@ fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, char
     st->m_connected =
         fp_metrics_gauge("fleetpipe_kafka_connected",
                          "1 while both Kafka clients have a broker connection.", labels);
+    st->m_txn_commits = fp_metrics_counter("fleetpipe_transactions_total",
+                                           "Kafka transactions (DELIVERY=exactly-once), by result.",
+                                           st->eos ? "result=\"committed\"" : "result=\"none\"");
+    st->m_txn_aborts = fp_metrics_counter("fleetpipe_transactions_total",
+                                          "Kafka transactions (DELIVERY=exactly-once), by result.",
+                                          st->eos ? "result=\"aborted\"" : "result=\"none\"");
+    if (st->eos) {
+        rd_kafka_error_t *error = rd_kafka_init_transactions(st->producer, 30000);
+
+        if (error != NULL) {
+            snprintf(err, err_size, "init_transactions (transactional.id %s): %s", st->txn_id,
+                     rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+            goto err;
+        }
+        fp_info("exactly-once: transactional.id %s, commit every %lld ms", st->txn_id,
+                (long long)cfg->txn_interval_ms);
+    }
     st->m_handle_seconds = fp_metrics_histogram("fleetpipe_handle_duration_seconds",
                                                 "Time to handle one input message in process.",
                                                 labels, fp_latency_buckets, fp_latency_buckets_len);
@@ -259,16 +465,6 @@ static bool regulate(fp_stage *st, int64_t now)
     return busy;
 }
 
-static size_t held_by_stage(const fp_stage *st)
-{
-    return st->hooks != NULL && st->hooks->pending != NULL ? st->hooks->pending(st->hooks_ctx) : 0;
-}
-
-static void poll_hook(fp_stage *st, int max_wait_ms)
-{
-    if (st->hooks != NULL && st->hooks->poll != NULL)
-        st->hooks->poll(st, max_wait_ms, st->hooks_ctx);
-}
 
 static void update_readiness(fp_stage *st)
 {
@@ -291,6 +487,9 @@ static int handle_message(fp_stage *st, const rd_kafka_message_t *msg, fp_stage_
     int rc;
 
     fp_counter_inc(st->m_consumed);
+    if (txn_begin(st) < 0)
+        return -1;
+    st->txn_messages++;
     if (fp_offsets_track(st->offsets, msg->partition, msg->offset, &st->current_token) < 0) {
         fp_error("cannot track partition %d", (int)msg->partition);
         return -1;
@@ -356,6 +555,10 @@ int fp_stage_run_async(fp_stage *st, fp_stage_handler handler, const fp_stage_ho
             st->fatal = true;
             break;
         }
+        if (st->eos && st->txn_open &&
+            fp_txn_due(st->txn_opened_ms, now, st->cfg->txn_interval_ms, st->txn_messages,
+                       (uint64_t)st->cfg->max_inflight))
+            txn_commit(st);
         if (busy && !st->paused) {
             /* Take nothing until the stage has room; wait on its own work meanwhile. */
             poll_hook(st, 5);
@@ -394,8 +597,10 @@ int fp_stage_run_async(fp_stage *st, fp_stage_handler handler, const fp_stage_ho
             fp_health_beat();
         }
     }
+    if (st->eos && !st->fatal)
+        txn_commit(st);
     drain_producer(st, st->fatal ? 0 : st->cfg->shutdown_timeout_ms);
-    if (!st->fatal)
+    if (!st->fatal && !st->eos)
         commit_stored(st);
     rd_kafka_consumer_close(st->consumer);
     fp_info("stopped%s", st->fatal ? " after a fatal error" : "");

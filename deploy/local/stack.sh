@@ -84,6 +84,8 @@ start_svc() {
             export KAFKA_BROKERS
             KAFKA_BROKERS=$(cat "$state/bootstrap")
             export HTTP_BIND=127.0.0.1 HTTP_PORT=$port
+            # Each replica its own stable transactional.id (DELIVERY=exactly-once).
+            export TRANSACTIONAL_ID=${TRANSACTIONAL_ID:-fleetpipe-$name}
             if [ "$svc" = enricher ] && [ -f "$state/stub.port" ]; then
                 export GEOCODER_URL=${GEOCODER_URL:-http://127.0.0.1:$(cat "$state/stub.port")}
                 export ASSETS_URL=${ASSETS_URL:-http://127.0.0.1:$(cat "$state/stub.port")/assets/\{device_id\}}

@@ -129,3 +129,7 @@ FP_TEST_ENTRY(dialect_parse)
 FP_TEST_ENTRY(dialect_cratedb_insert_sql)
 FP_TEST_ENTRY(dialect_cratedb_schema_and_offsets)
 FP_TEST_ENTRY(rows_fields_for_parameters)
+/* fp_txn */
+FP_TEST_ENTRY(txn_classify_error_classes)
+FP_TEST_ENTRY(txn_action_of_librdkafka_errors)
+FP_TEST_ENTRY(txn_due)
