@@ -70,6 +70,7 @@ echo "   pre-filled telemetry.raw with $MESSAGES messages ($RECORDS records)"
 run_parser() {
     local port pid first="" now consumed produced
     port=$(fp_free_port)
+    DELIVERY=${2:-at-least-once} TRANSACTIONAL_ID="bench-parser-$1-$$" \
     KAFKA_BROKERS=$BROKERS KAFKA_GROUP_ID="bench-parser-$1-$$" HTTP_BIND=127.0.0.1 HTTP_PORT=$port \
         LOG_LEVEL=warn RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS=10 RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS=6000 \
         RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS=500 "$BIN/parser-svc" 2>>"$W/parser.log" &
@@ -93,7 +94,9 @@ for i in $(seq "$REPEAT"); do
         --group "bench-pt-$i-$$" --count "$MESSAGES" >"$W/pt-$i.json"
     json_field "$W/pt-$i.json" messages_per_s >>"$W/pt.txt"
     run_parser "$i" >>"$W/parser.txt"
+    run_parser "eos-$i" exactly-once >>"$W/parser-eos.txt"
 done
+PARSER_EOS=$(median <"$W/parser-eos.txt")
 # run_enricher NAME CACHE_SIZE [COUNT] [OUT_TOPIC]: one enricher-svc in a fresh group takes
 # COUNT records (default: all) of telemetry.parsed; prints "records/s geocoder_calls_per_record".
 run_enricher() {
@@ -266,6 +269,8 @@ printf '%-44s %14s %14s %8s %8s\n' "  decode only, records/s" "$DEC" "-" "-" ""
 printf '%-44s %14s %14s %8s %8s\n' "  encode only, records/s" "$ENC" "-" "-" ""
 printf '%-44s %14s %14s %8s %8s\n' "parser-svc via devkafka, messages/s" "$PARSER" "$PT" "$RATIO" ">=0.8"
 echo "   (pass-through = plain consume->produce of the same messages; $REC_PER_MSG records per message)"
+printf '%-44s %14s %14s %8s %8s\n' "parser-svc exactly-once vs at-least-once" "$PARSER_EOS" "$PARSER" \
+    "$(awk -v a="$PARSER_EOS" -v b="$PARSER" 'BEGIN { printf "%.2f", a / b }')" ""
 printf '%-44s %14s %14s %8s %8s\n' "sink-svc vs plain COPY, rows/s" "$SINK_RPS" "$COPY_RPS" "$(printf '%.2f' "$SINK_RATIO")" ">=0.9"
 printf '%-44s %14s %14s %8s %8s\n' "  sink database writes alone vs COPY, rows/s" "$SINK_WRITE_RPS" "$COPY_RPS" "$(printf '%.2f' "$SINK_WRITE_RATIO")" ""
 echo "   (sink: $SINK_BATCH rows per batch, $SINK_BATCH_MS ms per batch write+commit, median;"
@@ -288,7 +293,7 @@ cat >"$OUT/results.json" <<JSON
   "versions": {"fleetpipe": "$("$BIN/parser-svc" --version | cut -d' ' -f2)", "librdkafka": "$(pkg-config --modversion rdkafka)"},
   "settings": {"records": $RECORDS, "messages": $MESSAGES, "repeat": $REPEAT, "partitions": 16},
   "parser_in_process": $(cat "$W/decode.json"),
-  "parser_via_devkafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG},
+  "parser_via_devkafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG, "exactly_once_messages_per_s": $PARSER_EOS},
   "sink_via_devkafka": {"rows": $SINK_ROWS, "sink_rows_per_s": $SINK_RPS, "copy_rows_per_s": $COPY_RPS, "ratio": $SINK_RATIO, "rows_per_batch": $SINK_BATCH, "batch_ms": $SINK_BATCH_MS, "database_rows_per_s": $SINK_WRITE_RPS, "database_ratio": $SINK_WRITE_RATIO},
   "pipeline": {"rows_per_s": $PIPE_RPS, "sink_alone_rows_per_s": $SINK_RPS, "latency_rate": $HALF, "latency_p50_ms": $LAT_P50, "latency_p99_ms": $LAT_P99, "rss_bytes": {"parser": $RSS_P, "enricher": $RSS_E, "sink": $RSS_S}},
   "enricher_via_devkafka": {"records_per_s_stub_0ms": $EN_HIT, "records_per_s_stub_20ms": $EN_SLOW, "ratio": $EN_RATIO, "records_per_s_no_cache": $EN_NOCACHE, "geocoder_calls_per_record": $CALLS_CACHE, "geocoder_calls_per_record_no_cache": $CALLS_NOCACHE}

@@ -12,22 +12,16 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-. "$ROOT/deploy/local/lib.sh"
-. "$ROOT/tests/integration/lib.sh"
-
-BIN=${BIN:-bin}
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-export BIN
-STACK="$ROOT/deploy/local/stack.sh"
-STATE=$(mktemp -d /tmp/fleetpipe-chaos.XXXXXX)
+. "$HERE/../integration/lib.sh"
+it_init chaos
 SEED=${CHAOS_SEED:-$((RANDOM % 100000 + 1))}
 RECORDS=${CHAOS_RECORDS:-50000}
 RATE=${CHAOS_RATE:-700}
 export PARTITIONS=16 ENRICH_LOOKUPS=stub FLEET_SEED=$SEED FLEET_SITES=8
+export DELIVERY=${DELIVERY:-at-least-once}
 export SHUTDOWN_TIMEOUT_MS=5000 ENRICH_TIMEOUT_MS=3000 ENRICH_RETRIES=1 ENRICH_CB_OPEN_MS=2000
 RANDOM=$SEED # the injection schedule follows the seed too
-GEN=""
+IT_REPLAY="replay with CHAOS_SEED=$SEED"
 INJECTED=()
 KILLS=0
 
@@ -37,20 +31,6 @@ inject() {
     log "inject: $*"
 }
 
-cleanup() {
-    [ -n "$GEN" ] && fp_stop_pid "$GEN" 5 >/dev/null 2>&1
-    "$STACK" stop "$STATE" >/dev/null 2>&1
-    if [ "$TESTS_FAILED" -ne 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
-        echo "logs kept in $STATE (replay with CHAOS_SEED=$SEED)" >&2
-    else
-        rm -rf "$STATE"
-    fi
-}
-trap cleanup EXIT
-
-psql_q() { "$ROOT/deploy/local/pg.sh" psql "$STATE" -At -c "$1"; }
-row_count() { psql_q "SELECT count(*) FROM telemetry" 2>/dev/null || echo -1; }
-rows_are() { [ "$(row_count)" = "$1" ]; }
 gen_running() { kill -0 "$GEN" 2>/dev/null; }
 stub() { curl -fsS -X POST "http://127.0.0.1:$(cat "$STATE/stub.port")$1" >/dev/null; }
 ready() { [ "$(http_status "$(cat "$STATE/$1.port")" /readyz)" = 200 ]; }
@@ -66,15 +46,9 @@ kill9() {
 # pause_for SECONDS: the length of an injected fault (pacing the fault, not synchronising).
 pause_for() { sleep "$1"; }
 
-echo "chaos seed $SEED, $RECORDS records at $RATE/s (replay with CHAOS_SEED=$SEED)"
+echo "chaos seed $SEED, $RECORDS records at $RATE/s, DELIVERY=$DELIVERY (replay with CHAOS_SEED=$SEED)"
 START=$(date +%s)
-if ! "$STACK" start "$STATE"; then
-    fail "stack starts" "$(tail -n 30 "$STATE"/*.log 2>/dev/null)"
-    finish chaos
-    exit 1
-fi
-pass "stack starts"
-BROKERS=$(cat "$STATE/bootstrap")
+it_start_stack
 
 "$BIN/fleet-sim" --brokers "$BROKERS" --devices 100 --records "$RECORDS" --rate "$RATE" \
     --seed "$SEED" --retransmit-rate 0.03 --corrupt-rate 0.05 --manifest "$STATE/manifest" \

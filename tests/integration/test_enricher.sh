@@ -7,34 +7,14 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-. "$ROOT/deploy/local/lib.sh"
 . "$HERE/lib.sh"
-
-BIN=${BIN:-bin}
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-export BIN
-STACK="$ROOT/deploy/local/stack.sh"
-STATE=$(mktemp -d /tmp/fleetpipe-enricher.XXXXXX)
+it_init enricher
 export PARTITIONS=8 ENRICH_LOOKUPS=stub
 export FLEET_SEED=${FLEET_SEED:-$((RANDOM % 1000 + 1))}
 export ENRICH_MAX_INFLIGHT=8 ENRICH_TIMEOUT_MS=1000 ENRICH_RETRIES=1 ENRICH_CB_OPEN_MS=2000
-echo "fleet-sim seed $FLEET_SEED (replay with FLEET_SEED=$FLEET_SEED)"
+IT_REPLAY="replay with FLEET_SEED=$FLEET_SEED"
+echo "fleet-sim seed $FLEET_SEED ($IT_REPLAY)"
 
-cleanup() {
-    "$STACK" stop "$STATE" >/dev/null 2>&1
-    if [ "$TESTS_FAILED" -ne 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
-        echo "logs kept in $STATE" >&2
-    else
-        rm -rf "$STATE"
-    fi
-}
-trap cleanup EXIT
-
-psql_q() { "$ROOT/deploy/local/pg.sh" psql "$STATE" -At -c "$1"; }
-row_count() { psql_q "SELECT count(*) FROM telemetry" 2>/dev/null || echo -1; }
-rows_are() { [ "$(row_count)" = "$1" ]; }
-dlq_count() { kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f 'x\n' 2>/dev/null | wc -l; }
 stub() { curl -fsS -X "$1" "http://127.0.0.1:$(cat "$STATE/stub.port")$2"; }
 stat_of() { stub GET /stats | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
 
@@ -45,13 +25,7 @@ feed() {
     grep -o '"distinct":[0-9]*' "$STATE/sim-$1.json" | cut -d: -f2
 }
 
-if ! "$STACK" start "$STATE"; then
-    fail "stack starts" "$(tail -n 30 "$STATE"/*.log 2>/dev/null)"
-    finish enricher
-    exit 1
-fi
-pass "stack with lookup-stub starts"
-BROKERS=$(cat "$STATE/bootstrap")
+it_start_stack
 E=$(cat "$STATE/enricher.port")
 
 # 1. Random lookup latency (5..30 ms): everything enriched, order kept.

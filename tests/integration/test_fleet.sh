@@ -6,39 +6,10 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-. "$ROOT/deploy/local/lib.sh"
 . "$HERE/lib.sh"
-
-BIN=${BIN:-bin}
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-export BIN
-STACK="$ROOT/deploy/local/stack.sh"
-STATE=$(mktemp -d /tmp/fleetpipe-fleet.XXXXXX)
+it_init fleet
 export PARTITIONS=8
-
-cleanup() {
-    "$STACK" stop "$STATE" >/dev/null 2>&1
-    if [ "$TESTS_FAILED" -ne 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
-        echo "logs kept in $STATE" >&2
-    else
-        rm -rf "$STATE"
-    fi
-}
-trap cleanup EXIT
-
-psql_q() { "$ROOT/deploy/local/pg.sh" psql "$STATE" -At -c "$1"; }
-row_count() { psql_q "SELECT count(*) FROM telemetry" 2>/dev/null || echo -1; }
-dlq_count() { kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f 'x\n' 2>/dev/null | wc -l; }
-counts_are() { [ "$(row_count)" = "$1" ] && [ "$(dlq_count)" = "$2" ]; }
-
-if ! "$STACK" start "$STATE"; then
-    fail "stack starts" "$(tail -n 30 "$STATE"/*.log 2>/dev/null)"
-    finish fleet
-    exit 1
-fi
-pass "stack starts"
-BROKERS=$(cat "$STATE/bootstrap")
+it_start_stack
 
 SEED=${FLEET_SEED:-$((RANDOM % 1000 + 1))}
 echo "fleet-sim seed $SEED (replay with FLEET_SEED=$SEED)"

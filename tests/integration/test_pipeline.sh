@@ -6,61 +6,18 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-. "$ROOT/deploy/local/lib.sh"
 . "$HERE/lib.sh"
-
-BIN=${BIN:-bin}
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-export BIN
-STACK="$ROOT/deploy/local/stack.sh"
-STATE=$(mktemp -d /tmp/fleetpipe-it.XXXXXX)
+it_init it
 export PARTITIONS=8
 export ENRICH_LOOKUPS=off # this test checks the path with no lookup configured
-
-cleanup() {
-    "$STACK" stop "$STATE" >/dev/null 2>&1
-    if [ "$TESTS_FAILED" -ne 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
-        echo "logs kept in $STATE" >&2
-    else
-        rm -rf "$STATE"
-    fi
-}
-trap cleanup EXIT
-
-psql_q() {
-    "$ROOT/deploy/local/pg.sh" psql "$STATE" -At -c "$1"
-}
-
-row_count() {
-    psql_q "SELECT count(*) FROM telemetry" 2>/dev/null || echo -1
-}
-
-dlq_count() {
-    kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f 'x\n' 2>/dev/null | wc -l
-}
-
-counts_are() {
-    [ "$(row_count)" = "$1" ] && [ "$(dlq_count)" = "$2" ]
-}
 
 # wait_counts ROWS DLQ: until the table and the DLQ hold exactly that many (60 s).
 wait_counts() {
     fp_wait_for 60 "$1 rows and $2 DLQ messages" counts_are "$1" "$2"
 }
 
-status_is() {
-    [ "$(http_status "$1" "$2")" = "$3" ]
-}
-
 echo "starting the embedded stack in $STATE"
-if ! "$STACK" start "$STATE"; then
-    fail "stack starts" "$(tail -n 30 "$STATE"/*.log 2>/dev/null)"
-    finish integration
-    exit 1
-fi
-pass "stack starts and every service is ready"
-BROKERS=$(cat "$STATE/bootstrap")
+it_start_stack
 
 # 1. A known set: 300 valid records of 10 devices, 30 exact resends, 12 invalid payloads.
 "$BIN/fp-gen" --brokers "$BROKERS" --devices 10 --records 300 --duplicates 30 --invalid 12 \

@@ -5,36 +5,14 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-. "$ROOT/deploy/local/lib.sh"
 . "$HERE/lib.sh"
-
-BIN=${BIN:-bin}
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-export BIN
-STACK="$ROOT/deploy/local/stack.sh"
-STATE=$(mktemp -d /tmp/fleetpipe-sink.XXXXXX)
+it_init sink
 export PARTITIONS=8 ENRICH_LOOKUPS=off
 SEED=${FLEET_SEED:-$((RANDOM % 1000 + 1))}
-echo "fleet-sim seed $SEED (replay with FLEET_SEED=$SEED)"
-GEN=""
+IT_REPLAY="replay with FLEET_SEED=$SEED"
+echo "fleet-sim seed $SEED ($IT_REPLAY)"
 
-cleanup() {
-    [ -n "$GEN" ] && fp_stop_pid "$GEN" 5 >/dev/null 2>&1
-    "$STACK" stop "$STATE" >/dev/null 2>&1
-    if [ "$TESTS_FAILED" -ne 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
-        echo "logs kept in $STATE" >&2
-    else
-        rm -rf "$STATE"
-    fi
-}
-trap cleanup EXIT
-
-psql_q() { "$ROOT/deploy/local/pg.sh" psql "$STATE" -At -c "$1"; }
-row_count() { psql_q "SELECT count(*) FROM telemetry" 2>/dev/null || echo -1; }
-rows_are() { [ "$(row_count)" = "$1" ]; }
 rows_above() { [ "$(row_count)" -gt "$1" ]; }
-status_is() { [ "$(http_status "$1" "$2")" = "$3" ]; }
 gen_done() { ! kill -0 "$GEN" 2>/dev/null; }
 sink_dlq() { kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f '%h\n' 2>/dev/null | grep -c 'fp.error.stage=sink'; }
 
@@ -45,13 +23,7 @@ feed_bg() {
     GEN=$!
 }
 
-if ! "$STACK" start "$STATE"; then
-    fail "stack starts" "$(tail -n 30 "$STATE"/*.log 2>/dev/null)"
-    finish sink
-    exit 1
-fi
-pass "stack starts"
-BROKERS=$(cat "$STATE/bootstrap")
+it_start_stack
 
 # 1. kill -9 of sink-svc in the middle of a run, then a restart.
 feed_bg "$SEED" 20000 5000
