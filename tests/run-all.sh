@@ -55,10 +55,17 @@ if [ -n "${FUZZ_TARGETS:-}" ]; then
     [ "$ff" -eq 0 ] || status=1
 fi
 
-for t in "$HERE"/integration/test_*.sh; do
-    echo "== $(basename "$t")"
+# Every integration test, and the walking skeleton once more with Kafka transactions between
+# the stages.
+for t in "$HERE"/integration/test_*.sh exactly-once; do
+    delivery=at-least-once
+    if [ "$t" = exactly-once ]; then
+        t="$HERE/integration/test_pipeline.sh"
+        delivery=exactly-once
+    fi
+    echo "== $(basename "$t") (DELIVERY=$delivery)"
     start=$(date +%s)
-    BIN="$BIN" "$t" 2>&1 | tee "$out"
+    BIN="$BIN" DELIVERY=$delivery "$t" 2>&1 | tee "$out"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
     add_counts "$out"
     echo "   ($(($(date +%s) - start)) s)"
