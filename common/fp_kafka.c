@@ -141,6 +141,9 @@ rd_kafka_t *fp_kafka_new(fp_kafka_role role, const fp_common_config *cfg, void *
         {"enable.auto.offset.store", "false"}, {"enable.auto.commit", "true"},
         {"auto.commit.interval.ms", "1000"},   {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
+        /* librdkafka prefetches up to 64 MiB by default: a bound of 16 MiB keeps a replica's
+         * memory small and is still seconds of input at full speed. */
+        {"queued.max.messages.kbytes", "16384"},
     };
     static const char *const producer_defaults[][2] = {
         {"enable.idempotence", "true"},    {"acks", "all"},

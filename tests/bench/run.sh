@@ -61,7 +61,9 @@ echo "== parser through devkafka vs pass-through ($RECORDS records, $REPEAT runs
 PIDS+=($!)
 fp_wait_for 30 "devkafka" test -s "$W/bootstrap"
 BROKERS=$(cat "$W/bootstrap")
-"$BIN/fleet-sim" --brokers "$BROKERS" --records "$RECORDS" --seed 2 >"$W/feed.json"
+# No resends: every message of the feed is a distinct record, so counts are exact.
+"$BIN/fleet-sim" --brokers "$BROKERS" --records "$RECORDS" --seed 2 --retransmit-rate 0 \
+    >"$W/feed.json"
 MESSAGES=$(json_field "$W/feed.json" frames)
 echo "   pre-filled telemetry.raw with $MESSAGES messages ($RECORDS records)"
 
