@@ -156,7 +156,6 @@ $(UNIT_TEST): $(call obj,$(UNIT_SRC) $(PARSER_LIB) $(ENRICHER_LIB) $(SINK_LIB)) 
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_TEST) fuzzers
-	@BIN=$(BIN) deploy/check.sh
 	@SANITIZE=$(SANITIZE) BIN=$(BIN) UNIT_TEST=$(UNIT_TEST) FUZZ_BUILD=$(FUZZ_BUILD) \
 	  FUZZ_TARGETS="$(FUZZ_TARGETS)" tests/run-all.sh
 

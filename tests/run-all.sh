@@ -55,6 +55,12 @@ if [ -n "${FUZZ_TARGETS:-}" ]; then
     [ "$ff" -eq 0 ] || status=1
 fi
 
+# The deployment files (deploy/check.sh, also `make lint-deploy`).
+echo "== deploy checks"
+BIN="$BIN" "$HERE/../deploy/check.sh" 2>&1 | tee "$out"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+add_counts "$out"
+
 # Every integration test, and the walking skeleton once more with Kafka transactions between
 # the stages.
 for t in "$HERE"/integration/test_*.sh exactly-once; do
