@@ -136,12 +136,26 @@ typedef struct fp_common_config {
          10000000,                                                                                 \
          NULL,                                                                                     \
          offsetof(fp_common_config, max_inflight)},                                                \
-        {"DELIVERY", FP_OPT_ENUM, "at-least-once",                                                 \
-         "at-least-once|exactly-once between Kafka stages (Kafka transactions)", false, false, 0,  \
-         0, "at-least-once|exactly-once", offsetof(fp_common_config, delivery)},                   \
-        {"TXN_INTERVAL_MS", FP_OPT_INT, "100",                                                    \
-         "exactly-once: how often the open transaction is committed", false, false, 1, 600000,    \
-         NULL, offsetof(fp_common_config, txn_interval_ms)},                                       \
+        {"DELIVERY",                                                                               \
+         FP_OPT_ENUM,                                                                              \
+         "at-least-once",                                                                          \
+         "at-least-once|exactly-once between Kafka stages (Kafka transactions)",                   \
+         false,                                                                                    \
+         false,                                                                                    \
+         0,                                                                                        \
+         0,                                                                                        \
+         "at-least-once|exactly-once",                                                             \
+         offsetof(fp_common_config, delivery)},                                                    \
+        {"TXN_INTERVAL_MS",                                                                        \
+         FP_OPT_INT,                                                                               \
+         "100",                                                                                    \
+         "exactly-once: how often the open transaction is committed",                              \
+         false,                                                                                    \
+         false,                                                                                    \
+         1,                                                                                        \
+         600000,                                                                                   \
+         NULL,                                                                                     \
+         offsetof(fp_common_config, txn_interval_ms)},                                             \
     {                                                                                              \
         "TRANSACTIONAL_ID", FP_OPT_STRING, NULL,                                                   \
             "exactly-once: this replica's stable transactional.id (default: group-hostname)",      \

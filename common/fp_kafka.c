@@ -138,8 +138,10 @@ rd_kafka_t *fp_kafka_new(fp_kafka_role role, const fp_common_config *cfg, void *
                          const fp_kafka_hooks *hooks, char *err, size_t err_size)
 {
     static const char *const consumer_defaults[][2] = {
-        {"enable.auto.offset.store", "false"}, {"enable.auto.commit", "true"},
-        {"auto.commit.interval.ms", "1000"},   {"auto.offset.reset", "earliest"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "1000"},
+        {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
         /* librdkafka prefetches up to 64 MiB by default: a bound of 16 MiB keeps a replica's
          * memory small and is still seconds of input at full speed. */

@@ -64,8 +64,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
          * unfinished, so its offset is never committed: after the restart it is read again.
          * In a transaction the commit fails instead, and the transaction is aborted. */
         fp_counter_inc(st->m_delivery_errors);
-        fp_log_kv(FP_LOG_ERROR, "delivery failed", "topic", rd_kafka_topic_name(msg->rkt),
-                  "error", rd_kafka_err2str(msg->err), FP_KV_END);
+        fp_log_kv(FP_LOG_ERROR, "delivery failed", "topic", rd_kafka_topic_name(msg->rkt), "error",
+                  rd_kafka_err2str(msg->err), FP_KV_END);
         if (!st->eos)
             st->fatal = true;
         return;
@@ -289,13 +289,11 @@ static void txn_commit(fp_stage *st)
     rd_kafka_position(st->consumer, offsets);
     cgmd = rd_kafka_consumer_group_metadata(st->consumer);
     do
-        a = fp_txn_action_of(
-            rd_kafka_send_offsets_to_transaction(st->producer, offsets, cgmd, -1),
-            "send_offsets_to_transaction");
+        a = fp_txn_action_of(rd_kafka_send_offsets_to_transaction(st->producer, offsets, cgmd, -1),
+                             "send_offsets_to_transaction");
     while (a == FP_TXN_RETRY);
-    while (a == FP_TXN_DONE &&
-           (a = fp_txn_action_of(rd_kafka_commit_transaction(st->producer, -1),
-                                 "commit_transaction")) == FP_TXN_RETRY)
+    while (a == FP_TXN_DONE && (a = fp_txn_action_of(rd_kafka_commit_transaction(st->producer, -1),
+                                                     "commit_transaction")) == FP_TXN_RETRY)
         ;
     rd_kafka_consumer_group_metadata_destroy(cgmd);
     if (a == FP_TXN_DONE) {
@@ -342,8 +340,7 @@ fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, char
         char host[128] = "localhost";
 
         gethostname(host, sizeof(host) - 1);
-        snprintf(st->txn_id, sizeof(st->txn_id), "%s-%s",
-                 cfg->kafka_group_id, host);
+        snprintf(st->txn_id, sizeof(st->txn_id), "%s-%s", cfg->kafka_group_id, host);
         if (cfg->transactional_id != NULL && cfg->transactional_id[0] != '\0')
             snprintf(st->txn_id, sizeof(st->txn_id), "%s", cfg->transactional_id);
         st->producer_props[0][0] = "transactional.id";
@@ -464,7 +461,6 @@ static bool regulate(fp_stage *st, int64_t now)
         set_paused(st, false);
     return busy;
 }
-
 
 static void update_readiness(fp_stage *st)
 {

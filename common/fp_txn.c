@@ -23,8 +23,8 @@ fp_txn_action fp_txn_action_of(rd_kafka_error_t *error, const char *what)
         return FP_TXN_DONE;
     a = fp_txn_classify(true, rd_kafka_error_is_fatal(error), rd_kafka_error_is_retriable(error),
                         rd_kafka_error_txn_requires_abort(error));
-    fp_log_kv(a == FP_TXN_RETRY ? FP_LOG_WARN : FP_LOG_ERROR, "transaction call failed",
-              "call", what, "error", rd_kafka_error_string(error), "action",
+    fp_log_kv(a == FP_TXN_RETRY ? FP_LOG_WARN : FP_LOG_ERROR, "transaction call failed", "call",
+              what, "error", rd_kafka_error_string(error), "action",
               a == FP_TXN_RETRY   ? "retry"
               : a == FP_TXN_ABORT ? "abort and rewind"
                                   : "fatal",

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "fp_hash.h"
 
 typedef struct entry {
     char *key;
@@ -21,18 +22,6 @@ struct fp_cache {
     size_t nbuckets; /* power of two, about twice max */
     entry *newest, *oldest;
 };
-
-/* FNV-1a, 64 bits. */
-static uint64_t hash_key(const char *s)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
 
 fp_cache *fp_cache_new(size_t max_entries, int64_t ttl_ms, int64_t negative_ttl_ms,
                        void (*free_value)(void *))
@@ -131,7 +120,7 @@ bool fp_cache_get(fp_cache *c, const char *key, int64_t now_ms, void **value, bo
 
     if (c->max == 0)
         return false;
-    h = hash_key(key);
+    h = fp_hash_str(key);
     e = find(c, key, h, &link);
     if (e == NULL)
         return false;
@@ -157,7 +146,7 @@ int fp_cache_put(fp_cache *c, const char *key, void *value, bool negative, int64
             c->free_value(value);
         return 0;
     }
-    h = hash_key(key);
+    h = fp_hash_str(key);
     e = find(c, key, h, &link);
     if (e != NULL)
         drop(c, e, link);

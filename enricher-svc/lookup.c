@@ -9,6 +9,7 @@
 
 #include "cache.h"
 #include "fp_buf.h"
+#include "fp_hash.h"
 #include "fp_log.h"
 #include "fp_metrics.h"
 #include "fp_time.h"
@@ -98,17 +99,6 @@ static void answer_free(void *p)
     free(a);
 }
 
-static uint64_t hash_key(const char *s)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
-
 /* A uniform number in [0, 1) for jitter (xorshift; quality is irrelevant here). */
 static double jitter_unit(lookup_engine *e)
 {
@@ -120,7 +110,7 @@ static double jitter_unit(lookup_engine *e)
 
 static request **flight_slot(service *sv, const char *key)
 {
-    request **p = &sv->flights[hash_key(key) & (sv->nflights - 1)];
+    request **p = &sv->flights[fp_hash_str(key) & (sv->nflights - 1)];
 
     while (*p != NULL && strcmp((*p)->key, key) != 0)
         p = &(*p)->hnext;

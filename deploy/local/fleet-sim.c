@@ -62,6 +62,7 @@
 #include <time.h>
 
 #include "fp_buf.h"
+#include "fp_hash.h"
 #include "fp_signal.h"
 #include "fp_time.h"
 #include "teltonika_frame.h"
@@ -1128,18 +1129,6 @@ static int schedule_resend(sim *s, const device *d)
 
 /* Sends a damaged copy of s->frame first (see the header comment). damage_at is a safe byte
  * for a TCP frame. Returns 0 or -1. */
-/* 64-bit FNV-1a, the digest fp-dlq prints, so a damaged frame can be found in the DLQ. */
-static uint64_t fnv1a64(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = UINT64_C(14695981039346656037);
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
 
 static int send_damaged(sim *s, const device *d, size_t damage_at)
 {
@@ -1164,7 +1153,7 @@ static int send_damaged(sim *s, const device *d, size_t damage_at)
     s->by_damage[kind]++;
     if (s->manifest != NULL)
         fprintf(s->manifest, "corrupt %s %016llx %s\n", damage_codes[kind],
-                (unsigned long long)fnv1a64(s->damaged.data, s->damaged.len), d->imei);
+                (unsigned long long)fp_hash_bytes(s->damaged.data, s->damaged.len), d->imei);
     return 0;
 }
 

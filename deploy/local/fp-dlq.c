@@ -13,18 +13,7 @@
 #include <string.h>
 
 #include "fp_time.h"
-
-static uint64_t fnv1a(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = UINT64_C(14695981039346656037);
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
+#include "fp_hash.h"
 
 /* Prints a header's value (or "-") without spaces, so that lines split on spaces. */
 static void print_header(rd_kafka_headers_t *h, const char *name)
@@ -111,7 +100,7 @@ int main(int argc, char **argv)
             remaining--;
         } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_message_headers(m, &h);
-            printf("%016llx ", (unsigned long long)fnv1a(m->payload, m->len));
+            printf("%016llx ", (unsigned long long)fp_hash_bytes(m->payload, m->len));
             print_header(h, "fp.error.code");
             fputc(' ', stdout);
             print_header(h, "fp.error.stage");
