@@ -51,9 +51,8 @@ void fp_health_set_stall_ms(int64_t ms)
     atomic_store(&stall_ms, ms);
 }
 
-/* Queues a response whose body is copied; returns the MHD result. */
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned int status,
-                               const char *content_type, const char *body, size_t len)
+int fp_http_respond(struct MHD_Connection *conn, unsigned int status, const char *content_type,
+                    const char *body, size_t len)
 {
     struct MHD_Response *resp;
     enum MHD_Result rc;
@@ -66,6 +65,12 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned int status,
     rc = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned int status,
+                               const char *content_type, const char *body, size_t len)
+{
+    return (enum MHD_Result)fp_http_respond(conn, status, content_type, body, len);
 }
 
 static enum MHD_Result handle_metrics(struct MHD_Connection *conn)

@@ -10,6 +10,7 @@
 #define FP_HTTP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct fp_http fp_http;
@@ -24,6 +25,13 @@ bool fp_health_ready(void);
 
 /* /healthz fails when the loop has not beaten for this long (default 30 s). */
 void fp_health_set_stall_ms(int64_t ms);
+
+struct MHD_Connection;
+
+/* Queues a response on a libmicrohttpd connection with a copy of body, Content-Type and
+ * Cache-Control: no-store. Returns libmicrohttpd's verdict (MHD_YES/MHD_NO as an int). */
+int fp_http_respond(struct MHD_Connection *conn, unsigned int status, const char *content_type,
+                    const char *body, size_t len);
 
 /* Starts the server on bind_addr:port. Returns NULL with a logged error when the port cannot
  * be bound. port 0 means disabled: returns NULL without error and *disabled is set. */

@@ -87,6 +87,7 @@
 
 #include "fp_buf.h"
 #include "fp_json.h"
+#include "fp_http.h"
 #include "fp_log.h"
 #include "fp_signal.h"
 #include "fp_time.h"
@@ -665,16 +666,9 @@ struct request {
 static enum MHD_Result reply(const struct request *rq, unsigned int status,
                              const char *content_type, const char *body, size_t len)
 {
-    struct MHD_Response *resp;
-    enum MHD_Result rc;
+    enum MHD_Result rc =
+        (enum MHD_Result)fp_http_respond(rq->conn, status, content_type, body, len);
 
-    resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (resp == NULL)
-        return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", content_type);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    rc = MHD_queue_response(rq->conn, status, resp);
-    MHD_destroy_response(resp);
     if (fp_log_enabled(FP_LOG_DEBUG)) {
         char code[16];
 
