@@ -214,7 +214,8 @@ C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common parser-svc
 
 lint: all $(UNIT_TEST) format-check
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --suppress=missingIncludeSystem --inline-suppr -Icommon '-DFP_TEST_ENTRY(x)=' $(C_FILES)
+	  --suppress=missingIncludeSystem --inline-suppr -Icommon -Iparser-svc '-DFP_TEST_ENTRY(x)=' \
+	  -DFUZZ_DECODER=fp_decoder_canonical $(C_FILES)
 
 # make lint-deploy: deploy/check.sh (manifests render, YAML and Prometheus files are valid, every
 # metric the rules and the dashboard use exists in a live scrape of the services).
