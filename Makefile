@@ -45,7 +45,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBCOMMON   := $(BUILD)/libfpcommon.a
 SERVICES    := $(BIN)/parser-svc $(BIN)/enricher-svc $(BIN)/sink-svc
-TOOLS       := $(BIN)/devkafka $(BIN)/fp-gen $(BIN)/fleet-sim $(BIN)/fp-dlq $(BIN)/lookup-stub
+TOOLS       := $(BIN)/devkafka $(BIN)/fp-topics $(BIN)/fp-gen $(BIN)/fleet-sim $(BIN)/fp-dlq $(BIN)/lookup-stub
 UNIT_TEST   := $(BUILD)/test-unit
 MIGR_C      := $(BUILD)/gen/migrations.c
 # Services' own modules without main.c, linked into the unit tests as well.
@@ -125,6 +125,10 @@ $(BIN)/sink-svc: $(call obj,$(SINK_SRC)) $(BUILD)/obj/gen/migrations.o $(LIBCOMM
 $(BIN)/devkafka: $(call obj,deploy/local/devkafka.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/fp-topics: $(call obj,deploy/local/fp-topics.c) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/fp-dlq: $(call obj,deploy/local/fp-dlq.c) $(LIBCOMMON)

@@ -14,6 +14,10 @@ PACKAGES=(
 # kubernetes-client, unless some kubectl is installed already (the package of Kubernetes' own
 # repository ships the same /usr/bin/kubectl and conflicts with it).
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+# The embedded stack's Apache Kafka runs on a JVM, its jars fetched by Maven (kafka.sh fetch):
+# Debian's, unless some java or mvn is on the PATH already.
+command -v java >/dev/null 2>&1 || PACKAGES+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || PACKAGES+=(maven)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# The embedded single-machine stack: devkafka (librdkafka's mock cluster), a throwaway
-# PostgreSQL cluster and the three services, all on loopback, all state under one folder.
+# The embedded single-machine stack: a real Apache Kafka broker (kafka.sh: single-node KRaft),
+# a throwaway PostgreSQL cluster, the lookup stub and the three services, all on loopback, all
+# state under one folder.
 #
 #   stack.sh start STATE_DIR       start everything, wait until every service is ready
 #   stack.sh stop STATE_DIR        stop everything this stack started (by PID), remove the PG data
 #   stack.sh start-svc STATE_DIR SVC [N]   start service SVC (parser|enricher|sink), replica N
 #   stack.sh stop-svc STATE_DIR SVC [N] [--kill]   SIGTERM (or SIGKILL) one service replica
-#   stack.sh kafka STATE_DIR CMD...        send a fault command to devkafka (down 1, up 1, rtt 1 200)
+#   stack.sh kafka STATE_DIR CMD           a broker fault: kill (SIGKILL), restart (on the same
+#                                          log folder and ports), pause (SIGSTOP), resume (SIGCONT);
+#                                          with FP_KAFKA=devkafka: devkafka's commands (down 1, up 1)
 #   stack.sh env STATE_DIR         print the stack's addresses as shell assignments
 #
 # Environment: BIN (where the binaries are, default bin), PARTITIONS (per topic, default 16),
+# FP_KAFKA (kafka, the default: Apache Kafka from deploy/local/kafka.sh; devkafka: librdkafka's
+# mock cluster, the fallback for a machine without Java),
 # ENRICH_LOOKUPS (stub: start lookup-stub and point the enricher's geocoder, asset registry and
 # geofences at it and at fleet-sim's sites, the default; off: no lookups), FLEET_SEED and
 # FLEET_SITES (the fleet-sim world whose sites become the geofences, default 42 and 8), and any
@@ -27,16 +32,21 @@ PARTITIONS=${PARTITIONS:-16}
 ENRICH_LOOKUPS=${ENRICH_LOOKUPS:-stub}
 FLEET_SEED=${FLEET_SEED:-42}
 FLEET_SITES=${FLEET_SITES:-8}
+FP_KAFKA=${FP_KAFKA:-kafka}
+case "$FP_KAFKA" in kafka | devkafka) ;; *) echo "stack: FP_KAFKA must be kafka or devkafka" >&2 && exit 2 ;; esac
 
 die() {
     echo "stack: $*" >&2
     exit 1
 }
 
-# The settings the embedded Kafka needs (shared/KAFKA-MOCK.md): a fetch never waits long (the
-# mock does not wake a waiting fetch), group timings the mock can honour.
+# Client settings for the local stack: a consumer killed with SIGKILL loses its partitions after
+# 6 s instead of librdkafka's default 45 s, so that kill tests finish. devkafka also needs
+# fetches that never wait long (the mock does not wake a waiting fetch).
 kafka_client_env() {
-    export RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS=${RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS:-10}
+    if [ "$FP_KAFKA" = devkafka ]; then
+        export RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS=${RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS:-10}
+    fi
     export RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS=${RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS:-6000}
     export RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS=${RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS:-500}
     export RDKAFKA_CONSUMER_MAX_POLL_INTERVAL_MS=${RDKAFKA_CONSUMER_MAX_POLL_INTERVAL_MS:-30000}
@@ -44,6 +54,11 @@ kafka_client_env() {
 
 start_kafka() {
     local state=$1
+    if [ "$FP_KAFKA" = kafka ]; then
+        BIN="$BIN" PARTITIONS="$PARTITIONS" "$HERE/kafka.sh" start "$state/kafka"
+        cp "$state/kafka/bootstrap" "$state/bootstrap"
+        return 0
+    fi
     "$BIN/devkafka" --partitions "$PARTITIONS" --bootstrap-file "$state/bootstrap" \
         --control "$state/kafka.ctl" >"$state/devkafka.out" 2>"$state/devkafka.log" &
     echo $! >"$state/devkafka.pid"
@@ -135,6 +150,7 @@ cmd_start() {
     local state=$1
     mkdir -p "$state"
     state=$(cd "$state" && pwd)
+    echo "$FP_KAFKA" >"$state/broker"
     start_kafka "$state"
     [ "$ENRICH_LOOKUPS" = stub ] && start_stub "$state"
     "$HERE/pg.sh" start "$state" >/dev/null
@@ -148,15 +164,31 @@ cmd_stop() {
     [ -d "$state" ] || return 0
     for f in "$state"/*.pid; do
         [ -e "$f" ] || continue
-        case "$f" in */devkafka.pid) continue ;; esac
+        case "$f" in */devkafka.pid | */kafka.pid) continue ;; esac
         fp_stop_pid "$(cat "$f")" 20 || true
         rm -f "$f"
     done
+    "$HERE/kafka.sh" stop "$state/kafka" || true
     if [ -f "$state/devkafka.pid" ]; then
         fp_stop_pid "$(cat "$state/devkafka.pid")" 10 || true
         rm -f "$state/devkafka.pid"
     fi
     "$HERE/pg.sh" stop "$state" || true
+}
+
+# kafka_fault STATE CMD...: a fault on the stack's broker.
+kafka_fault() {
+    local state=$1
+    shift
+    if [ "$FP_KAFKA" = devkafka ]; then
+        echo "$*" >"$state/kafka.ctl"
+        return 0
+    fi
+    case "${1:-}" in
+    kill | pause | resume) "$HERE/kafka.sh" "$1" "$state/kafka" ;;
+    restart) BIN="$BIN" PARTITIONS="$PARTITIONS" "$HERE/kafka.sh" start "$state/kafka" ;;
+    *) die "kafka faults: kill, restart, pause, resume (got '$*')" ;;
+    esac
 }
 
 cmd_env() {
@@ -175,12 +207,14 @@ cmd_env() {
 cmd=$1
 state=$2
 shift 2
+# The broker kind a stack was started with holds for every later command on it.
+[ "$cmd" = start ] || [ ! -f "$state/broker" ] || FP_KAFKA=$(cat "$state/broker")
 case "$cmd" in
 start) cmd_start "$state" ;;
 stop) cmd_stop "$state" ;;
 start-svc) start_svc "$(cd "$state" && pwd)" "$@" ;;
 stop-svc) stop_svc "$state" "$@" ;;
-kafka) echo "$*" >"$state/kafka.ctl" ;;
+kafka) kafka_fault "$state" "$@" ;;
 env) cmd_env "$state" ;;
 *) die "unknown command $cmd" ;;
 esac
