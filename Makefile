@@ -62,7 +62,7 @@ FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
                 -DFP_VERSION='"$(VERSION)"' -Icommon -Iparser-svc $(PKG_CFLAGS)
 FUZZERS      := $(addprefix $(FUZZ_BUILD)/fuzz-,$(FUZZ_TARGETS))
 
-.PHONY: all deps test test-unit test-integration demo lint format format-check clean install help \
+.PHONY: all deps kafka test test-unit test-integration demo lint format format-check clean install help \
         fuzz fuzzers bench lint-deploy chaos
 
 all: $(SERVICES) $(TOOLS)
@@ -158,7 +158,11 @@ $(UNIT_TEST): $(call obj,$(UNIT_SRC) $(PARSER_LIB) $(ENRICHER_LIB) $(SINK_LIB)) 
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-test: deps
+# The embedded stack's Apache Kafka jars (deploy/local/kafka.sh fetch: once, then cached).
+kafka: deps
+	@deploy/local/kafka.sh fetch
+
+test: deps kafka
 	@$(MAKE) --no-print-directory all $(UNIT_TEST) fuzzers
 	@SANITIZE=$(SANITIZE) BIN=$(BIN) UNIT_TEST=$(UNIT_TEST) FUZZ_BUILD=$(FUZZ_BUILD) \
 	  FUZZ_TARGETS="$(FUZZ_TARGETS)" tests/run-all.sh
@@ -182,12 +186,12 @@ $(BUILD)/passthrough: $(call obj,tests/bench/passthrough.c) $(LIBCOMMON)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # make chaos: the fault-injection suite on the embedded stack (tests/chaos/chaos.sh).
-chaos: deps
+chaos: deps kafka
 	@$(MAKE) --no-print-directory all
 	@BIN=$(BIN) tests/chaos/chaos.sh
 
 # make bench: performance figures, each beside the baseline that bounds it (tests/bench/run.sh).
-bench: deps
+bench: deps kafka
 	@$(MAKE) --no-print-directory all $(BENCH_TOOLS)
 	@BIN=$(BIN) BUILD=$(BUILD) tests/bench/run.sh
 
@@ -207,10 +211,10 @@ fuzz: deps fuzzers
 test-unit: $(UNIT_TEST)
 	$(UNIT_TEST)
 
-test-integration: all
-	BIN=$(BIN) tests/integration/run.sh
+test-integration: all kafka
+	@for t in tests/integration/test_*.sh; do BIN=$(BIN) $$t || exit 1; done
 
-demo: deps
+demo: deps kafka
 	@$(MAKE) --no-print-directory all
 	@BIN=$(BIN) deploy/local/demo.sh
 
@@ -223,7 +227,7 @@ lint: all $(UNIT_TEST) format-check
 
 # make lint-deploy: deploy/check.sh (manifests render, YAML and Prometheus files are valid, every
 # metric the rules and the dashboard use exists in a live scrape of the services).
-lint-deploy: deps
+lint-deploy: deps kafka
 	@$(MAKE) --no-print-directory all
 	@BIN=$(BIN) deploy/check.sh
 

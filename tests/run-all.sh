@@ -25,6 +25,11 @@ add_counts() {
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
+# Which broker the integration tests run on (deploy/local/kafka.sh; test_devkafka.sh alone uses
+# the mock cluster).
+echo "== broker: Apache Kafka $("$HERE/../deploy/local/kafka.sh" version) (single-node KRaft, deploy/local/kafka.sh)," \
+    "librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo unknown)"
+
 echo "== unit tests"
 "$UNIT_TEST" 2>&1 | tee "$out"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1

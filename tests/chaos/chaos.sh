@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make chaos: the fault-injection suite. While fleet-sim feeds known content (resends and 5 %
 # damaged frames) through the embedded stack, it kills services with SIGKILL at random moments
-# (at least 10 kills, each followed by a restart), takes the broker down for 10 s, stops
+# (at least 10 kills, each followed by a restart), kills the broker with SIGKILL and restarts
+# it on its log folder after 10 s, hangs it with SIGSTOP for 10 s, stops
 # PostgreSQL for 10 s, makes the lookup stub fail every request for 10 s and then answer in 2 s
 # for 10 s, scales the enricher to two replicas and back, and stops every service once with
 # SIGTERM. Then it checks: the database holds exactly fleet-sim's distinct valid observations,
@@ -61,11 +62,17 @@ random_kill() { kill9 "${SVCS[$((RANDOM % 3))]}"; pause_for $((RANDOM % 3 + 1));
 
 pause_for 3
 for s in parser enricher sink; do kill9 "$s"; pause_for 2; done
-inject "broker 1 down for 10 s"
-"$STACK" kafka "$STATE" down 1
+inject "broker killed with SIGKILL, down for 10 s, restarted on its log folder"
+"$STACK" kafka "$STATE" kill
 pause_for 10
-"$STACK" kafka "$STATE" up 1
-log "broker 1 up"
+"$STACK" kafka "$STATE" restart || fail "the broker restarts after kill -9"
+log "broker back"
+random_kill
+inject "broker hangs (SIGSTOP) for 10 s"
+"$STACK" kafka "$STATE" pause
+pause_for 10
+"$STACK" kafka "$STATE" resume
+log "broker resumed (SIGCONT)"
 random_kill
 random_kill
 inject "PostgreSQL stopped for 10 s"
@@ -124,7 +131,7 @@ expect_eq "each once" "$(psql_q "SELECT count(*) - count(DISTINCT (device_id, ts
 
 # The DLQ: every damaged frame, with its code, and nothing else. fleet-sim's manifest names each
 # damaged frame by the digest of its bytes and its key. A frame may reach the DLQ more than once
-# (read again after a kill; written twice by the mock after a broker fault) — from the same or
+# (read again after a kill; written twice after a broker fault) — from the same or
 # from another raw offset — and two damaged frames can be byte-identical; so per (digest, key)
 # the DLQ must hold at least as many distinct raw offsets as the manifest has frames.
 awk '$1 == "corrupt" {print $3, $4, $2}' "$STATE/manifest" | sort | uniq -c |
