@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make demo: the whole pipeline on the embedded stack. Starts devkafka, PostgreSQL and the
-# three services, runs fleet-sim (real Teltonika and SenML frames, with resends and damaged
+# make demo: the whole pipeline on the embedded stack. Starts Apache Kafka (or devkafka with
+# FP_KAFKA=devkafka), PostgreSQL, the lookup stub and the three services, runs fleet-sim (real Teltonika and SenML frames, with resends and damaged
 # frames) for a few seconds, shows live progress per stage, then a summary and two example
 # queries. Stops everything it started, also when interrupted.
 set -euo pipefail
@@ -28,7 +28,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== fleetpipe demo: starting devkafka, PostgreSQL, the lookup stub and the three services"
+if [ "${FP_KAFKA:-kafka}" = devkafka ]; then
+    BROKER_NAME="devkafka (librdkafka's mock cluster)"
+else
+    BROKER_NAME="Apache Kafka $("$HERE/kafka.sh" version) (single-node KRaft)"
+fi
+echo "== fleetpipe demo: starting $BROKER_NAME, PostgreSQL, the lookup stub and the three services"
 "$HERE/stack.sh" start "$STATE"
 BROKERS=$(cat "$STATE/bootstrap")
 P=$(cat "$STATE/parser.port")

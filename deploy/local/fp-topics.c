@@ -86,8 +86,8 @@ static int create_once(rd_kafka_t *rk, const topic_spec *specs, size_t n, int re
     size_t made = 0;
 
     for (; made < n; made++) {
-        nt[made] = rd_kafka_NewTopic_new(specs[made].name, specs[made].partitions, replication,
-                                         err, sizeof(err));
+        nt[made] = rd_kafka_NewTopic_new(specs[made].name, specs[made].partitions, replication, err,
+                                         sizeof(err));
         if (nt[made] == NULL) {
             fprintf(stderr, "fp-topics: %s: %s\n", specs[made].name, err);
             rc = -1;

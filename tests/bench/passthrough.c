@@ -66,7 +66,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (set(cc, "bootstrap.servers", brokers) < 0 || set(cc, "group.id", group) < 0 ||
-        set(cc, "auto.offset.reset", "earliest") < 0 || set(cc, "queued.max.messages.kbytes", "16384") < 0 ||
+        set(cc, "auto.offset.reset", "earliest") < 0 ||
+        set(cc, "queued.max.messages.kbytes", "16384") < 0 ||
         set(cc, "session.timeout.ms", "6000") < 0 || set(cc, "heartbeat.interval.ms", "500") < 0 ||
         set(pc, "bootstrap.servers", brokers) < 0 || set(pc, "enable.idempotence", "true") < 0 ||
         set(pc, "linger.ms", "5") < 0 || set(pc, "partitioner", "murmur2_random") < 0)

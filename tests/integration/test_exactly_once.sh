@@ -54,15 +54,19 @@ it_start_stack
 P=$(cat "$STATE/parser.port")
 
 # 1. Kills mid-feed.
-feed_bg "$SEED" 24000 1500
+# produced SVC: the running replica of SVC has produced records (inside a transaction).
+produced() { [ "$(fp_metric "$(cat "$STATE/$1.port")" fleetpipe_records_produced_total)" -gt 0 ]; }
+# kill_mid_txn SVC ROUND: SIGKILL while SVC has produced into its open transaction, restart.
+kill_mid_txn() {
+    fp_wait_for 60 "$1 producing" produced "$1" || fail "$1 produces before kill $2"
+    "$STACK" stop-svc "$STATE" "$1" --kill
+    "$STACK" start-svc "$STATE" "$1" || fail "$1 restarts after kill -9 ($2)"
+}
+feed_bg "$SEED" 90000 2500
 fp_wait_for 60 "rows to arrive" rows_above 500
 for round in 1 2 3; do
-    "$STACK" stop-svc "$STATE" parser --kill
-    "$STACK" start-svc "$STATE" parser || fail "parser restarts after kill -9 ($round)"
-    fp_wait_for 30 "more rows" rows_above "$(row_count)"
-    "$STACK" stop-svc "$STATE" enricher --kill
-    "$STACK" start-svc "$STATE" enricher || fail "enricher restarts after kill -9 ($round)"
-    fp_wait_for 30 "more rows" rows_above "$(row_count)"
+    kill_mid_txn parser "$round"
+    kill_mid_txn enricher "$round"
 done
 if gen_done; then
     fail "the kills happened while fleet-sim was feeding" "fleet-sim finished before the last kill"
