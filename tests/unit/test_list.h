@@ -124,6 +124,7 @@ FP_TEST_ENTRY(lookup_retries_5xx_then_fails)
 FP_TEST_ENTRY(lookup_malformed_answer_fails_without_retry)
 FP_TEST_ENTRY(lookup_circuit_opens_and_fails_fast)
 FP_TEST_ENTRY(lookup_window_bounds_requests_in_flight)
+FP_TEST_ENTRY(lookup_asset_ids_stay_inside_the_registry_path)
 /* sink-svc: dialect */
 FP_TEST_ENTRY(dialect_parse)
 FP_TEST_ENTRY(dialect_cratedb_insert_sql)
