@@ -60,7 +60,14 @@ bool fp_pg_ok(const fp_pg *pg)
     return pg->ok;
 }
 
-/* Classifies a failed result: the data's fault (22xxx data exception, 23xxx integrity) or the
+bool fp_pg_sqlstate_is_data(const char *sqlstate)
+{
+    if (sqlstate == NULL)
+        return false;
+    return strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0;
+}
+
+/* Classifies a failed result: the data's fault (fp_pg_sqlstate_is_data) or the
  * infrastructure's (everything else, including a lost connection). */
 static failure classify(fp_pg *pg, const PGresult *res)
 {
@@ -68,9 +75,7 @@ static failure classify(fp_pg *pg, const PGresult *res)
 
     if (PQstatus(pg->conn) != CONNECTION_OK || state == NULL)
         return FAIL_INFRA;
-    if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
-        return FAIL_DATA;
-    return FAIL_INFRA;
+    return fp_pg_sqlstate_is_data(state) ? FAIL_DATA : FAIL_INFRA;
 }
 
 /* The database's message for a failed result, one line. */

@@ -49,6 +49,10 @@ typedef struct fp_pg_offset {
  * are durable before their offsets are. Returns 0, or -1 to abandon the batch (retry later). */
 typedef int (*fp_pg_before_commit)(const fp_pg_row *rows, size_t n, void *ctx);
 
+/* True when a failure with this SQLSTATE is the row's fault (the row goes to the DLQ), false
+ * when it is the infrastructure's (the batch is retried). NULL is the infrastructure's. */
+bool fp_pg_sqlstate_is_data(const char *sqlstate);
+
 /* Creates a handle for a database of the given dialect; does not connect. Returns NULL on out
  * of memory. */
 fp_pg *fp_pg_new(const char *dsn, fp_dialect dialect);

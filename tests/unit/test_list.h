@@ -130,6 +130,12 @@ FP_TEST_ENTRY(dialect_parse)
 FP_TEST_ENTRY(dialect_cratedb_insert_sql)
 FP_TEST_ENTRY(dialect_cratedb_schema_and_offsets)
 FP_TEST_ENTRY(rows_fields_for_parameters)
+/* sink-svc: pg (no database) */
+FP_TEST_ENTRY(pg_sqlstate_allow_list)
+FP_TEST_ENTRY(pg_first_connection_failure_is_logged_once)
+/* fp_rand */
+FP_TEST_ENTRY(rand_seeds_differ)
+FP_TEST_ENTRY(rand_two_processes_draw_different_jitter)
 /* fp_txn */
 FP_TEST_ENTRY(txn_classify_error_classes)
 FP_TEST_ENTRY(txn_action_of_librdkafka_errors)
