@@ -2,7 +2,6 @@
 #include "fp_rand.h"
 
 #include <stdbool.h>
-#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,7 +51,14 @@ uint64_t fp_rand_below(fp_rand *r, uint64_t n)
 
 int64_t fp_rand_jitter_ms(int64_t backoff_ms)
 {
+    static fp_rand process_rand;
+    static bool seeded;
+
     if (backoff_ms < 1)
         return backoff_ms;
-    return backoff_ms / 2 + rand() % (backoff_ms / 2 + 1);
+    if (!seeded) {
+        fp_rand_init(&process_rand, fp_rand_process_seed());
+        seeded = true;
+    }
+    return backoff_ms / 2 + (int64_t)fp_rand_below(&process_rand, (uint64_t)(backoff_ms / 2 + 1));
 }

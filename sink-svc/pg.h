@@ -7,11 +7,12 @@
  * rows came from are upserted in the same transaction. After a crash the sink resumes from the
  * offsets in the database, so nothing is lost and nothing is written twice.
  *
- * Failures are classified once: a value the database rejects (SQLSTATE classes 22 and 23) is
- * the data's fault — the batch is split until the bad rows are isolated, they are reported for
- * the DLQ and the rest is committed; everything else (connection lost, server down or
- * read-only, disk full, serialization failure) is the infrastructure's — the transaction is
- * abandoned and the caller retries the whole batch later. */
+ * Failures are classified once: a value the database rejects with one of a short list of
+ * SQLSTATEs (fp_pg_sqlstate_is_data) is the data's fault — the batch is split until the bad rows
+ * are isolated, they are reported for the DLQ and the rest is committed; everything else
+ * (connection lost, server down or read-only, disk full, serialization failure, a constraint or
+ * a narrower column an operator added) is the infrastructure's — the transaction is abandoned
+ * and the caller retries the whole batch later. */
 #ifndef FP_PG_H
 #define FP_PG_H
 
