@@ -1022,3 +1022,37 @@ FP_TEST(teltonika_prefixes_and_byte_changes)
     }
     fp_batch_free(&b);
 }
+
+/* A Teltonika record that names an IO element twice would store the first value in the typed
+ * column and the last in jsonb: refused. A message key that is a dot segment is no device id. */
+FP_TEST(teltonika_refuses_repeated_io_and_dot_device_ids)
+{
+    const tk_io io[] = {{239, 1, 1, NULL, 0}, {66, 2, 24310, NULL, 0}, {239, 1, 0, NULL, 0}};
+    const tk_io once[] = {{239, 1, 1, NULL, 0}};
+    tk_avl_record rec = {
+        INT64_C(1772437512000), 0, 125683371, 556761234, 31, 270, 9, 0, 239, 0, io, 3};
+    fp_record_batch b = {0};
+    fp_decode_error err = {0};
+    fp_buf f = {0};
+    fp_decode_input in;
+
+    FP_CHECK_INT(tk_frame_tcp(&f, TK_CODEC8E, &rec, 1), 0);
+    in = (fp_decode_input){(const uint8_t *)f.data, f.len, "356307042441013", 15,
+                           INT64_C(1772437513204)};
+    FP_CHECK_INT(fp_decode_payload(&fp_decoder_teltonika_tcp, NULL, 0, &in, &b, &err), -1);
+    FP_CHECK(err.code != NULL && strcmp(err.code, "duplicate_key") == 0);
+
+    fp_buf_clear(&f);
+    rec.io = once;
+    rec.io_len = 1;
+    FP_CHECK_INT(tk_frame_tcp(&f, TK_CODEC8E, &rec, 1), 0);
+    in = (fp_decode_input){(const uint8_t *)f.data, f.len, "..", 2, INT64_C(1772437513204)};
+    FP_CHECK_INT(fp_decode_payload(&fp_decoder_teltonika_tcp, NULL, 0, &in, &b, &err), -1);
+    FP_CHECK(err.code != NULL && strcmp(err.code, "bad_device_id") == 0);
+    in.key = "356307042441013";
+    in.key_len = 15;
+    FP_CHECK_INT(fp_decode_payload(&fp_decoder_teltonika_tcp, NULL, 0, &in, &b, &err), 0);
+    FP_CHECK_INT(b.len, 1);
+    fp_buf_free(&f);
+    fp_batch_free(&b);
+}
