@@ -140,6 +140,8 @@ FP_TEST_ENTRY(rows_fields_for_parameters)
 /* sink-svc: pg (no database) */
 FP_TEST_ENTRY(pg_sqlstate_allow_list)
 FP_TEST_ENTRY(pg_first_connection_failure_is_logged_once)
+/* fp_http */
+FP_TEST_ENTRY(http_probes_answer_while_slow_clients_hold_connections)
 /* fp_rand */
 FP_TEST_ENTRY(rand_seeds_differ)
 FP_TEST_ENTRY(rand_two_processes_draw_different_jitter)
