@@ -225,3 +225,17 @@ const char *fp_buf_cstr(fp_buf *b)
     b->data[b->len] = '\0';
     return b->data;
 }
+
+size_t fp_buf_find(const fp_buf *b, size_t from, const char *s, size_t n)
+{
+    if (n == 0 || b->data == NULL || from > b->len || b->len - from < n)
+        return SIZE_MAX;
+    for (const char *p = b->data + from; (size_t)(p - b->data) <= b->len - n; p++) {
+        p = memchr(p, s[0], b->len - n + 1 - (size_t)(p - b->data));
+        if (p == NULL)
+            return SIZE_MAX;
+        if (memcmp(p, s, n) == 0)
+            return (size_t)(p - b->data);
+    }
+    return SIZE_MAX;
+}

@@ -17,6 +17,10 @@ typedef struct fp_buf {
 /* A zeroed fp_buf is a valid empty buffer. */
 void fp_buf_init(fp_buf *b);
 void fp_buf_free(fp_buf *b); /* accepts NULL */
+
+/* The offset of the first occurrence of s[0..n) in b's bytes at or after `from`, or SIZE_MAX
+ * when there is none (or n is 0). */
+size_t fp_buf_find(const fp_buf *b, size_t from, const char *s, size_t n);
 static inline void fp_buf_clear(fp_buf *b)
 {
     b->len = 0;

@@ -17,7 +17,8 @@ typedef enum fp_opt_type {
     FP_OPT_INT,    /* int64_t, within [min, max] */
     FP_OPT_BOOL,   /* bool: true/false/1/0/yes/no/on/off */
     FP_OPT_ENUM,   /* const char *, one of `choices` ("a|b|c") */
-    FP_OPT_DSN     /* const char *, a libpq DSN or URI: its password is redacted in logs */
+    FP_OPT_DSN     /* const char *, a libpq DSN or URI: checked with PQconninfoParse at start-up,
+                      its secret options redacted in logs */
 } fp_opt_type;
 
 typedef struct fp_option {
@@ -170,16 +171,27 @@ int fp_config_load(const fp_option *table, void *cfg, char *err, size_t err_size
 void fp_config_print_help(const char *program, const char *summary, const fp_option *table,
                           const char *extra_usage);
 
-/* Logs the effective configuration (one line, one field per option) with secrets redacted,
- * and the RDKAFKA_* settings with secret-looking ones redacted. */
+/* Logs the effective configuration (one line, one field per option) and the RDKAFKA_*
+ * settings, redacted: an option with the secret flag or an RDKAFKA_* whose name is secret
+ * (fp_config_is_secret_name) as ***, a FP_OPT_DSN as fp_config_redact_dsn, any other value
+ * holding a URL as fp_config_redact_url. Every secret so masked is also registered with
+ * fp_log_add_secret, so that no later log line shows it. */
 void fp_config_log(const fp_option *table, const void *cfg);
 
-/* Writes `dsn` with any password replaced by "***" into out (always NUL-terminated). Handles
- * key=value strings (password=...) and URIs (postgresql://user:pass@host/db). */
+/* Writes a libpq connection string (key=value or URI) into out (always NUL-terminated) with the
+ * value of every option libpq marks secret (PQconninfoParse's dispchar '*': password,
+ * sslpassword), in key=value pairs, URI user-info or URI query, replaced by ***. A string libpq
+ * cannot parse is written as *** whole. */
 void fp_config_redact_dsn(const char *dsn, char *out, size_t out_size);
 
-/* True when a librdkafka property or variable name looks like it holds a secret
- * (password, secret, token, private key). */
+/* Writes a value into out (always NUL-terminated) as the configuration shows it: a URL
+ * (scheme://...) with its user-info and every query value replaced by ***, anything else as it
+ * is. */
+void fp_config_redact_url(const char *url, char *out, size_t out_size);
+
+/* True when a librdkafka property, variable or URL query parameter name says it holds a
+ * secret: it contains password, secret, token, key, oauthbearer, private, credential, auth or
+ * sig (ignoring case). */
 bool fp_config_is_secret_name(const char *name);
 
 /* Handles --help and --version and rejects unknown arguments (exit 2), loads the table (exit 2

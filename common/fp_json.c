@@ -400,3 +400,57 @@ int fp_json_put_key(fp_buf *b, const char *key)
     b->data[b->len++] = ':';
     return 0;
 }
+
+bool fp_json_find_nul(const char *s, size_t len, size_t *at)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\0' || (s[i] == '\\' && i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0)) {
+            if (at != NULL)
+                *at = i;
+            return true;
+        }
+        /* The escaped character is skipped, so "\\\\u0000" stays a backslash and text. */
+        if (s[i] == '\\')
+            i++;
+    }
+    return false;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    const fp_json_key *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n > 0 ? memcmp(x->s, y->s, n) : 0;
+
+    if (c != 0)
+        return c;
+    return x->len < y->len ? -1 : x->len > y->len ? 1 : 0;
+}
+
+/* Up to this many keys are compared pair by pair: for the few members of a typical object that
+ * is faster than sorting. */
+#define PAIRWISE_MAX 16
+
+bool fp_json_find_repeated_key(fp_json_key *keys, size_t n, fp_json_key *repeated)
+{
+    size_t found = SIZE_MAX;
+
+    if (n <= PAIRWISE_MAX) {
+        for (size_t i = 1; i < n && found == SIZE_MAX; i++)
+            for (size_t j = 0; j < i; j++)
+                if (key_cmp(&keys[i], &keys[j]) == 0) {
+                    found = i;
+                    break;
+                }
+    } else {
+        qsort(keys, n, sizeof(*keys), key_cmp);
+        for (size_t i = 1; i < n && found == SIZE_MAX; i++)
+            if (key_cmp(&keys[i], &keys[i - 1]) == 0)
+                found = i;
+    }
+    if (found == SIZE_MAX)
+        return false;
+    if (repeated != NULL)
+        *repeated = keys[found];
+    return true;
+}

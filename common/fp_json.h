@@ -1,5 +1,6 @@
-/* fp_json: the primitives of fast JSON writing into an fp_buf. No cJSON tree is built.
- * Every function returns 0, or -1 when memory runs out. */
+/* fp_json: the primitives of fast JSON writing into an fp_buf (no cJSON tree is built; these
+ * return 0, or -1 when memory runs out), and the checks of JSON text that cJSON does not make:
+ * UTF-8, U+0000 in strings and member names given twice. */
 #ifndef FP_JSON_H
 #define FP_JSON_H
 
@@ -17,6 +18,23 @@ int fp_json_put_string(fp_buf *b, const char *s, size_t len);
 /* Returns true when s[0..len) is well-formed UTF-8 (JSON text must be). Otherwise returns
  * false and, when bad_at is not NULL, sets it to the offset of the first ill-formed byte. */
 bool fp_json_utf8_valid(const char *s, size_t len, size_t *bad_at);
+
+/* Returns true when the JSON text s[0..len) holds U+0000: a raw NUL byte or the escape \u0000
+ * (PostgreSQL's text and jsonb refuse it, and cJSON silently cuts a string there). Then *at,
+ * when not NULL, is the offset of the first one. An escaped backslash followed by "u0000" is
+ * text, not U+0000. */
+bool fp_json_find_nul(const char *s, size_t len, size_t *at);
+
+/* A member name (or any key) as bytes. */
+typedef struct fp_json_key {
+    const char *s;
+    size_t len;
+} fp_json_key;
+
+/* Returns true when two of the n keys are equal, and then sets *repeated (when not NULL) to one
+ * of them. May reorder the keys (it sorts them when there are many, so the time is O(n log n)
+ * whatever the input). Never fails. */
+bool fp_json_find_repeated_key(fp_json_key *keys, size_t n, fp_json_key *repeated);
 
 /* Appends a double: integral values with |v| < 2^53 as integers ("24310"), others in the
  * shortest form that reads back to the same double ("24.31", "55.6761234"). NaN and infinities

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fp_buf.h"
@@ -62,9 +63,93 @@ static int log_begin(fp_buf *b, fp_log_level level, const char *msg, size_t msg_
     return 0;
 }
 
+#define SECRETS_MAX 64
+
+/* The registered secrets, each as written in a JSON string (escaped); only read after start-up. */
+static char *secrets[SECRETS_MAX];
+static size_t secret_len[SECRETS_MAX];
+static size_t nsecrets;
+
+/* Remembers one form of a secret, unless it is already known. */
+static void add_secret_form(const char *s, size_t len)
+{
+    char *copy;
+
+    if (len < FP_LOG_SECRET_MIN || nsecrets == SECRETS_MAX)
+        return;
+    for (size_t i = 0; i < nsecrets; i++)
+        if (secret_len[i] == len && memcmp(secrets[i], s, len) == 0)
+            return;
+    copy = malloc(len);
+    if (copy == NULL)
+        return;
+    memcpy(copy, s, len);
+    secrets[nsecrets] = copy;
+    secret_len[nsecrets++] = len;
+}
+
+void fp_log_add_secret(const char *s, size_t len)
+{
+    fp_buf esc = {0};
+
+    if (s == NULL || len < FP_LOG_SECRET_MIN)
+        return;
+    add_secret_form(s, len);
+    /* In a line the secret appears as fp_json_put_string writes it, without the quotes. */
+    if (fp_json_put_string(&esc, s, len) == 0 && esc.len >= 2)
+        add_secret_form(esc.data + 1, esc.len - 2);
+    fp_buf_free(&esc);
+}
+
+void fp_log_clear_secrets(void)
+{
+    for (size_t i = 0; i < nsecrets; i++)
+        free(secrets[i]);
+    nsecrets = 0;
+}
+
+/* Replaces every occurrence of secret k in b by ***. Returns 0, or -1 when memory runs out (b
+ * is then unchanged). */
+static int mask_one(fp_buf *b, size_t k)
+{
+    fp_buf out = {0};
+    size_t from = 0, at;
+
+    while ((at = fp_buf_find(b, from, secrets[k], secret_len[k])) != SIZE_MAX) {
+        if (fp_buf_append(&out, b->data + from, at - from) < 0 || fp_buf_puts(&out, "***") < 0)
+            goto err;
+        from = at + secret_len[k];
+    }
+    if (from == 0)
+        return 0;
+    if (fp_buf_append(&out, b->data + from, b->len - from) < 0)
+        goto err;
+    fp_buf_free(b);
+    *b = out;
+    return 0;
+err:
+    fp_buf_free(&out);
+    return -1;
+}
+
+/* Rewrites b with every registered secret replaced by ***. On out of memory the line becomes a
+ * notice rather than being written unmasked. */
+static void mask_secrets(fp_buf *b)
+{
+    for (size_t k = 0; k < nsecrets; k++) {
+        if (mask_one(b, k) < 0) {
+            fp_buf_clear(b);
+            fp_buf_puts(b,
+                        "{\"level\":\"error\",\"msg\":\"a log line was dropped (out of memory)\"");
+            return;
+        }
+    }
+}
+
 /* Ends the line and writes it with one call, so that threads never interleave lines. */
 static void log_end(fp_buf *b)
 {
+    mask_secrets(b);
     if (fp_buf_puts(b, "}\n") == 0)
         fwrite(b->data, 1, b->len, stderr);
     fp_buf_free(b);

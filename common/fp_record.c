@@ -10,6 +10,7 @@
 #include <cJSON.h>
 
 #include "fp_json.h"
+#include "fp_record_check.h"
 #include "fp_time.h"
 
 /* A record's strings are bounded by the message they came from, and Kafka messages are far
@@ -367,6 +368,14 @@ const char *fp_record_err_code(int err)
         return "bad_timestamp";
     case FP_REC_ERR_NOMEM:
         return "no_memory";
+    case FP_REC_ERR_RANGE:
+        return "out_of_range";
+    case FP_REC_ERR_DUPLICATE:
+        return "duplicate_key";
+    case FP_REC_ERR_NUL:
+        return "nul_character";
+    case FP_REC_ERR_BAD_DEVICE_ID:
+        return "bad_device_id";
     default:
         return "unknown";
     }
@@ -814,6 +823,48 @@ static int decode_enrichment(struct decode_ctx *d, const cJSON *enr)
     return rc;
 }
 
+/* Finds an object member named twice anywhere below node (cJSON keeps both, and a reader takes
+ * one or the other: the typed column the first, jsonb the last). Returns 0, or a negative
+ * fp_record_err with the message. */
+static int find_repeated_member(struct decode_ctx *d, const cJSON *node)
+{
+    fp_json_key local[16], *keys = local, repeated;
+    const cJSON *c;
+    size_t n = 0, i = 0;
+    bool found;
+    int rc;
+
+    cJSON_ArrayForEach(c, node)
+    {
+        n++;
+        if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+            rc = find_repeated_member(d, c);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    if (!cJSON_IsObject(node) || n < 2)
+        return 0;
+    if (n > sizeof(local) / sizeof(local[0])) {
+        keys = malloc(n * sizeof(*keys));
+        if (keys == NULL)
+            return fail(d, FP_REC_ERR_NOMEM, "record: out of memory");
+    }
+    cJSON_ArrayForEach(c, node)
+    {
+        keys[i].s = c->string != NULL ? c->string : "";
+        keys[i].len = strlen(keys[i].s);
+        i++;
+    }
+    found = fp_json_find_repeated_key(keys, n, &repeated);
+    if (keys != local)
+        free(keys);
+    if (found)
+        return fail(d, FP_REC_ERR_DUPLICATE, "record: member \"%.64s\" given twice in one object",
+                    repeated.s);
+    return 0;
+}
+
 /* Decodes the fields of a parsed JSON document into d->r, required ones first. */
 static int decode_root(struct decode_ctx *d, const cJSON *root)
 {
@@ -941,7 +992,20 @@ int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errm
         }
     }
 
-    rc = decode_root(&d, root);
+    /* cJSON cuts a string at U+0000; the text is read again so that none is lost unseen. */
+    {
+        size_t at = 0;
+
+        if (fp_json_find_nul(json, len, &at)) {
+            cJSON_Delete(root);
+            return fail(&d, FP_REC_ERR_NUL, "json: U+0000 in a string at byte %zu", at);
+        }
+    }
+    rc = find_repeated_member(&d, root);
+    if (rc == 0)
+        rc = decode_root(&d, root);
+    if (rc == 0)
+        rc = fp_record_check(r, errmsg, errmsg_size);
     cJSON_Delete(root);
     /* A failed decode leaves an empty record rather than a half-filled one. */
     if (rc != 0)

@@ -116,7 +116,12 @@ typedef enum fp_record_err {
     FP_REC_ERR_SCHEMA = -2,    /* "schema": wrong type, unknown schema version, bad field */
     FP_REC_ERR_DEVICE_ID = -3, /* "missing_device_id": absent, empty or too long */
     FP_REC_ERR_TS = -4,        /* "bad_timestamp": absent or not RFC 3339 */
-    FP_REC_ERR_NOMEM = -5      /* "no_memory" */
+    FP_REC_ERR_NOMEM = -5,     /* "no_memory" */
+    /* What the database could not store (fp_record_check.h): */
+    FP_REC_ERR_RANGE = -6,        /* "out_of_range": outside a typed column's range */
+    FP_REC_ERR_DUPLICATE = -7,    /* "duplicate_key": a member, metric or IO element twice */
+    FP_REC_ERR_NUL = -8,          /* "nul_character": U+0000 in a string */
+    FP_REC_ERR_BAD_DEVICE_ID = -9 /* "bad_device_id": "." or ".." */
 } fp_record_err;
 
 /* Initialises an empty record. Never fails; owns no memory until fields are added. */
@@ -153,8 +158,10 @@ int fp_record_set_enrich_str(fp_record *r, fp_str *field, const char *value, siz
 const fp_metric *fp_record_metric(const fp_record *r, const char *name);
 
 /* Parses one canonical record from JSON text (not necessarily NUL-terminated). The record is
- * reset first. On failure returns a negative fp_record_err and, when errmsg is not NULL, writes
- * a human-readable reason into errmsg (always NUL-terminated). */
+ * reset first. Besides schema 1 it refuses what the database could not store: a member named
+ * twice anywhere in the document, U+0000 in a string, and whatever fp_record_check refuses. On
+ * failure returns a negative fp_record_err and, when errmsg is not NULL, writes a human-readable
+ * reason into errmsg (always NUL-terminated). */
 int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errmsg,
                           size_t errmsg_size);
 

@@ -765,22 +765,38 @@ lookup_outcome lookup_geo_site(lookup_engine *e, const char *site_id, double cen
     return o;
 }
 
+/* Appends `s` percent-encoded so that it stays one path segment whatever it holds: every byte
+ * but ASCII letters, digits, '-', '_' and '~' becomes %XX. Unlike curl_easy_escape this also
+ * encodes '.', so that a device id "." or ".." (or one that the template's text around the
+ * placeholder would turn into a dot segment) cannot make libcurl remove a path segment and send
+ * the request to another endpoint of the registry. An encoded dot means the same to a server that
+ * decodes the segment. Returns 0, or -1 when memory runs out. */
+static int put_path_segment(fp_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        char esc[3] = {'%', hex[*p >> 4], hex[*p & 0x0f]};
+        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '~';
+
+        if (plain ? fp_buf_putc(b, (char)*p) < 0 : fp_buf_append(b, esc, sizeof(esc)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 lookup_outcome lookup_asset(lookup_engine *e, const char *device_id, uint64_t waiter,
                             const lookup_answer **answer)
 {
     const char *tpl = e->s.assets_url;
     const char *at = strstr(tpl, "{device_id}");
-    char *escaped = curl_easy_escape(NULL, device_id, 0);
     fp_buf b = {0};
-    char *url;
+    char *url = NULL;
 
-    if (escaped == NULL)
-        return LOOKUP_FAILED;
-    fp_buf_append(&b, tpl, (size_t)(at - tpl));
-    fp_buf_puts(&b, escaped);
-    fp_buf_puts(&b, at + strlen("{device_id}"));
-    curl_free(escaped);
-    url = strdup(fp_buf_cstr(&b));
+    if (fp_buf_append(&b, tpl, (size_t)(at - tpl)) == 0 && put_path_segment(&b, device_id) == 0 &&
+        fp_buf_puts(&b, at + strlen("{device_id}")) == 0)
+        url = strdup(fp_buf_cstr(&b));
     fp_buf_free(&b);
     if (url == NULL)
         return LOOKUP_FAILED;

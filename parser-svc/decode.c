@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fp_record_check.h"
 #include "fp_time.h"
 
 /* Every decoder, in sniffing order: the first whose sniffer accepts the bytes wins. */
@@ -117,6 +118,7 @@ const fp_decoder *fp_decoder_detect(const char *content_type, size_t ct_len, con
 static int check_record(fp_record *r, const fp_decode_input *in, fp_decode_error *err)
 {
     char ts[32];
+    int rc;
 
     if (r->device_id[0] == '\0')
         return fp_decode_fail(err, "missing_device_id", "record has no device id");
@@ -125,6 +127,12 @@ static int check_record(fp_record *r, const fp_decode_input *in, fp_decode_error
             snprintf(ts, sizeof(ts), "%lld ms", (long long)r->ts_ms);
         return fp_decode_fail(err, "ts_out_of_range",
                               "timestamp %s is before 2000 or more than a day after receipt", ts);
+    }
+    /* The one check of what the database can store, for every decoder's output. */
+    rc = fp_record_check(r, err->message, sizeof(err->message));
+    if (rc < 0) {
+        err->code = fp_record_err_code(rc);
+        return -1;
     }
     r->received_at_ms = in->received_at_ms;
     return 0;

@@ -347,6 +347,33 @@ static int collect_labels(struct senml_ctx *c, size_t idx, const struct senml_me
     return 0;
 }
 
+/* Fails on a member given twice in one SenML record. Labels given twice were refused with their
+ * own codes by collect_labels; any other member twice is "duplicate_key". Returns 0 or -1 with
+ * the error filled in. */
+static int check_unique_members(struct senml_ctx *c, size_t idx, const struct senml_member *members,
+                                size_t count)
+{
+    fp_json_key local[16], *keys = local, repeated;
+    bool found;
+
+    if (count < 2)
+        return 0;
+    if (count > sizeof(local) / sizeof(local[0])) {
+        keys = malloc(count * sizeof(*keys));
+        if (keys == NULL)
+            return fp_decode_fail(c->err, "no_memory", "out of memory");
+    }
+    for (size_t i = 0; i < count; i++)
+        keys[i] = (fp_json_key){members[i].key, strlen(members[i].key)};
+    found = fp_json_find_repeated_key(keys, count, &repeated);
+    if (keys != local)
+        free(keys);
+    if (found)
+        return fp_decode_fail(c->err, "duplicate_key", "pack[%zu]: member \"%.32s\" given twice",
+                              idx, repeated.s);
+    return 0;
+}
+
 /* Applies the record's base fields to the base in effect. Fails on a bver above what this
  * reader supports. */
 static int update_base(struct senml_ctx *c, size_t idx, const struct senml_member *lab[L_COUNT])
@@ -665,7 +692,8 @@ static int decode_one(struct senml_ctx *c, size_t idx, const struct senml_pack *
 
     if (!entry->is_object)
         return fp_decode_fail(c->err, "senml_not_array", "pack[%zu]: expected an object", idx);
-    if (collect_labels(c, idx, members, entry->count, lab) < 0 || update_base(c, idx, lab) < 0)
+    if (collect_labels(c, idx, members, entry->count, lab) < 0 ||
+        check_unique_members(c, idx, members, entry->count) < 0 || update_base(c, idx, lab) < 0)
         return -1;
     nvalues = (lab[L_V] != NULL) + (lab[L_VS] != NULL) + (lab[L_VB] != NULL) + (lab[L_VD] != NULL);
     if (nvalues > 1 || (nvalues == 0 && lab[L_S] == NULL))
@@ -1103,6 +1131,14 @@ static int cjson_read(struct senml_pack *pk, const char *json, size_t len, fp_de
         if (!is_space((uint8_t)*p))
             return fp_decode_fail(err, "json_syntax", "json: trailing data at byte %zu",
                                   (size_t)(p - json));
+    /* cJSON cuts a string at U+0000 (the strict reader declines any escape, so only this reader
+     * can meet one); PostgreSQL could not store it either. */
+    {
+        size_t at = 0;
+
+        if (fp_json_find_nul(json, len, &at))
+            return fp_decode_fail(err, "nul_character", "json: U+0000 in a string at byte %zu", at);
+    }
     if (!cJSON_IsArray(pk->root))
         return fp_decode_fail(err, "senml_not_array", "a SenML pack is a JSON array of records");
     cJSON_ArrayForEach(el, pk->root)

@@ -66,7 +66,8 @@ enum named_kind {
  * nearest the decimal, so 24079 ÷ 1000 prints as 24.079 (24079 × 0.001 would not), and the
  * rounding keeps divisions such as minutes ÷ 60 to a sensible number of digits. When two ids
  * fill the same metric in one record, the one listed first here wins (the CAN bus's own value
- * over the adapter's counted one); when one id appears twice, its first occurrence wins. */
+ * over the adapter's counted one). An id given twice in one record is refused by the record
+ * check (decode.c: "duplicate_key"), as io and the metric would disagree. */
 struct named_io {
     uint16_t id;
     const char *name;

@@ -15,6 +15,7 @@
 #include "fp_http.h"
 #include "fp_kafka.h"
 #include "fp_log.h"
+#include "fp_rand.h"
 #include "fp_metrics.h"
 #include "fp_record.h"
 #include "fp_signal.h"
@@ -289,7 +290,7 @@ static int flush_batch(sink *s)
         if (s->backoff_ms > 5000)
             s->backoff_ms = 5000;
         /* Jitter keeps replicas from retrying in step. */
-        s->retry_at_ms = fp_mono_ms() + s->backoff_ms / 2 + rand() % (s->backoff_ms / 2 + 1);
+        s->retry_at_ms = fp_mono_ms() + fp_rand_jitter_ms(s->backoff_ms);
         set_paused(s, true);
         return rc;
     }

@@ -18,6 +18,8 @@ struct fp_pg {
     fp_dialect dialect;
     PGconn *conn;
     bool ok;
+    bool outage_logged; /* the current outage's reason was logged (see infra_failure) */
+    char sqlstate[6];   /* of the last failed result classified, "" when it had none */
     bool session_ready;
     fp_buf copy;    /* the batch's rows in COPY text format */
     size_t *row_at; /* row i's text is copy[row_at[i] .. row_at[i+1]) */
@@ -60,17 +62,38 @@ bool fp_pg_ok(const fp_pg *pg)
     return pg->ok;
 }
 
-/* Classifies a failed result: the data's fault (22xxx data exception, 23xxx integrity) or the
+/* The SQLSTATEs that say "this row's values cannot be stored" and nothing about the database:
+ * a value that does not parse as its type (22P02: also JSON the jsonb column refuses), a number
+ * out of its type's range (22003), a timestamp that does not parse or is out of range (22007,
+ * 22008), text that is not valid in the server's encoding or holds U+0000 (22021, 22P05), a NULL
+ * in a NOT NULL column (23502) and a CHECK constraint the row breaks (23514). Every other code,
+ * of these classes too, is the infrastructure's: a column narrowed to varchar(n) (22001), a
+ * unique index or foreign key an operator added (23505, 23503), a permission or a missing table
+ * (42xxx) would otherwise divert the whole stream into the DLQ. */
+static const char *const data_sqlstates[] = {
+    "22P02", "22003", "22007", "22008", "22021", "22P05", "23502", "23514",
+};
+
+bool fp_pg_sqlstate_is_data(const char *sqlstate)
+{
+    if (sqlstate == NULL)
+        return false;
+    for (size_t i = 0; i < sizeof(data_sqlstates) / sizeof(data_sqlstates[0]); i++)
+        if (strcmp(sqlstate, data_sqlstates[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Classifies a failed result: the data's fault (fp_pg_sqlstate_is_data) or the
  * infrastructure's (everything else, including a lost connection). */
 static failure classify(fp_pg *pg, const PGresult *res)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
+    snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", state != NULL ? state : "");
     if (PQstatus(pg->conn) != CONNECTION_OK || state == NULL)
         return FAIL_INFRA;
-    if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
-        return FAIL_DATA;
-    return FAIL_INFRA;
+    return fp_pg_sqlstate_is_data(state) ? FAIL_DATA : FAIL_INFRA;
 }
 
 /* The database's message for a failed result, one line. */
@@ -83,10 +106,20 @@ static const char *result_error(fp_pg *pg, const PGresult *res)
     return msg;
 }
 
-/* Marks the connection broken after an infrastructure failure, logging why once. */
+/* Records that the database works; the next failure starts a new outage and is logged. */
+static void mark_up(fp_pg *pg)
+{
+    pg->ok = true;
+    pg->outage_logged = false;
+}
+
+/* Marks the connection broken after an infrastructure failure. Why is logged once per outage:
+ * at the first failure after the database worked, and at the first failure of all (a sink that
+ * never connects says why, instead of only answering 503 on /readyz). */
 static int infra_failure(fp_pg *pg, const char *what, const PGresult *res)
 {
     const char *msg = result_error(pg, res);
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : pg->sqlstate;
     char line[512];
     size_t n;
 
@@ -94,9 +127,11 @@ static int infra_failure(fp_pg *pg, const char *what, const PGresult *res)
     n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
         line[--n] = '\0';
-    if (pg->ok)
+    if (!pg->outage_logged)
         fp_log_kv(FP_LOG_WARN, "database unavailable; will retry", "operation", what, "error", line,
-                  FP_KV_END);
+                  "sqlstate", state != NULL && state[0] != '\0' ? state : NULL, FP_KV_END);
+    pg->outage_logged = true;
+    pg->sqlstate[0] = '\0';
     pg->ok = false;
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         PQfinish(pg->conn);
@@ -209,7 +244,7 @@ int fp_pg_ensure(fp_pg *pg)
             if (exec_cmd(pg, fp_cratedb_schema[i], err, sizeof(err), NULL) != FAIL_NONE)
                 return infra_failure(pg, "schema", NULL);
         pg->session_ready = true;
-        pg->ok = true;
+        mark_up(pg);
         return FP_PG_OK;
     }
     if (migrate(pg) != FP_PG_OK)
@@ -223,7 +258,7 @@ int fp_pg_ensure(fp_pg *pg)
     pg->session_ready = true;
     if (!pg->ok)
         fp_info("database connected");
-    pg->ok = true;
+    mark_up(pg);
     return FP_PG_OK;
 }
 
@@ -550,7 +585,7 @@ static int crate_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, 
         }
         PQclear(res);
     }
-    pg->ok = true;
+    mark_up(pg);
     return FP_PG_OK;
 }
 
@@ -600,6 +635,6 @@ int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const c
         return infra_failure(pg, "commit", NULL);
     if (!pg->ok)
         fp_info("database available again");
-    pg->ok = true;
+    mark_up(pg);
     return FP_PG_OK;
 }

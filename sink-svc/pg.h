@@ -7,11 +7,12 @@
  * rows came from are upserted in the same transaction. After a crash the sink resumes from the
  * offsets in the database, so nothing is lost and nothing is written twice.
  *
- * Failures are classified once: a value the database rejects (SQLSTATE classes 22 and 23) is
- * the data's fault — the batch is split until the bad rows are isolated, they are reported for
- * the DLQ and the rest is committed; everything else (connection lost, server down or
- * read-only, disk full, serialization failure) is the infrastructure's — the transaction is
- * abandoned and the caller retries the whole batch later. */
+ * Failures are classified once: a value the database rejects with one of a short list of
+ * SQLSTATEs (fp_pg_sqlstate_is_data) is the data's fault — the batch is split until the bad rows
+ * are isolated, they are reported for the DLQ and the rest is committed; everything else
+ * (connection lost, server down or read-only, disk full, serialization failure, a constraint or
+ * a narrower column an operator added) is the infrastructure's — the transaction is abandoned
+ * and the caller retries the whole batch later. */
 #ifndef FP_PG_H
 #define FP_PG_H
 
@@ -48,6 +49,10 @@ typedef struct fp_pg_offset {
 /* Called after the rows are written and before COMMIT, so that the DLQ messages of rejected rows
  * are durable before their offsets are. Returns 0, or -1 to abandon the batch (retry later). */
 typedef int (*fp_pg_before_commit)(const fp_pg_row *rows, size_t n, void *ctx);
+
+/* True when a failure with this SQLSTATE is the row's fault (the row goes to the DLQ), false
+ * when it is the infrastructure's (the batch is retried). NULL is the infrastructure's. */
+bool fp_pg_sqlstate_is_data(const char *sqlstate);
 
 /* Creates a handle for a database of the given dialect; does not connect. Returns NULL on out
  * of memory. */

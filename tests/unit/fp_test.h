@@ -10,6 +10,13 @@
 void fp_test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Sends what the process writes to stderr (fd 2, so libraries' writes too) into a temporary
+ * file until fp_test_captured_stderr, which restores stderr and returns what was written
+ * (malloc'd, NUL-terminated; NULL when nothing could be captured). Failures reported meanwhile
+ * still reach the real stderr. fp_test_capture_stderr returns 0 or -1. */
+int fp_test_capture_stderr(void);
+char *fp_test_captured_stderr(void);
+
 #define FP_CHECK(cond)                                                                             \
     do {                                                                                           \
         if (!(cond))                                                                               \

@@ -20,6 +20,22 @@ static atomic_int in_flight;
 static atomic_int max_in_flight;
 static atomic_int delay_ms;
 
+/* The raw request targets the server received (before libmicrohttpd decodes them), in order. */
+#define MAX_PATHS 16
+static char paths[MAX_PATHS][256];
+static atomic_int npaths;
+
+/* libmicrohttpd's URI log callback: sees each request's target exactly as sent. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    int i = atomic_fetch_add(&npaths, 1);
+
+    (void)cls, (void)conn;
+    if (i < MAX_PATHS)
+        snprintf(paths[i], sizeof(paths[i]), "%s", uri);
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **req_cls)
@@ -103,9 +119,11 @@ static void fixture_start(fixture *f, server_mode m)
     atomic_store(&requests, 0);
     atomic_store(&max_in_flight, 0);
     atomic_store(&delay_ms, 0);
+    atomic_store(&npaths, 0);
     fp_metrics_reset();
     f->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                            NULL, NULL, on_request, NULL, MHD_OPTION_END);
+                            NULL, NULL, on_request, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+                            MHD_OPTION_END);
     if (f->d != NULL) {
         int port = MHD_get_daemon_info(f->d, MHD_DAEMON_INFO_BIND_PORT)->port;
 
@@ -258,6 +276,67 @@ FP_TEST(lookup_window_bounds_requests_in_flight)
     FP_CHECK(!lookup_busy(e));
     FP_CHECK_INT(atomic_load(&requests), 6);
     FP_CHECK(atomic_load(&max_in_flight) <= 2);
+    lookup_engine_free(e);
+    fixture_stop(&f);
+}
+
+/* Decodes %XX escapes of s into out (out_size > strlen(s)). */
+static void percent_decode(const char *s, char *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; s[i] != '\0'; i++) {
+        unsigned v;
+
+        if (s[i] == '%' && sscanf(s + i + 1, "%2x", &v) == 1) {
+            out[n++] = (char)v;
+            i += 2;
+        } else {
+            out[n++] = s[i];
+        }
+    }
+    out[n] = '\0';
+}
+
+/* A device id that is a dot segment ("." or "..") or holds one must not move the request out of
+ * the registry's path: the request goes to /assets/<the id, escaped> and nowhere else, and each
+ * id gets its own request (no two ids meet at one normalised URL). */
+FP_TEST(lookup_asset_ids_stay_inside_the_registry_path)
+{
+    static const char *const ids[] = {"..", ".", "a/../..", "..%2F", "%2E%2E", "x.y"};
+    const size_t nids = sizeof(ids) / sizeof(ids[0]);
+    fixture f;
+    lookup_engine *e;
+    const lookup_answer *a = NULL;
+    char err[128];
+
+    fixture_start(&f, ANSWER);
+    FP_CHECK(f.d != NULL);
+    e = lookup_engine_new(&f.s, on_done, &f.res, err, sizeof(err));
+    FP_CHECK(e != NULL);
+    for (size_t i = 0; i < nids; i++)
+        FP_CHECK_INT(lookup_asset(e, ids[i], i, &a), LOOKUP_PENDING);
+    drive(e, &f.res, (int)nids);
+    FP_CHECK_INT(f.res.calls, (int)nids);
+    FP_CHECK_INT(atomic_load(&npaths), (int)nids);
+    for (int i = 0; i < atomic_load(&npaths) && i < MAX_PATHS; i++) {
+        const char *seg = paths[i] + strlen("/assets/");
+        char decoded[256];
+        bool known = false;
+
+        if (strncmp(paths[i], "/assets/", 8) != 0) {
+            fp_test_fail(__FILE__, __LINE__, "request went to %s, outside /assets/", paths[i]);
+            continue;
+        }
+        /* One segment, not a dot segment, that decodes back to one of the ids. */
+        FP_CHECK(strchr(seg, '/') == NULL);
+        FP_CHECK(strcmp(seg, ".") != 0 && strcmp(seg, "..") != 0);
+        percent_decode(seg, decoded);
+        for (size_t j = 0; j < nids; j++)
+            known = known || strcmp(decoded, ids[j]) == 0;
+        if (!known)
+            fp_test_fail(__FILE__, __LINE__, "request %s names no device id asked for", paths[i]);
+    }
     lookup_engine_free(e);
     fixture_stop(&f);
 }

@@ -735,3 +735,36 @@ FP_TEST(record_io_values_above_2_pow_53_exact)
     fp_buf_free(&out);
     fp_record_free(&r);
 }
+
+/* The canonical decoder (what the enricher and the sink read) refuses the same: a value its
+ * column's type cannot hold, a member named twice, U+0000 in a string, a dot-segment device id. */
+FP_TEST(record_decode_refuses_unstorable_records)
+{
+#define HEAD "{\"schema\":1,\"device_id\":\"d\",\"ts\":\"2026-03-02T07:45:12Z\","
+    static const struct {
+        const char *json, *code;
+    } cases[] = {
+        {HEAD "\"position\":{\"lat\":1,\"lon\":2,\"alt_m\":1e39}}", "out_of_range"},
+        {HEAD "\"position\":{\"lat\":1,\"lon\":2,\"speed_kmh\":-3.41e38}}", "out_of_range"},
+        {HEAD "\"format\":\"a\",\"format\":\"b\"}", "duplicate_key"},
+        {HEAD "\"io\":{\"239\":1,\"239\":0}}", "duplicate_key"},
+        {HEAD "\"enrichment\":{\"status\":\"ok\",\"site\":{\"name\":\"a\\u0000\"}}}",
+         "nul_character"},
+        {"{\"schema\":1,\"device_id\":\"..\",\"ts\":\"2026-03-02T07:45:12Z\"}", "bad_device_id"},
+    };
+#undef HEAD
+    fp_record r;
+
+    fp_record_init(&r);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[128] = "";
+        int rc = fp_record_decode_json(&r, cases[i].json, strlen(cases[i].json), err, sizeof(err));
+
+        if (rc >= 0 || strcmp(fp_record_err_code(rc), cases[i].code) != 0)
+            fp_test_fail(__FILE__, __LINE__, "%s: rc %d (%s) \"%s\", expected %s", cases[i].json,
+                         rc, fp_record_err_code(rc), err, cases[i].code);
+        else if (err[0] == '\0')
+            fp_test_fail(__FILE__, __LINE__, "%s: empty message", cases[i].json);
+    }
+    fp_record_free(&r);
+}

@@ -579,13 +579,8 @@ FP_TEST(teltonika_named_metrics)
     };
     /* 107 and 103 come first (2-byte group) and are replaced by 83 and 102; 115 positive. */
     static const tk_io swapped[] = {
-        {107, 2, 99999 & 0xffff, NULL, 0},
-        {103, 2, 999, NULL, 0},
-        {115, 2, 215, NULL, 0},
-        {83, 4, 12345, NULL, 0},
-        {102, 4, 125, NULL, 0},
-        {239, 4, 1, NULL, 0},
-        {239, 4, 0, NULL, 0},
+        {107, 2, 99999 & 0xffff, NULL, 0}, {103, 2, 999, NULL, 0}, {115, 2, 215, NULL, 0},
+        {83, 4, 12345, NULL, 0},           {102, 4, 125, NULL, 0}, {239, 4, 1, NULL, 0},
     };
     tk_avl_record recs[2] = {base_record(), base_record()};
     fp_record_batch b = {0};
@@ -607,7 +602,7 @@ FP_TEST(teltonika_named_metrics)
                            "4.012,\"odometer_m\":1532006,\"trip_odometer_m\":12345,\"pdop\":1.2,"
                            "\"hdop\":0.9,\"fuel_level_l\":52.3,\"fuel_level_pct\":77,"
                            "\"fuel_used_l\":1234.5,\"engine_hours_h\":2.08}");
-        FP_CHECK_INT(b.recs[1].io_len, 7);
+        FP_CHECK_INT(b.recs[1].io_len, 6);
         check_metrics_json(&b.recs[1], "{\"fuel_used_l\":1234.5,\"engine_hours_h\":2.08,"
                                        "\"coolant_temp_c\":21.5,\"ignition\":true}");
     }
@@ -1020,5 +1015,39 @@ FP_TEST(teltonika_prefixes_and_byte_changes)
             }
         }
     }
+    fp_batch_free(&b);
+}
+
+/* A Teltonika record that names an IO element twice would store the first value in the typed
+ * column and the last in jsonb: refused. A message key that is a dot segment is no device id. */
+FP_TEST(teltonika_refuses_repeated_io_and_dot_device_ids)
+{
+    const tk_io io[] = {{239, 1, 1, NULL, 0}, {66, 2, 24310, NULL, 0}, {239, 1, 0, NULL, 0}};
+    const tk_io once[] = {{239, 1, 1, NULL, 0}};
+    tk_avl_record rec = {
+        INT64_C(1772437512000), 0, 125683371, 556761234, 31, 270, 9, 0, 239, 0, io, 3};
+    fp_record_batch b = {0};
+    fp_decode_error err = {0};
+    fp_buf f = {0};
+    fp_decode_input in;
+
+    FP_CHECK_INT(tk_frame_tcp(&f, TK_CODEC8E, &rec, 1), 0);
+    in = (fp_decode_input){(const uint8_t *)f.data, f.len, "356307042441013", 15,
+                           INT64_C(1772437513204)};
+    FP_CHECK_INT(fp_decode_payload(&fp_decoder_teltonika_tcp, NULL, 0, &in, &b, &err), -1);
+    FP_CHECK(err.code != NULL && strcmp(err.code, "duplicate_key") == 0);
+
+    fp_buf_clear(&f);
+    rec.io = once;
+    rec.io_len = 1;
+    FP_CHECK_INT(tk_frame_tcp(&f, TK_CODEC8E, &rec, 1), 0);
+    in = (fp_decode_input){(const uint8_t *)f.data, f.len, "..", 2, INT64_C(1772437513204)};
+    FP_CHECK_INT(fp_decode_payload(&fp_decoder_teltonika_tcp, NULL, 0, &in, &b, &err), -1);
+    FP_CHECK(err.code != NULL && strcmp(err.code, "bad_device_id") == 0);
+    in.key = "356307042441013";
+    in.key_len = 15;
+    FP_CHECK_INT(fp_decode_payload(&fp_decoder_teltonika_tcp, NULL, 0, &in, &b, &err), 0);
+    FP_CHECK_INT(b.len, 1);
+    fp_buf_free(&f);
     fp_batch_free(&b);
 }

@@ -1,0 +1,171 @@
+/* fp_record_check: what a canonical record must hold to be stored (see fp_record_check.h). */
+#include "fp_record_check.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_json.h"
+
+#define SMALLINT_MAX 32767
+
+/* Writes the message (when there is room for one) and returns `code`. */
+static int refuse(char *msg, size_t msg_size, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int refuse(char *msg, size_t msg_size, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (msg != NULL && msg_size > 0) {
+        va_start(ap, fmt);
+        if (vsnprintf(msg, msg_size, fmt, ap) < 0)
+            msg[0] = '\0';
+        va_end(ap);
+    }
+    return code;
+}
+
+/* True when PostgreSQL's real (float4) takes the double as written by the sink: NaN is "not
+ * reported" (NULL), a magnitude up to FLT_MAX fits, and a non-zero one below the smallest
+ * subnormal float would be refused as an underflow. */
+static bool fits_real(double v)
+{
+    double a = fabs(v);
+
+    return isnan(v) || (a <= FLT_MAX && (a == 0 || a >= FLT_TRUE_MIN));
+}
+
+static int check_position(const fp_position *p, char *msg, size_t msg_size)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } reals[] = {
+        {"alt_m", offsetof(fp_position, alt_m)},
+        {"heading_deg", offsetof(fp_position, heading_deg)},
+        {"speed_kmh", offsetof(fp_position, speed_kmh)},
+    };
+
+    if (!(p->lat >= -90 && p->lat <= 90) || !(p->lon >= -180 && p->lon <= 180))
+        return refuse(msg, msg_size, FP_REC_ERR_RANGE,
+                      "position: (%g, %g) is outside latitude ±90 and longitude ±180", p->lat,
+                      p->lon);
+    for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+        double v = *(const double *)(const void *)((const char *)p + reals[i].off);
+
+        if (!fits_real(v))
+            return refuse(msg, msg_size, FP_REC_ERR_RANGE,
+                          "position.%s: %g is outside the range of its column's type real "
+                          "(0 or a magnitude from %g to %g)",
+                          reals[i].name, v, (double)FLT_TRUE_MIN, (double)FLT_MAX);
+    }
+    if (p->satellites < -1 || p->satellites > SMALLINT_MAX)
+        return refuse(msg, msg_size, FP_REC_ERR_RANGE,
+                      "position.satellites: %d is outside its column's type smallint",
+                      p->satellites);
+    return 0;
+}
+
+/* True when len bytes at s hold a NUL. */
+static bool has_nul(const fp_record *r, fp_str s)
+{
+    return s.len > 0 && memchr(fp_record_str(r, s), '\0', s.len) != NULL;
+}
+
+/* Checks that no two items are named alike: metric names, or IO ids (as their bytes). Returns 0
+ * or a negative fp_record_err with the message. */
+static int check_unique(const fp_record *r, bool io, char *msg, size_t msg_size)
+{
+    size_t n = io ? r->io_len : r->metrics_len;
+    fp_json_key local[16], *keys = local, repeated;
+    bool found;
+
+    if (n < 2)
+        return 0;
+    if (n > sizeof(local) / sizeof(local[0])) {
+        keys = malloc(n * sizeof(*keys));
+        if (keys == NULL)
+            return refuse(msg, msg_size, FP_REC_ERR_NOMEM, "record: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (io)
+            keys[i] = (fp_json_key){(const char *)&r->io[i].id, sizeof(r->io[i].id)};
+        else
+            keys[i] = (fp_json_key){fp_record_str(r, r->metrics[i].name), r->metrics[i].name.len};
+    }
+    found = fp_json_find_repeated_key(keys, n, &repeated);
+    if (keys != local)
+        free(keys);
+    if (!found)
+        return 0;
+    if (io) {
+        uint32_t id;
+
+        memcpy(&id, repeated.s, sizeof(id));
+        return refuse(msg, msg_size, FP_REC_ERR_DUPLICATE, "io.%u: given twice", (unsigned)id);
+    }
+    return refuse(msg, msg_size, FP_REC_ERR_DUPLICATE, "metrics.%.*s: given twice",
+                  (int)(repeated.len < 64 ? repeated.len : 64), repeated.s);
+}
+
+static int check_device_id(const char *id, char *msg, size_t msg_size)
+{
+    size_t n = strnlen(id, FP_DEVICE_ID_MAX);
+
+    if (n == 0 || n == FP_DEVICE_ID_MAX)
+        return refuse(msg, msg_size, FP_REC_ERR_DEVICE_ID,
+                      "device_id: empty or longer than %d bytes", FP_DEVICE_ID_MAX - 1);
+    if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+        return refuse(msg, msg_size, FP_REC_ERR_BAD_DEVICE_ID,
+                      "device_id: \"%s\" is a path's dot segment, no device id", id);
+    return 0;
+}
+
+int fp_record_check(const fp_record *r, char *msg, size_t msg_size)
+{
+    const fp_enrichment *e = &r->enrichment;
+    const fp_str texts[] = {
+        e->site_id,           e->site_name,        e->address_display, e->address_road,
+        e->address_city,      e->address_postcode, e->address_country, e->address_country_code,
+        e->asset_customer,    e->asset_oem,        e->asset_model,     e->asset_serial,
+        e->asset_machine_type};
+    int rc;
+
+    if (msg != NULL && msg_size > 0)
+        msg[0] = '\0';
+    rc = check_device_id(r->device_id, msg, msg_size);
+    if (rc != 0)
+        return rc;
+    if (r->priority < -1 || r->priority > SMALLINT_MAX)
+        return refuse(msg, msg_size, FP_REC_ERR_RANGE,
+                      "priority: %d is outside its column's type smallint", r->priority);
+    if (r->event_io < -1)
+        return refuse(msg, msg_size, FP_REC_ERR_RANGE, "event_io: %d is negative", r->event_io);
+    if (r->has_position) {
+        rc = check_position(&r->position, msg, msg_size);
+        if (rc != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < r->metrics_len; i++) {
+        const fp_metric *m = &r->metrics[i];
+
+        if (has_nul(r, m->name) || (m->kind == FP_METRIC_STRING && has_nul(r, m->str)))
+            return refuse(msg, msg_size, FP_REC_ERR_NUL, "metrics: a name or a text holds U+0000");
+        if (m->kind == FP_METRIC_NUMBER && !isfinite(m->num))
+            return refuse(msg, msg_size, FP_REC_ERR_RANGE, "metrics.%.*s: not a finite number",
+                          (int)(m->name.len < 64 ? m->name.len : 64), fp_record_str(r, m->name));
+    }
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        if (has_nul(r, texts[i]))
+            return refuse(msg, msg_size, FP_REC_ERR_NUL, "enrichment: a text holds U+0000");
+    rc = check_unique(r, false, msg, msg_size);
+    if (rc == 0)
+        rc = check_unique(r, true, msg, msg_size);
+    return rc;
+}
