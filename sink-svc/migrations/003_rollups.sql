@@ -13,9 +13,9 @@
 -- normal case) only adds to its own bucket: its interval starts at the device's newest row,
 -- kept in telemetry_rollup_devices, or at the previous row of the same batch. A late row (older
 -- than its device's newest stored row) also changes the interval of the stored row that now
--- follows it, so that row's bucket is recomputed from the stored rows (an index range scan of
--- one device and one hour, plus the row before the hour). Nothing depends on how late a row
--- is, so there is no lateness limit.
+-- follows it, so its bucket and that row's are recomputed from the stored rows (an index range
+-- scan of one device and one hour, plus the row before the hour). Nothing depends on how late a
+-- row is, so there is no lateness limit.
 
 CREATE TABLE telemetry_hourly (
     device_id       text             NOT NULL,
@@ -130,84 +130,100 @@ BEGIN
     RETURN n;
 END $$;
 
--- Applies the rows this transaction inserted, listed in the session's telemetry_rollup_keys
--- (device_id, ts; each key once), to telemetry_hourly. Call it once per transaction, after the
--- rows are inserted and before COMMIT. Returns the rows that were late, the hourly rows written
--- and how many of those were recomputed from the stored rows.
+-- The session table of the rows a transaction inserted into telemetry, by key. A writer creates
+-- it once per session with telemetry_rollup_session() and fills it in its write transaction
+-- (INSERT … RETURNING device_id, ts), each inserted row once. It empties itself at COMMIT and
+-- ROLLBACK.
+CREATE FUNCTION telemetry_rollup_session() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS telemetry_rollup_keys (
+        device_id   text        NOT NULL,
+        ts          timestamptz NOT NULL
+    ) ON COMMIT DELETE ROWS;
+END $$;
+
+-- Applies the rows listed in the session's telemetry_rollup_keys to telemetry_hourly. Call it
+-- once per transaction, after the rows are inserted and before COMMIT. Returns the rows that
+-- were late, the hourly rows written and how many of those were recomputed from stored rows.
+--
+-- Rows newer than their device's newest row (telemetry_rollup_devices.last_ts) are found again
+-- by an index range scan above last_ts, in order: every writer advances last_ts under the
+-- device's lock, so the stored rows above it are exactly this transaction's. Each adds its
+-- interval (from the previous of them, the first from the device's newest row) to its bucket.
+-- A late row changes its own bucket and, when it is the last row of that bucket, the bucket of
+-- the next stored row: the bucket of the first stored row at or after the end of its own. Those
+-- buckets are recomputed from the stored rows; appended rows that fall into them are left to
+-- the recomputation. Buckets are date_bin('1 hour', ts, '2000-01-01 00:00Z'), which equals
+-- date_trunc('hour', ts, 'UTC') for every ts and is cheaper. JIT is off: the estimates of the
+-- session table are guesses, and compiling costs more than these small statements take.
 CREATE FUNCTION telemetry_rollup_apply(OUT late_rows bigint, OUT rollup_rows bigint,
                                        OUT recomputed_rows bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET jit = off AS $$
 #variable_conflict use_column
 BEGIN
     -- 1. Lock the batch's devices, in one order (no deadlock between writers). A device seen
     -- for the first time gets its row here; ON CONFLICT … WHERE false locks an existing row
     -- without writing it. Writers of the same device wait here for each other's COMMIT.
     INSERT INTO telemetry_rollup_devices AS d (device_id, last_ts)
-    SELECT DISTINCT device_id, '-infinity'::timestamptz FROM telemetry_rollup_keys ORDER BY 1
+    SELECT DISTINCT device_id COLLATE "C", '-infinity'::timestamptz
+    FROM telemetry_rollup_keys ORDER BY 1
     ON CONFLICT (device_id) DO UPDATE SET last_ts = d.last_ts WHERE false;
 
     -- 2. A new statement, so a new snapshot: it sees every row committed by the writers waited
     -- for above.
     WITH
-    -- The new rows with what the rollup reads of them, and their device's newest row before.
-    k AS MATERIALIZED (
-        SELECT t.device_id, t.ts, t.speed_kmh, t.ignition, t.site_id, t.site_name,
-               telemetry_metric(t.metrics, 'engine_hours_h') AS eh,
-               telemetry_metric(t.metrics, 'odometer_m') AS odo,
-               d.last_ts AS old_ts, d.last_ignition AS old_ign, d.last_engine_hours_h AS old_eh,
-               d.last_odometer_m AS old_odo
-        FROM telemetry_rollup_keys n
-        JOIN telemetry t ON t.device_id = n.device_id AND t.ts = n.ts
-        JOIN telemetry_rollup_devices d ON d.device_id = n.device_id),
-    -- Each new row beside the previous and next new row of its device.
-    w AS MATERIALIZED (
-        SELECT k.*,
-               lag(ts) OVER dw AS l_ts, lag(ignition) OVER dw AS l_ign, lag(eh) OVER dw AS l_eh,
-               lag(odo) OVER dw AS l_odo, lead(ts) OVER dw AS n_ts
-        FROM k WINDOW dw AS (PARTITION BY device_id ORDER BY ts)),
-    -- Late rows only: the stored row that follows each (one index probe).
-    late AS MATERIALIZED (
-        SELECT w.device_id, w.ts, w.n_ts, s.ts AS s_ts,
-               lag(s.ts) OVER (PARTITION BY w.device_id ORDER BY w.ts) AS l_s_ts
-        FROM w CROSS JOIN LATERAL (
+    -- The batch's devices with their newest row before this transaction and their late rows.
+    dev AS MATERIALIZED (
+        SELECT d.device_id, d.last_ts AS old_ts, d.last_ignition AS old_ign,
+               d.last_engine_hours_h AS old_eh, d.last_odometer_m AS old_odo,
+               count(*) FILTER (WHERE n.ts < d.last_ts) AS late
+        FROM telemetry_rollup_keys n JOIN telemetry_rollup_devices d ON d.device_id = n.device_id
+        GROUP BY d.device_id),
+    -- The buckets of the late rows, and of the stored row after each of those buckets.
+    lb AS MATERIALIZED (
+        SELECT DISTINCT n.device_id, date_bin('1 hour', n.ts, timestamptz '2000-01-01 00:00Z')
+                                         AS bucket
+        FROM telemetry_rollup_keys n JOIN dev ON dev.device_id = n.device_id
+        WHERE dev.late > 0 AND n.ts < dev.old_ts),
+    rb AS MATERIALIZED (
+        SELECT device_id, bucket FROM lb
+        UNION
+        SELECT lb.device_id, date_bin('1 hour', s.ts, timestamptz '2000-01-01 00:00Z')
+        FROM lb CROSS JOIN LATERAL (
             SELECT t.ts FROM telemetry t
-            WHERE t.device_id = w.device_id AND t.ts > w.ts ORDER BY t.ts LIMIT 1) s
-        WHERE w.ts < w.old_ts),
-    -- Each new row with its previous stored row. A row newer than the device's newest row
-    -- follows the previous new row when that is newer too, otherwise the newest row. A late
-    -- row follows the previous new row when that one's next row is this one, otherwise an old
-    -- row found by an index probe.
-    c AS (
-        SELECT w.device_id, w.ts, date_trunc('hour', w.ts, 'UTC') AS bucket, w.speed_kmh,
-               w.eh, w.odo, p.p_ts, p.p_ign, p.p_eh, p.p_odo
-        FROM w
-        LEFT JOIN late l ON l.device_id = w.device_id AND l.ts = w.ts
-        LEFT JOIN LATERAL (
-            SELECT t.ts AS o_ts, t.ignition AS o_ign,
-                   telemetry_metric(t.metrics, 'engine_hours_h') AS o_eh,
-                   telemetry_metric(t.metrics, 'odometer_m') AS o_odo
-            FROM telemetry t
-            WHERE w.ts < w.old_ts AND l.l_s_ts IS DISTINCT FROM w.ts
-              AND t.device_id = w.device_id AND t.ts < w.ts
-            ORDER BY t.ts DESC LIMIT 1) o ON true
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN w.ts > w.old_ts THEN w.l_ts > w.old_ts
-                        ELSE l.l_s_ts = w.ts END AS follows_new) f
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN f.follows_new THEN w.l_ts
-                        WHEN w.ts > w.old_ts THEN nullif(w.old_ts, '-infinity') ELSE o.o_ts END
-                       AS p_ts,
-                   CASE WHEN f.follows_new THEN w.l_ign
-                        WHEN w.ts > w.old_ts THEN w.old_ign ELSE o.o_ign END AS p_ign,
-                   CASE WHEN f.follows_new THEN w.l_eh
-                        WHEN w.ts > w.old_ts THEN w.old_eh ELSE o.o_eh END AS p_eh,
-                   CASE WHEN f.follows_new THEN w.l_odo
-                        WHEN w.ts > w.old_ts THEN w.old_odo ELSE o.o_odo END AS p_odo) p),
-    -- Buckets whose stored rows changed interval: those of the old rows that now follow a new
-    -- row. They are recomputed; every other touched bucket only gains its new rows.
-    rb AS (
-        SELECT DISTINCT device_id, date_trunc('hour', s_ts, 'UTC') AS bucket
-        FROM late WHERE s_ts IS DISTINCT FROM n_ts),
+            WHERE t.device_id = lb.device_id AND t.ts >= lb.bucket + interval '1 hour'
+            ORDER BY t.ts LIMIT 1) s),
+    -- The appended rows in order, each with its previous stored row.
+    app AS MATERIALIZED (
+        SELECT dev.device_id, x.*
+        FROM dev CROSS JOIN LATERAL (
+            SELECT r.*, date_bin('1 hour', r.ts, timestamptz '2000-01-01 00:00Z') AS bucket,
+                   lag(r.ts, 1, nullif(dev.old_ts, '-infinity')) OVER o AS p_ts,
+                   lag(r.ignition, 1, dev.old_ign) OVER o AS p_ign,
+                   lag(r.eh, 1, dev.old_eh) OVER o AS p_eh,
+                   lag(r.odo, 1, dev.old_odo) OVER o AS p_odo,
+                   lead(r.ts) OVER o IS NULL AS is_last
+            FROM (SELECT t.ts, t.speed_kmh, t.ignition, t.site_id, t.site_name,
+                         telemetry_metric(t.metrics, 'engine_hours_h') AS eh,
+                         telemetry_metric(t.metrics, 'odometer_m') AS odo
+                  FROM telemetry t
+                  WHERE t.device_id = dev.device_id AND t.ts > dev.old_ts
+                  ORDER BY t.ts OFFSET 0) r
+            WINDOW o AS (ORDER BY r.ts)) x),
+    delta AS (
+        SELECT a.device_id, a.bucket, count(*) AS samples, min(a.ts) AS first_ts,
+               max(a.ts) AS last_ts, max(a.speed_kmh) AS max_speed_kmh,
+               coalesce(sum(a.eh - a.p_eh) FILTER (WHERE a.eh >= a.p_eh), 0) AS engine_hours_h,
+               coalesce(sum(a.odo - a.p_odo) FILTER (WHERE a.odo >= a.p_odo), 0) / 1000.0
+                   AS distance_km,
+               coalesce(sum(extract(epoch FROM a.ts - a.p_ts)::double precision)
+                        FILTER (WHERE a.p_ign AND a.ts - a.p_ts <= interval '10 minutes'), 0)
+                   AS ignition_on_s
+        FROM app a
+        WHERE NOT EXISTS (SELECT 1 FROM rb WHERE rb.device_id = a.device_id
+                                             AND rb.bucket = a.bucket)
+        GROUP BY a.device_id, a.bucket),
     recomputed AS (
         SELECT rb.device_id, rb.bucket, x.*
         FROM rb CROSS JOIN LATERAL (
@@ -234,19 +250,6 @@ BEGIN
                   AND t.ts < rb.bucket + interval '1 hour'
                 WINDOW o AS (ORDER BY t.ts)) r
             WHERE r.ts >= rb.bucket) x),
-    delta AS (
-        SELECT c.device_id, c.bucket, count(*) AS samples, min(c.ts) AS first_ts,
-               max(c.ts) AS last_ts, max(c.speed_kmh) AS max_speed_kmh,
-               coalesce(sum(c.eh - c.p_eh) FILTER (WHERE c.eh >= c.p_eh), 0) AS engine_hours_h,
-               coalesce(sum(c.odo - c.p_odo) FILTER (WHERE c.odo >= c.p_odo), 0) / 1000.0
-                   AS distance_km,
-               coalesce(sum(extract(epoch FROM c.ts - c.p_ts)::double precision)
-                        FILTER (WHERE c.p_ign AND c.ts - c.p_ts <= interval '10 minutes'), 0)
-                   AS ignition_on_s
-        FROM c
-        WHERE NOT EXISTS (SELECT 1 FROM rb WHERE rb.device_id = c.device_id
-                                             AND rb.bucket = c.bucket)
-        GROUP BY c.device_id, c.bucket),
     put_recomputed AS (
         INSERT INTO telemetry_hourly AS h (device_id, bucket, samples, first_ts, last_ts,
                                            max_speed_kmh, engine_hours_h, distance_km,
@@ -277,24 +280,20 @@ BEGIN
             ignition_on_s = h.ignition_on_s + EXCLUDED.ignition_on_s,
             updated_at = EXCLUDED.updated_at
         RETURNING 1),
-    -- The devices' newest rows and late counts after this transaction.
+    -- Each device's newest row (its last appended row, if any) and late count.
     put_devices AS (
         UPDATE telemetry_rollup_devices d SET
-            last_ts = greatest(d.last_ts, coalesce(nd.ts, d.last_ts)),
-            last_ignition = CASE WHEN nd.ts > d.last_ts THEN nd.ignition ELSE d.last_ignition END,
-            last_engine_hours_h = CASE WHEN nd.ts > d.last_ts THEN nd.eh
-                                       ELSE d.last_engine_hours_h END,
-            last_odometer_m = CASE WHEN nd.ts > d.last_ts THEN nd.odo ELSE d.last_odometer_m END,
-            last_site_id = CASE WHEN nd.ts > d.last_ts THEN nd.site_id ELSE d.last_site_id END,
-            last_site_name = CASE WHEN nd.ts > d.last_ts THEN nd.site_name
-                                  ELSE d.last_site_name END,
-            late_rows = d.late_rows + nd.late
-        FROM (SELECT DISTINCT ON (device_id) device_id, ts, ignition, eh, odo, site_id, site_name,
-                     count(*) FILTER (WHERE ts < old_ts) OVER (PARTITION BY device_id) AS late
-              FROM k ORDER BY device_id, ts DESC) nd
-        WHERE d.device_id = nd.device_id
-        RETURNING 1)
-    SELECT (SELECT count(*) FROM k WHERE k.ts < k.old_ts),
+            last_ts = coalesce(a.ts, d.last_ts),
+            last_ignition = CASE WHEN a.ts IS NULL THEN d.last_ignition ELSE a.ignition END,
+            last_engine_hours_h = CASE WHEN a.ts IS NULL THEN d.last_engine_hours_h ELSE a.eh END,
+            last_odometer_m = CASE WHEN a.ts IS NULL THEN d.last_odometer_m ELSE a.odo END,
+            last_site_id = CASE WHEN a.ts IS NULL THEN d.last_site_id ELSE a.site_id END,
+            last_site_name = CASE WHEN a.ts IS NULL THEN d.last_site_name ELSE a.site_name END,
+            late_rows = d.late_rows + dev.late
+        FROM dev LEFT JOIN app a ON a.device_id = dev.device_id AND a.is_last
+        WHERE d.device_id = dev.device_id AND (a.ts IS NOT NULL OR dev.late > 0)
+        RETURNING dev.late)
+    SELECT (SELECT coalesce(sum(late), 0) FROM put_devices),
            (SELECT count(*) FROM put_recomputed) + (SELECT count(*) FROM put_delta),
            (SELECT count(*) FROM put_recomputed)
     INTO late_rows, rollup_rows, recomputed_rows;
