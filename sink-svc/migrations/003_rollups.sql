@@ -29,7 +29,7 @@ CREATE TABLE telemetry_hourly (
     ignition_on_s   double precision NOT NULL, -- seconds after rows with ignition on, gaps <= 10 min
     updated_at      timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (device_id, bucket)
-);
+) WITH (fillfactor = 80);
 
 -- The primary key serves "this machine, these hours"; buckets are written roughly in time order,
 -- so a BRIN index serves "the whole fleet, these days" (dashboards) at almost no write cost.
@@ -89,7 +89,7 @@ CREATE TABLE telemetry_rollup_devices (
     last_site_id        text,
     last_site_name      text,
     late_rows           bigint           NOT NULL DEFAULT 0
-);
+) WITH (fillfactor = 50);
 
 -- One row: whether telemetry_hourly and telemetry_rollup_devices account for every stored row.
 -- A sink running with SINK_ROLLUPS=off clears it in each of its transactions; a sink with
@@ -152,10 +152,9 @@ END $$;
 -- once per transaction, after the rows are inserted and before COMMIT. Returns the rows that
 -- were late, the hourly rows written and how many of those were recomputed from stored rows.
 --
--- Rows newer than their device's newest row (telemetry_rollup_devices.last_ts) are found again
--- by an index range scan above last_ts, in order: every writer advances last_ts under the
--- device's lock, so the stored rows above it are exactly this transaction's. Each adds its
--- interval (from the previous of them, the first from the device's newest row) to its bucket.
+-- A row newer than its device's newest row (telemetry_rollup_devices.last_ts, advanced by every
+-- writer under the device's lock) adds its interval to its bucket: from the previous such row
+-- of the batch, the first from the device's newest row.
 -- A late row changes its own bucket and, when it is the last row of that bucket, the bucket of
 -- the next stored row: the bucket of the first stored row at or after the end of its own. Those
 -- buckets are recomputed from the stored rows; appended rows that fall into them are left to
@@ -199,23 +198,25 @@ BEGIN
             SELECT t.ts FROM telemetry t
             WHERE t.device_id = lb.device_id AND t.ts >= lb.bucket + interval '1 hour'
             ORDER BY t.ts LIMIT 1) s),
-    -- The appended rows in order, each with its previous stored row.
+    -- The appended rows in order, each with its previous stored row: the previous appended row,
+    -- the first one the device's newest row (lag's default).
     app AS MATERIALIZED (
-        SELECT dev.device_id, x.*
-        FROM dev CROSS JOIN LATERAL (
-            SELECT r.*, date_bin('1 hour', r.ts, timestamptz '2000-01-01 00:00Z') AS bucket,
-                   lag(r.ts, 1, nullif(dev.old_ts, '-infinity')) OVER o AS p_ts,
-                   lag(r.ignition, 1, dev.old_ign) OVER o AS p_ign,
-                   lag(r.eh, 1, dev.old_eh) OVER o AS p_eh,
-                   lag(r.odo, 1, dev.old_odo) OVER o AS p_odo,
-                   lead(r.ts) OVER o IS NULL AS is_last
-            FROM (SELECT t.ts, t.speed_kmh, t.ignition, t.site_id, t.site_name,
-                         telemetry_metric(t.metrics, 'engine_hours_h') AS eh,
-                         telemetry_metric(t.metrics, 'odometer_m') AS odo
-                  FROM telemetry t
-                  WHERE t.device_id = dev.device_id AND t.ts > dev.old_ts
-                  ORDER BY t.ts OFFSET 0) r
-            WINDOW o AS (ORDER BY r.ts)) x),
+        SELECT n.device_id, n.ts, date_bin('1 hour', n.ts, timestamptz '2000-01-01 00:00Z') AS bucket,
+               r.speed_kmh, r.ignition, r.site_id, r.site_name, r.eh, r.odo,
+               lag(n.ts, 1, nullif(dev.old_ts, '-infinity')) OVER o AS p_ts,
+               lag(r.ignition, 1, dev.old_ign) OVER o AS p_ign,
+               lag(r.eh, 1, dev.old_eh) OVER o AS p_eh,
+               lag(r.odo, 1, dev.old_odo) OVER o AS p_odo,
+               lead(n.ts) OVER o IS NULL AS is_last
+        FROM telemetry_rollup_keys n
+        JOIN dev ON dev.device_id = n.device_id
+        CROSS JOIN LATERAL (
+            SELECT t.speed_kmh, t.ignition, t.site_id, t.site_name,
+                   telemetry_metric(t.metrics, 'engine_hours_h') AS eh,
+                   telemetry_metric(t.metrics, 'odometer_m') AS odo
+            FROM telemetry t WHERE t.device_id = n.device_id AND t.ts = n.ts LIMIT 1) r
+        WHERE n.ts > dev.old_ts
+        WINDOW o AS (PARTITION BY n.device_id COLLATE "C" ORDER BY n.ts)),
     delta AS (
         SELECT a.device_id, a.bucket, count(*) AS samples, min(a.ts) AS first_ts,
                max(a.ts) AS last_ts, max(a.speed_kmh) AS max_speed_kmh,
