@@ -40,10 +40,10 @@ FP_TEST(rollup_bucket_is_the_utc_hour)
 FP_TEST(rollup_buckets_distinct_sorted_per_device)
 {
     fp_rollup_key keys[] = {
-        {"b", at("2026-01-01T10:30:00Z")}, {"a", at("2026-01-01T11:00:00Z")},
+        {"b", at("2026-01-01T10:30:00Z")},     {"a", at("2026-01-01T11:00:00Z")},
         {"a", at("2026-01-01T10:59:59.999Z")}, {"b", at("2026-01-01T10:00:00Z")},
-        {"a", at("2026-01-01T10:00:00Z")}, {"a", at("2025-12-30T10:15:00Z")}, /* days late */
-        {"a", at("2026-01-01T10:00:00Z")},                                    /* a resend */
+        {"a", at("2026-01-01T10:00:00Z")},     {"a", at("2025-12-30T10:15:00Z")}, /* days late */
+        {"a", at("2026-01-01T10:00:00Z")},                                        /* a resend */
     };
     fp_rollup_bucket out[7];
     size_t n = fp_rollup_buckets(keys, 7, out);
@@ -167,8 +167,9 @@ FP_TEST(rollup_cratedb_sql)
     FP_CHECK(strstr(r, "CASE WHEN prev_ign AND ts_ms - prev_ms <= 600000 THEN (ts_ms - prev_ms) "
                        "/ 1000.0 ELSE 0 END") != NULL);
     FP_CHECK(strstr(r, "TRY_CAST(metrics['engine_hours_h'] AS DOUBLE PRECISION)") != NULL);
-    FP_CHECK(strstr(r, "ON CONFLICT (device_id, bucket) DO UPDATE SET samples = excluded.samples") !=
-             NULL);
+    FP_CHECK(
+        strstr(r, "ON CONFLICT (device_id, bucket) DO UPDATE SET samples = excluded.samples") !=
+        NULL);
     /* An upsert that replaces, never adds: running it twice gives the same row. */
     FP_CHECK(strstr(r, "samples + ") == NULL);
     FP_CHECK(strstr(r, "jsonb") == NULL);
