@@ -186,33 +186,85 @@ session_sql() { # session_sql ROWS...: a write transaction as the sink does it, 
 }
 session_state() { psql_q "SELECT coalesce(max(state || ':' || coalesce(wait_event_type, '-')), 'none') FROM pg_stat_activity WHERE application_name = '$1'"; }
 state_is() { [ "$(session_state "$1")" = "$2" ]; }
-mkfifo "$STATE/a.fifo" "$STATE/b.fifo"
-PGAPPNAME=rollup-a "$ROOT/deploy/local/pg.sh" psql "$STATE" -At <"$STATE/a.fifo" >"$STATE/a.out" 2>&1 &
-PA=$!
-PIDS_EXTRA+=("$PA")
-exec 7>"$STATE/a.fifo"
-PGAPPNAME=rollup-b "$ROOT/deploy/local/pg.sh" psql "$STATE" -At <"$STATE/b.fifo" >"$STATE/b.out" 2>&1 &
-PB=$!
-PIDS_EXTRA+=("$PB")
-exec 8>"$STATE/b.fifo"
-session_sql "('twin', '2026-01-02T12:00:00Z', true, '{\"engine_hours_h\": 10}'),
-             ('twin', '2026-01-02T12:20:00Z', true, '{\"engine_hours_h\": 11}')" >&7
-fp_wait_for 20 "session A idle in its transaction" state_is rollup-a "idle in transaction:Client"
-session_sql "('twin', '2026-01-02T12:10:00Z', true, '{\"engine_hours_h\": 10.5}'),
-             ('twin', '2026-01-02T12:25:00Z', true, '{\"engine_hours_h\": 11.2}')" >&8
-if fp_wait_for 20 "session B waiting for A" state_is rollup-b "active:Lock"; then
-    pass "a second writer of the device waits for the first"
-else
-    fail "a second writer of the device waits for the first" "B: $(session_state rollup-b)"
-fi
-echo "COMMIT;" >&7
-fp_wait_for 20 "session B idle in its transaction" state_is rollup-b "idle in transaction:Client"
-echo "COMMIT;" >&8
-exec 7>&- 8>&-
-fp_stop_pid "$PA" 10 >/dev/null
-fp_stop_pid "$PB" 10 >/dev/null
-expect_eq "two writers of one device: exact (B saw A's rows)" "$(hourly twin)" \
+# open_session NAME: a psql session named NAME (application_name) reading commands from a FIFO;
+# sets SESSION_FD (write commands there) and SESSION_PID.
+open_session() {
+    rm -f "$STATE/$1.fifo"
+    mkfifo "$STATE/$1.fifo"
+    PGAPPNAME=$1 "$ROOT/deploy/local/pg.sh" psql "$STATE" -At <"$STATE/$1.fifo" >>"$STATE/$1.out" 2>&1 &
+    SESSION_PID=$!
+    PIDS_EXTRA+=("$SESSION_PID")
+    exec {SESSION_FD}>"$STATE/$1.fifo"
+}
+# close_session FD PID
+close_session() {
+    local fd=$1
+    exec {fd}>&-
+    fp_stop_pid "$2" 10 >/dev/null
+}
+# two_writers NAME ROWS_A ROWS_B: A writes and applies, B writes and must wait for A's COMMIT.
+two_writers() {
+    local fa pa fb pb
+    open_session rollup-a
+    fa=$SESSION_FD pa=$SESSION_PID
+    open_session rollup-b
+    fb=$SESSION_FD pb=$SESSION_PID
+    session_sql "$2" >&"$fa"
+    fp_wait_for 20 "session A idle in its transaction" state_is rollup-a "idle in transaction:Client"
+    session_sql "$3" >&"$fb"
+    if fp_wait_for 20 "session B waiting for A" state_is rollup-b "active:Lock"; then
+        pass "$1: the second writer of the device waits for the first"
+    else
+        fail "$1: the second writer of the device waits for the first" "B: $(session_state rollup-b)"
+    fi
+    echo "COMMIT;" >&"$fa"
+    fp_wait_for 20 "session B idle in its transaction" state_is rollup-b "idle in transaction:Client"
+    echo "COMMIT;" >&"$fb"
+    close_session "$fa" "$pa"
+    close_session "$fb" "$pb"
+}
+# A device seen for the first time (B waits on A's new device row) ...
+two_writers "a new device" \
+    "('twin', '2026-01-02T12:00:00Z', true, '{\"engine_hours_h\": 10}'),
+     ('twin', '2026-01-02T12:20:00Z', true, '{\"engine_hours_h\": 11}')" \
+    "('twin', '2026-01-02T12:10:00Z', true, '{\"engine_hours_h\": 10.5}'),
+     ('twin', '2026-01-02T12:25:00Z', true, '{\"engine_hours_h\": 11.2}')"
+expect_eq "two writers of a new device: exact (B saw A's rows)" "$(hourly twin)" \
     "12 4 12:00 12:25 1.200000 0.000000 1500.000;"
+# ... and a known one (B waits on the row lock A holds).
+two_writers "a known device" \
+    "('twin', '2026-01-02T12:40:00Z', true, '{\"engine_hours_h\": 11.5}'),
+     ('twin', '2026-01-02T12:50:00Z', true, '{\"engine_hours_h\": 11.9}')" \
+    "('twin', '2026-01-02T12:30:00Z', true, '{\"engine_hours_h\": 11.3}'),
+     ('twin', '2026-01-02T12:45:00Z', true, '{\"engine_hours_h\": 11.7}')"
+expect_eq "two writers of a known device: exact" "$(hourly twin)" \
+    "12 8 12:00 12:50 1.900000 0.000000 3000.000;"
+# ... and both arriving while a third session holds the device's row: each must wait at its
+# lock, before it reads anything. Were B to read while A is still at work, it would count
+# 12:50 -> 12:52 beside A's 12:50 -> 12:55 (an ON CONFLICT DO NOTHING instead of the lock fails
+# here).
+open_session rollup-c
+fc=$SESSION_FD pc=$SESSION_PID
+echo "BEGIN; SELECT 1 FROM telemetry_rollup_devices WHERE device_id = 'twin' FOR UPDATE;" >&"$fc"
+fp_wait_for 20 "session C holding the device's row" state_is rollup-c "idle in transaction:Client"
+open_session rollup-a
+fa=$SESSION_FD pa=$SESSION_PID
+open_session rollup-b
+fb=$SESSION_FD pb=$SESSION_PID
+session_sql "('twin', '2026-01-02T12:55:00Z', true, '{\"engine_hours_h\": 12.2}')" >&"$fa"
+fp_wait_for 20 "session A waiting for C" state_is rollup-a "active:Lock"
+session_sql "('twin', '2026-01-02T12:52:00Z', true, '{\"engine_hours_h\": 12.0}')" >&"$fb"
+fp_wait_for 20 "session B waiting" state_is rollup-b "active:Lock"
+echo "COMMIT;" >&"$fc"
+fp_wait_for 20 "session A done" state_is rollup-a "idle in transaction:Client"
+echo "COMMIT;" >&"$fa"
+fp_wait_for 20 "session B done" state_is rollup-b "idle in transaction:Client"
+echo "COMMIT;" >&"$fb"
+close_session "$fc" "$pc"
+close_session "$fa" "$pa"
+close_session "$fb" "$pb"
+expect_eq "two writers queued behind a third lock holder: exact" \
+    "$(hourly twin)" "12 10 12:00 12:55 2.200000 0.000000 3300.000;"
 expect_eq "two writers: equal to the reference" "$(rollup_diff 'twin')" "0|0"
 
 # ---- 3. SINK_ROLLUPS=off, then on again: the rollups are rebuilt ------------------------------
