@@ -245,6 +245,9 @@ run_sink warmup on >/dev/null # applies the migrations, warms the server's cache
 for i in $(seq "$REPEAT"); do
     run_sink "off-$i" off >>"$W/sink-off.txt"
     run_sink "on-$i" on >>"$W/sink.txt"
+    # Each pair as it comes: the spread between pairs shows how noisy the machine is.
+    paste -d' ' <(tail -n 1 "$W/sink.txt") <(tail -n 1 "$W/sink-off.txt") |
+        awk -v i="$i" '{ printf "   run %d: rollups off %d rows/s (database %d), on %d (%d): %.2f (%.2f)\n", i, $6, $10, $1, $5, $1 / $6, $5 / $10 }'
 done
 B_SINK_RPS=$(cut -d' ' -f1 "$W/sink.txt" | median)
 COPY_RPS=$(cut -d' ' -f2 "$W/sink.txt" | median)
