@@ -10,13 +10,14 @@
 #   promtool       `promtool check rules` and `promtool check config`
 #   rules          every alert has summary, description and a runbook_url with its RUNBOOK.md
 #                  section; the k8s PrometheusRule holds exactly the groups of rules.yml
-#   grafana        the dashboard is valid JSON (python3 -m json.tool) and uses its datasource
-#                  variable
+#   grafana        the dashboards are valid JSON (python3 -m json.tool) and use their datasource
+#                  variables
 #   compose        every file, volume and service compose.yaml refers to exists
 #   metric names   starts the embedded stack (deploy/local/stack.sh), sends 200 records with
-#                  damaged frames through it, scrapes the three services' /metrics and fails on
-#                  any metric the rules or the dashboard use that no service exports (external
-#                  ones are listed with their reason in check_helpers.py)
+#                  damaged frames through it, runs every SQL query of the dashboards against its
+#                  database, scrapes the three services' /metrics and fails on any metric the
+#                  rules or the dashboards use that no service exports (external ones are
+#                  listed with their reason in check_helpers.py)
 #
 # Usage: deploy/check.sh              (from anywhere; `make lint-deploy`, and `make test` runs it)
 # Environment: BIN (the binaries, default bin), KUBECTL, YAMLLINT, PROMTOOL, PYTHON (the tools,
@@ -127,7 +128,10 @@ check_rules() {
 }
 
 check_dashboard() {
-    "$PYTHON" -m json.tool deploy/grafana/fleetpipe.json >/dev/null || return 1
+    local f
+    for f in deploy/grafana/*.json; do
+        "$PYTHON" -m json.tool "$f" >/dev/null || return 1
+    done
     "$PYTHON" "${HELPERS[@]}" dashboard
 }
 
@@ -141,7 +145,7 @@ positive_metric() {
 }
 
 check_metric_names() {
-    local svc port
+    local svc port f
     for svc in parser-svc enricher-svc sink-svc fleet-sim devkafka lookup-stub; do
         if [ ! -x "$BIN/$svc" ]; then
             echo "$BIN/$svc is not built (run make)"
@@ -164,6 +168,15 @@ check_metric_names() {
         positive_metric "$(cat "$STACK/parser.port")" fleetpipe_dlq_messages_total || true
     fp_wait_for 60 "rows in the database" \
         positive_metric "$(cat "$STACK/sink.port")" fleetpipe_sink_rows_inserted_total || true
+    # The dashboards' SQL against the schema the sink made (an error is a broken panel).
+    "$PYTHON" "${HELPERS[@]}" dashboard-sql "$WORK/sql" || return 1
+    for f in "$WORK"/sql/*.sql; do
+        if ! deploy/local/pg.sh psql "$STACK" -At -f "$f" >/dev/null; then
+            echo "dashboard query failed: $f"
+            cat "$f"
+            return 1
+        fi
+    done
     for svc in parser enricher sink; do
         port=$(cat "$STACK/$svc.port")
         if ! curl -fsS -o "$WORK/scrape.$svc" "http://127.0.0.1:$port/metrics"; then
@@ -185,9 +198,9 @@ run_check "yamllint deploy/" check_yamllint
 run_check "promtool check rules" check_promtool_rules
 run_check "promtool check config" check_promtool_config
 run_check "rules: annotations, runbook, PrometheusRule" check_rules
-run_check "grafana dashboard JSON" check_dashboard
+run_check "grafana dashboards JSON" check_dashboard
 run_check "compose references" check_compose
-run_check "metric names in a live scrape" check_metric_names
+run_check "dashboard SQL, metric names in a live stack" check_metric_names
 
 echo "deploy: checks took $((($(_fp_now_ms) - started + 500) / 1000)) s"
 echo "deploy: $passed passed, $failed failed"

@@ -12,7 +12,11 @@ Usage (from the repository root):
   check_helpers.py prometheusrule-sync
       deploy/k8s/base/prometheusrule.yaml holds exactly the groups of rules.yml
   check_helpers.py dashboard
-      deploy/grafana/fleetpipe.json is a dashboard whose panels use the datasource variable
+      deploy/grafana/fleetpipe.json and fleetpipe-rollups.json are dashboards whose panels use
+      a datasource variable, each target a query of its datasource's kind
+  check_helpers.py dashboard-sql OUTDIR
+      writes every SQL query of the dashboards into OUTDIR/NN.sql, Grafana's macros expanded
+      for the last 7 days, for deploy/check.sh to run against the embedded stack's database
   check_helpers.py compose-refs
       every file, service and volume that deploy/compose/compose.yaml refers to exists
   check_helpers.py metric-names SCRAPE_FILE...
@@ -39,6 +43,7 @@ RULES = os.path.join(DEPLOY, "prometheus", "rules.yml")
 RUNBOOK = os.path.join(DEPLOY, "prometheus", "RUNBOOK.md")
 PROMETHEUSRULE = os.path.join(DEPLOY, "k8s", "base", "prometheusrule.yaml")
 DASHBOARD = os.path.join(DEPLOY, "grafana", "fleetpipe.json")
+DASHBOARDS = [DASHBOARD, os.path.join(DEPLOY, "grafana", "fleetpipe-rollups.json")]
 COMPOSE = os.path.join(DEPLOY, "compose", "compose.yaml")
 
 # Metrics the rules and the dashboard use that fleetpipe's services do not export, each with
@@ -285,33 +290,78 @@ def _panels(dashboard):
             yield q
 
 
-def dashboard():
-    problems = Problems()
-    with open(DASHBOARD, encoding="utf-8") as f:
+def _one_dashboard(path, problems):
+    name = os.path.basename(path)
+    with open(path, encoding="utf-8") as f:
         d = json.load(f)
     if not isinstance(d.get("schemaVersion"), int):
-        problems.add("dashboard: no schemaVersion")
+        problems.add(f"{name}: no schemaVersion")
     if not d.get("uid") or not d.get("title"):
-        problems.add("dashboard: uid and title are required for provisioning")
-    var_names = {v.get("name") for v in d.get("templating", {}).get("list", []) if v.get("type") == "datasource"}
-    if "datasource" not in var_names:
-        problems.add("dashboard: no datasource variable named 'datasource'")
+        problems.add(f"{name}: uid and title are required for provisioning")
+    ds_vars = {v.get("name"): v.get("query") for v in d.get("templating", {}).get("list", [])
+               if v.get("type") == "datasource"}
+    if "datasource" not in ds_vars:
+        problems.add(f"{name}: no datasource variable named 'datasource'")
     ids = set()
     count = 0
     for p in _panels(d):
         count += 1
         if p.get("id") in ids:
-            problems.add(f"dashboard: panel id {p.get('id')} used twice")
+            problems.add(f"{name}: panel id {p.get('id')} used twice")
         ids.add(p.get("id"))
         if p.get("type") in ("row", "text"):
             continue
-        ds = p.get("datasource") or {}
-        if ds.get("uid") != "${datasource}":
-            problems.add(f"dashboard: panel {p.get('title')!r} does not use the datasource variable")
+        uid = (p.get("datasource") or {}).get("uid", "")
+        if uid not in {"${" + v + "}" for v in ds_vars}:
+            problems.add(f"{name}: panel {p.get('title')!r} does not use a datasource variable")
         for t in p.get("targets", []):
-            if not t.get("expr"):
-                problems.add(f"dashboard: panel {p.get('title')!r} has a target without expr")
-    return problems.report(f"{count} panels, datasource as a variable")
+            tuid = (t.get("datasource") or p.get("datasource") or {}).get("uid", "")
+            kind = ds_vars.get(tuid[2:-1]) if tuid.startswith("${") else None
+            if kind == "prometheus" and not t.get("expr"):
+                problems.add(f"{name}: panel {p.get('title')!r} has a Prometheus target without expr")
+            elif kind not in (None, "prometheus") and not t.get("rawSql"):
+                problems.add(f"{name}: panel {p.get('title')!r} has an SQL target without rawSql")
+            elif kind is None:
+                problems.add(f"{name}: panel {p.get('title')!r} has a target without a datasource variable")
+    return count
+
+
+def dashboard():
+    problems = Problems()
+    count = sum(_one_dashboard(path, problems) for path in DASHBOARDS)
+    return problems.report(f"{len(DASHBOARDS)} dashboards, {count} panels, datasources as variables")
+
+
+def _sql_targets(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("rawSql"), str):
+            yield node["rawSql"]
+        for v in node.values():
+            yield from _sql_targets(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _sql_targets(v)
+
+
+def dashboard_sql(outdir):
+    """Grafana's PostgreSQL macros as Grafana expands them, for a range of the last 7 days."""
+    frm, to = "now() - interval '7 days'", "now()"
+    n = 0
+    os.makedirs(outdir, exist_ok=True)
+    for path in DASHBOARDS:
+        with open(path, encoding="utf-8") as f:
+            board = json.load(f)
+        for q in _sql_targets(board):
+            q = re.sub(r"\$__timeFilter\(([^)]*)\)", lambda m: f"{m.group(1)} BETWEEN {frm} AND {to}", q)
+            q = q.replace("$__timeFrom()", f"({frm})").replace("$__timeTo()", f"({to})")
+            if "$" in re.sub(r"\$\$", "", q):
+                sys.stderr.write(f"{os.path.basename(path)}: a macro or variable this check cannot expand: {q}\n")
+                return 1
+            n += 1
+            with open(os.path.join(outdir, f"{n:02d}.sql"), "w", encoding="utf-8") as out:
+                out.write(f"-- {os.path.basename(path)}\n{q};\n")
+    print(f"{n} dashboard SQL queries written")
+    return 0
 
 
 # --- compose ---------------------------------------------------------------------------------
@@ -423,20 +473,22 @@ def metric_names(scrapes):
                 recorded.add(rule["record"])
             for n in promql_metric_names(str(rule["expr"])):
                 used.setdefault(n, set()).add("rules.yml")
-    with open(DASHBOARD, encoding="utf-8") as f:
-        board = json.load(f)
-    for expr in _dashboard_exprs(board):
-        for n in promql_metric_names(expr):
-            used.setdefault(n, set()).add("fleetpipe.json")
-    for var in board.get("templating", {}).get("list", []):
-        if var.get("type") != "query":
-            continue
-        query = var.get("query")
-        query = query.get("query", "") if isinstance(query, dict) else str(query or "")
-        m = re.match(r"\s*label_values\(\s*(.*?)\s*,\s*\w+\s*\)\s*$", query)
-        m = m or re.match(r"\s*query_result\((.*)\)\s*$", query)
-        for n in promql_metric_names(m.group(1) if m else query):
-            used.setdefault(n, set()).add("fleetpipe.json variable " + var.get("name", "?"))
+    for path in DASHBOARDS:
+        name = os.path.basename(path)
+        with open(path, encoding="utf-8") as f:
+            board = json.load(f)
+        for expr in _dashboard_exprs(board):
+            for n in promql_metric_names(expr):
+                used.setdefault(n, set()).add(name)
+        for var in board.get("templating", {}).get("list", []):
+            if var.get("type") != "query":
+                continue
+            query = var.get("query")
+            query = query.get("query", "") if isinstance(query, dict) else str(query or "")
+            m = re.match(r"\s*label_values\(\s*(.*?)\s*,\s*\w+\s*\)\s*$", query)
+            m = m or re.match(r"\s*query_result\((.*)\)\s*$", query)
+            for n in promql_metric_names(m.group(1) if m else query):
+                used.setdefault(n, set()).add(name + " variable " + var.get("name", "?"))
     checked = set()
     for name in sorted(used):
         if name in EXTERNAL_METRICS or name in recorded:
@@ -468,6 +520,8 @@ def main(argv):
         return prometheusrule_sync()
     if cmd == "dashboard":
         return dashboard()
+    if cmd == "dashboard-sql" and len(args) == 1:
+        return dashboard_sql(args[0])
     if cmd == "compose-refs":
         return compose_refs()
     if cmd == "metric-names" and args:

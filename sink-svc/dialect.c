@@ -35,6 +35,18 @@ const char *const fp_cratedb_schema[] = {
     "consumer_group TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, "
     "next_offset BIGINT NOT NULL, updated_at TIMESTAMP WITH TIME ZONE, "
     "PRIMARY KEY (consumer_group, topic, partition))",
+    "CREATE TABLE IF NOT EXISTS telemetry_hourly ("
+    "device_id TEXT NOT NULL, bucket TIMESTAMP WITH TIME ZONE NOT NULL, samples BIGINT, "
+    "first_ts TIMESTAMP WITH TIME ZONE, last_ts TIMESTAMP WITH TIME ZONE, max_speed_kmh REAL, "
+    "engine_hours_h DOUBLE PRECISION, distance_km DOUBLE PRECISION, "
+    "ignition_on_s DOUBLE PRECISION, updated_at TIMESTAMP WITH TIME ZONE, "
+    "PRIMARY KEY (device_id, bucket))",
+    "CREATE OR REPLACE VIEW telemetry_daily AS SELECT device_id, "
+    "date_trunc('day', 'UTC', bucket) AS day, sum(samples) AS samples, "
+    "min(first_ts) AS first_ts, max(last_ts) AS last_ts, max(max_speed_kmh) AS max_speed_kmh, "
+    "sum(engine_hours_h) AS engine_hours_h, sum(distance_km) AS distance_km, "
+    "sum(ignition_on_s) AS ignition_on_s, max(updated_at) AS updated_at "
+    "FROM telemetry_hourly GROUP BY device_id, date_trunc('day', 'UTC', bucket)",
     NULL,
 };
 
@@ -47,6 +59,44 @@ const char fp_cratedb_offsets_sql[] =
 const char fp_cratedb_load_offset_sql[] =
     "SELECT next_offset FROM fleetpipe_offsets WHERE consumer_group = $1 AND topic = $2 AND "
     "partition = $3";
+
+const char fp_cratedb_refresh_sql[] = "REFRESH TABLE telemetry";
+
+const char fp_cratedb_next_row_sql[] =
+    "SELECT CAST(min(ts) AS BIGINT) FROM telemetry WHERE device_id = $1 AND "
+    "ts >= $2::TIMESTAMP WITH TIME ZONE";
+
+const char fp_cratedb_prev_row_sql[] =
+    "SELECT CAST(max(ts) AS BIGINT) FROM telemetry WHERE device_id = $1 AND "
+    "ts < $2::TIMESTAMP WITH TIME ZONE";
+
+/* The window reads from the row before the bucket so that the bucket's first row has its
+ * previous row; the outer WHERE keeps the bucket's own rows. GROUP BY makes an empty bucket
+ * write nothing (an aggregate without it returns one row). TRY_CAST reads a metric that is not
+ * a number as missing. */
+const char fp_cratedb_recompute_sql[] =
+    "INSERT INTO telemetry_hourly (device_id, bucket, samples, first_ts, last_ts, max_speed_kmh, "
+    "engine_hours_h, distance_km, ignition_on_s, updated_at) "
+    "(SELECT device_id, $2::TIMESTAMP WITH TIME ZONE, count(*), min(ts), max(ts), "
+    "max(speed_kmh), "
+    "sum(CASE WHEN eh >= prev_eh THEN eh - prev_eh ELSE 0 END), "
+    "sum(CASE WHEN odo >= prev_odo THEN odo - prev_odo ELSE 0 END) / 1000.0, "
+    "sum(CASE WHEN prev_ign AND ts_ms - prev_ms <= 600000 THEN (ts_ms - prev_ms) / 1000.0 "
+    "ELSE 0 END), CURRENT_TIMESTAMP "
+    "FROM (SELECT device_id, ts, speed_kmh, CAST(ts AS BIGINT) AS ts_ms, "
+    "TRY_CAST(metrics['engine_hours_h'] AS DOUBLE PRECISION) AS eh, "
+    "TRY_CAST(metrics['odometer_m'] AS DOUBLE PRECISION) AS odo, "
+    "lag(CAST(ts AS BIGINT)) OVER w AS prev_ms, lag(ignition) OVER w AS prev_ign, "
+    "lag(TRY_CAST(metrics['engine_hours_h'] AS DOUBLE PRECISION)) OVER w AS prev_eh, "
+    "lag(TRY_CAST(metrics['odometer_m'] AS DOUBLE PRECISION)) OVER w AS prev_odo "
+    "FROM telemetry WHERE device_id = $1 AND ts >= $4::TIMESTAMP WITH TIME ZONE "
+    "AND ts < $3::TIMESTAMP WITH TIME ZONE WINDOW w AS (ORDER BY ts)) s "
+    "WHERE ts >= $2::TIMESTAMP WITH TIME ZONE GROUP BY device_id) "
+    "ON CONFLICT (device_id, bucket) DO UPDATE SET samples = excluded.samples, "
+    "first_ts = excluded.first_ts, last_ts = excluded.last_ts, "
+    "max_speed_kmh = excluded.max_speed_kmh, engine_hours_h = excluded.engine_hours_h, "
+    "distance_km = excluded.distance_km, ignition_on_s = excluded.ignition_on_s, "
+    "updated_at = excluded.updated_at";
 
 int fp_cratedb_insert_sql(fp_buf *out, size_t nrows)
 {

@@ -3,9 +3,10 @@
  * STDIN, no jsonb (it has OBJECT), no transactions and different DDL).
  *
  * For CrateDB the sink writes a batch as multi-row INSERT … ON CONFLICT (device_id, ts) DO
- * NOTHING with bound parameters, then upserts the offsets (they only move forward). Without
- * transactions the two are not atomic, but the result is still exactly once: rows written
- * before a crash are written again after it and ignored by the primary key.
+ * NOTHING with bound parameters, recomputes the hourly rollups the batch touches, then upserts
+ * the offsets (they only move forward). Without transactions these are not atomic, but the
+ * result is still exactly once: rows written before a crash are written again after it and
+ * ignored by the primary key, and their buckets are recomputed again, which is idempotent.
  *
  * No CrateDB server can run on the build machine: this SQL is covered by unit tests only. */
 #ifndef FP_DIALECT_H
@@ -34,5 +35,20 @@ extern const char fp_cratedb_offsets_sql[];
 
 /* The offsets lookup for CrateDB (a primary-key get, which CrateDB answers in real time). */
 extern const char fp_cratedb_load_offset_sql[];
+
+/* The rollups for CrateDB (rollup.c recomputes every bucket a batch touches; see rollup.h).
+ * Times are bound as RFC 3339 text and come back as epoch milliseconds (CAST … AS BIGINT).
+ *
+ * refresh:   makes the rows just written visible to the queries that follow.
+ * next_row:  $1 device, $2 time: the first stored row at or after $2 (NULL when none).
+ * prev_row:  $1 device, $2 time: the last stored row before $2 (NULL when none).
+ * recompute: $1 device, $2 bucket start, $3 bucket end, $4 where to start reading (the row
+ *            before the bucket, or the bucket's start): upserts the bucket's telemetry_hourly
+ *            row computed from the stored rows, the same arithmetic as PostgreSQL's
+ *            telemetry_hourly_reference (a metric that is not a number reads as missing). */
+extern const char fp_cratedb_refresh_sql[];
+extern const char fp_cratedb_next_row_sql[];
+extern const char fp_cratedb_prev_row_sql[];
+extern const char fp_cratedb_recompute_sql[];
 
 #endif

@@ -28,6 +28,7 @@ typedef struct sink_config {
     const char *dialect;
     int64_t batch_max;
     int64_t batch_ms;
+    const char *rollups;
 } sink_config;
 
 static const fp_option sink_options[] = {
@@ -44,6 +45,10 @@ static const fp_option sink_options[] = {
      "a batch is written at the latest this long after its "
      "first row",
      false, false, 1, 600000, NULL, offsetof(sink_config, batch_ms)},
+    {"SINK_ROLLUPS", FP_OPT_ENUM, "on",
+     "on: keep the hourly rollups (telemetry_hourly) in each batch's transaction; off: do not "
+     "(a sink with rollups on rebuilds them when it next connects)",
+     false, false, 0, 0, "on|off", offsetof(sink_config, rollups)},
     FP_OPT_TABLE_END,
 };
 
@@ -514,6 +519,10 @@ int main(int argc, char **argv)
 
         fp_dialect_parse(s.cfg.dialect, &dialect); /* the config table already checked it */
         s.pg = fp_pg_new(s.cfg.pg_dsn, dialect);
+        if (s.pg != NULL && fp_pg_set_rollups(s.pg, strcmp(s.cfg.rollups, "on") == 0) < 0) {
+            fp_pg_free(s.pg);
+            s.pg = NULL;
+        }
     }
     s.consumer =
         fp_kafka_new(FP_KAFKA_CONSUMER, &s.cfg.common, &s, &consumer_hooks, err, sizeof(err));

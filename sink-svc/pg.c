@@ -8,6 +8,7 @@
 #include "fp_buf.h"
 #include "fp_log.h"
 #include "migrations.h"
+#include "rollup.h"
 #include "rows.h"
 
 /* Key of the advisory lock that serialises migrations across replicas ("fleetpi" in ASCII). */
@@ -25,6 +26,10 @@ struct fp_pg {
     size_t *row_at; /* row i's text is copy[row_at[i] .. row_at[i+1]) */
     size_t row_cap;
     fp_buf scratch;
+    fp_buf stmt;         /* the INSERT of write_range */
+    fp_rollup *rollup;   /* telemetry_hourly, kept in each batch's transaction (rollup.h) */
+    fp_rollup_key *keys; /* CrateDB: the written rows' keys */
+    size_t keys_cap;
 };
 
 typedef enum failure { FAIL_NONE = 0, FAIL_DATA, FAIL_INFRA } failure;
@@ -37,11 +42,23 @@ fp_pg *fp_pg_new(const char *dsn, fp_dialect dialect)
         return NULL;
     pg->dialect = dialect;
     pg->dsn = strdup(dsn);
-    if (pg->dsn == NULL) {
-        free(pg);
+    pg->rollup = fp_rollup_new(true);
+    if (pg->dsn == NULL || pg->rollup == NULL) {
+        fp_pg_free(pg);
         return NULL;
     }
     return pg;
+}
+
+int fp_pg_set_rollups(fp_pg *pg, bool on)
+{
+    fp_rollup *r = fp_rollup_new(on);
+
+    if (r == NULL)
+        return -1;
+    fp_rollup_free(pg->rollup);
+    pg->rollup = r;
+    return 0;
 }
 
 void fp_pg_free(fp_pg *pg)
@@ -53,6 +70,9 @@ void fp_pg_free(fp_pg *pg)
     free(pg->dsn);
     fp_buf_free(&pg->copy);
     fp_buf_free(&pg->scratch);
+    fp_buf_free(&pg->stmt);
+    fp_rollup_free(pg->rollup);
+    free(pg->keys);
     free(pg->row_at);
     free(pg);
 }
@@ -255,6 +275,8 @@ int fp_pg_ensure(fp_pg *pg)
                  "(LIKE telemetry INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
                  err, sizeof(err), NULL) != FAIL_NONE)
         return infra_failure(pg, "staging table", NULL);
+    if (fp_rollup_session(pg->rollup, pg->conn) < 0)
+        return infra_failure(pg, "rollups", NULL);
     pg->session_ready = true;
     if (!pg->ok)
         fp_info("database connected");
@@ -360,7 +382,13 @@ static failure write_range(fp_pg *pg, size_t lo, size_t hi, uint64_t *inserted, 
     if (f != FAIL_NONE)
         return f;
     snprintf(sql, sizeof(sql), insert_sql, fp_rows_columns, fp_rows_columns);
-    f = exec_cmd(pg, sql, err, err_size, &n);
+    /* The rollups learn which rows this INSERT really inserted. */
+    fp_buf_clear(&pg->stmt);
+    if (fp_rollup_capture_sql(pg->rollup, &pg->stmt, sql) < 0) {
+        snprintf(err, err_size, "out of memory");
+        return FAIL_INFRA;
+    }
+    f = exec_cmd(pg, fp_buf_cstr(&pg->stmt), err, err_size, &n);
     if (f == FAIL_NONE)
         f = exec_cmd(pg, "TRUNCATE telemetry_stage", err, err_size, NULL);
     if (f == FAIL_NONE)
@@ -560,13 +588,42 @@ static failure crate_isolate(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, u
     return f == FAIL_NONE ? crate_isolate(pg, rows, lo + (hi - lo) / 2, hi, inserted) : f;
 }
 
-/* CrateDB has no transactions: rows first (idempotent), the DLQ, then the offsets. */
+/* CrateDB: recomputes the rollups of the rows written (inserted or already stored: a replay
+ * after a crash must redo what its first attempt may have left undone). */
+static int crate_rollups(fp_pg *pg, const fp_pg_row *rows, size_t n)
+{
+    size_t nkeys = 0;
+
+    if (!fp_rollup_enabled(pg->rollup))
+        return 0;
+    if (pg->keys_cap < n) {
+        fp_rollup_key *k = realloc(pg->keys, n * sizeof(*k));
+
+        if (k == NULL)
+            return -1;
+        pg->keys = k;
+        pg->keys_cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].skip || rows[i].rejected)
+            continue;
+        pg->keys[nkeys].device_id = rows[i].rec->device_id;
+        pg->keys[nkeys].ts_ms = rows[i].rec->ts_ms;
+        nkeys++;
+    }
+    return fp_rollup_crate_apply(pg->rollup, pg->conn, pg->keys, nkeys);
+}
+
+/* CrateDB has no transactions: rows first (idempotent), their rollups (idempotent), the DLQ,
+ * then the offsets. */
 static int crate_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const char *topic,
                        const fp_pg_offset *offsets, size_t noffsets,
                        fp_pg_before_commit before_commit, void *ctx, uint64_t *inserted)
 {
     if (n > 0 && crate_isolate(pg, rows, 0, n, inserted) != FAIL_NONE)
         return infra_failure(pg, "write batch", NULL);
+    if (crate_rollups(pg, rows, n) < 0)
+        return infra_failure(pg, "rollups", NULL);
     if (before_commit != NULL && before_commit(rows, n, ctx) < 0)
         return FP_PG_RETRY;
     for (size_t i = 0; i < noffsets; i++) {
@@ -585,6 +642,7 @@ static int crate_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, 
         }
         PQclear(res);
     }
+    fp_rollup_committed(pg->rollup);
     mark_up(pg);
     return FP_PG_OK;
 }
@@ -621,6 +679,8 @@ int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const c
             return infra_failure(pg, "rollback", NULL);
         f = isolate(pg, rows, 0, n, inserted);
     }
+    if (f == FAIL_NONE && fp_rollup_apply(pg->rollup, pg->conn) < 0)
+        f = FAIL_INFRA;
     if (f == FAIL_NONE)
         f = store_offsets(pg, group, topic, offsets, noffsets, err, sizeof(err));
     if (f != FAIL_NONE) {
@@ -633,6 +693,7 @@ int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const c
     }
     if (exec_cmd(pg, "COMMIT", err, sizeof(err), NULL) != FAIL_NONE)
         return infra_failure(pg, "commit", NULL);
+    fp_rollup_committed(pg->rollup);
     if (!pg->ok)
         fp_info("database available again");
     mark_up(pg);

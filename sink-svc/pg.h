@@ -3,8 +3,9 @@
  *
  * A batch is written in one transaction: its rows go by COPY into a temporary staging table,
  * then INSERT … SELECT … ON CONFLICT (device_id, ts) DO NOTHING moves them into telemetry (so a
- * row seen twice, in one batch or across batches, is stored once), and the Kafka offsets the
- * rows came from are upserted in the same transaction. After a crash the sink resumes from the
+ * row seen twice, in one batch or across batches, is stored once), the hourly rollups of the
+ * rows really inserted are updated (rollup.h), and the Kafka offsets the rows came from are
+ * upserted in the same transaction. After a crash the sink resumes from the
  * offsets in the database, so nothing is lost and nothing is written twice.
  *
  * Failures are classified once: a value the database rejects with one of a short list of
@@ -58,6 +59,10 @@ bool fp_pg_sqlstate_is_data(const char *sqlstate);
  * of memory. */
 fp_pg *fp_pg_new(const char *dsn, fp_dialect dialect);
 void fp_pg_free(fp_pg *pg); /* accepts NULL */
+
+/* Whether each batch also keeps the hourly rollups (telemetry_hourly, rollup.h); on by default.
+ * Call before the first fp_pg_ensure. Returns 0, or -1 on out of memory (setting unchanged). */
+int fp_pg_set_rollups(fp_pg *pg, bool on);
 
 /* Connects when not connected, applies the migrations (under an advisory lock, so replicas
  * starting together do not race) and prepares the session. Returns FP_PG_OK or FP_PG_RETRY

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: the whole pipeline on the embedded stack. Starts Apache Kafka (or devkafka with
-# FP_KAFKA=devkafka), PostgreSQL, the lookup stub and the three services, runs fleet-sim (real Teltonika and SenML frames, with resends and damaged
-# frames) for a few seconds, shows live progress per stage, then a summary and two example
-# queries. Stops everything it started, also when interrupted.
+# FP_KAFKA=devkafka), PostgreSQL, the lookup stub and the three services, runs fleet-sim (real
+# Teltonika and SenML frames, with resends and damaged frames) for a few seconds, shows live
+# progress per stage, then a summary and example queries, the last one machine utilization from
+# the hourly rollups. Stops everything it started, also when interrupted.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -108,4 +109,9 @@ echo "   $Q1"
 echo "== example query 2: the fleet by device protocol"
 echo "   $Q2"
 "$HERE/pg.sh" psql "$STATE" -c "$Q2"
+Q3="SELECT coalesce(d.last_site_name, '(between sites)') AS site, count(DISTINCT h.device_id) AS machines, count(*) AS machine_hours, round(sum(h.engine_hours_h)::numeric, 1) AS engine_h, round(sum(h.distance_km)::numeric, 1) AS km, round(sum(h.ignition_on_s)::numeric / 3600, 1) AS ignition_h, round(100 * sum(h.ignition_on_s)::numeric / (3600 * count(*)), 1) AS utilization_pct FROM telemetry_hourly h JOIN telemetry_rollup_devices d USING (device_id) GROUP BY 1 ORDER BY utilization_pct DESC;"
+echo "== example query 3: utilization by site from the event-time hourly rollups (telemetry_hourly;"
+echo "   utilization = ignition-on time / machine-hours reported, a machine at its current site)"
+echo "   $Q3"
+"$HERE/pg.sh" psql "$STATE" -c "$Q3"
 [ "$stored_db" = "$DISTINCT" ] && [ "$dlq_msgs" = "$INVALID" ]

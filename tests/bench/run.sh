@@ -9,7 +9,10 @@
 #                        consume->produce pass-through of the same messages (target >= 0.8)
 #   sink via Kafka       sink-svc draining the enriched records into PostgreSQL, as a ratio
 #                        to a plain client-side COPY of the same rows into an identical fresh
-#                        table on the same server (target >= 0.9); rows per batch, batch latency
+#                        table on the same server (target >= 0.9); rows per batch, batch latency;
+#                        with SINK_ROLLUPS=on (the default) and off, runs alternating, as a ratio
+#                        (rollups cost <= 20 % of the sink's rate: ratio >= 0.8), through Kafka and
+#                        for the batches' database time alone
 #   whole pipeline       fleet-sim -> Kafka -> parser -> enricher (lookup-stub) -> sink ->
 #                        PostgreSQL: sustained rows/s as a ratio to the sink alone (target >=
 #                        0.8), then device time -> row stored latency p50/p99 at half that rate
@@ -24,7 +27,9 @@
 # Every Kafka-bound figure runs on the embedded stack's real broker (deploy/local/kafka.sh,
 # single-node KRaft, its heap in results.json).
 #
-# Environment: BENCH_RECORDS (records in the Kafka runs, default 100000), BENCH_REPEAT (3).
+# Environment: BENCH_RECORDS (records in the Kafka runs, default 100000), BENCH_REPEAT (3),
+# BENCH_ONLY=sink (only the sink figures: its input is still made by one parser and one enricher
+# run; prints the sink lines and writes build/bench/results-sink.json instead).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,6 +41,8 @@ case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 RECORDS=${BENCH_RECORDS:-100000}
 REPEAT=${BENCH_REPEAT:-3}
+ONLY=${BENCH_ONLY:-}
+case "$ONLY" in "" | sink) ;; *) echo "BENCH_ONLY must be empty or sink" >&2; exit 2 ;; esac
 OUT="$ROOT/build/bench"
 mkdir -p "$OUT"
 W=$(mktemp -d /tmp/fleetpipe-bench.XXXXXX)
@@ -54,10 +61,12 @@ json_field() { # json_field FILE NAME -> the number after "NAME":
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-echo "== parser in process (fleet-sim corpus, $REPEAT passes, median)"
-"$BIN/fleet-sim" --output "$W/corpus.bin" --records 200000 --seed 1 >"$W/corpus.json"
-taskset -c 0 "$BUILD/bench_decode" "$W/corpus.bin" --repeat "$REPEAT" --seconds 2 >"$W/decode.json"
-cat "$W/decode.json"
+if [ -z "$ONLY" ]; then
+    echo "== parser in process (fleet-sim corpus, $REPEAT passes, median)"
+    "$BIN/fleet-sim" --output "$W/corpus.bin" --records 200000 --seed 1 >"$W/corpus.json"
+    taskset -c 0 "$BUILD/bench_decode" "$W/corpus.bin" --repeat "$REPEAT" --seconds 2 >"$W/decode.json"
+    cat "$W/decode.json"
+fi
 
 echo "== parser through Kafka vs pass-through ($RECORDS records, $REPEAT runs each)"
 KAFKA_VERSION=$("$ROOT/deploy/local/kafka.sh" version)
@@ -98,7 +107,12 @@ run_parser() {
     awk -v n="$MESSAGES" -v a="$first" -v b="$now" 'BEGIN { printf "%.0f\n", n / (b - a) }'
 }
 
+if [ -n "$ONLY" ]; then
+    # The sink's input only: telemetry.parsed once, for the enricher run below.
+    run_parser 1 at-least-once telemetry.parsed >/dev/null
+fi
 for i in $(seq "$REPEAT"); do
+    [ -z "$ONLY" ] || break
     "$BUILD/passthrough" --brokers "$BROKERS" --in telemetry.raw --out bench.passthrough \
         --group "bench-pt-$i-$$" --count "$MESSAGES" >"$W/pt-$i.json"
     json_field "$W/pt-$i.json" messages_per_s >>"$W/pt.txt"
@@ -109,7 +123,7 @@ for i in $(seq "$REPEAT"); do
     # Into a topic of its own: telemetry.parsed must hold what the enricher runs expect.
     run_parser "eos-$i" exactly-once bench.parsed-eos >>"$W/parser-eos.txt"
 done
-PARSER_EOS=$(median <"$W/parser-eos.txt")
+[ -n "$ONLY" ] || PARSER_EOS=$(median <"$W/parser-eos.txt")
 # run_enricher NAME CACHE_SIZE [COUNT] [OUT_TOPIC]: one enricher-svc in a fresh group takes
 # COUNT records (default: all) of telemetry.parsed; prints "records/s geocoder_calls_per_record".
 run_enricher() {
@@ -149,7 +163,11 @@ fp_wait_for 30 "lookup-stub" test -s "$W/stub.port"
 STUB_PORT=$(cat "$W/stub.port")
 "$BIN/fleet-sim" --output /dev/null --records 0 --seed 2 --geofences "$W/geofences.json" >/dev/null
 PARSED=$RECORDS
+if [ -n "$ONLY" ]; then
+    run_enricher hit-1 100000 "$PARSED" bench.enriched >/dev/null
+fi
 for i in $(seq "$REPEAT"); do
+    [ -z "$ONLY" ] || break
     curl -fsS -X POST "http://127.0.0.1:$STUB_PORT/control?latency_ms=0" >/dev/null
     # The first run's output is the sink benchmark's input.
     if [ "$i" = 1 ]; then out=bench.enriched; else out=telemetry.enriched; fi
@@ -157,31 +175,36 @@ for i in $(seq "$REPEAT"); do
     curl -fsS -X POST "http://127.0.0.1:$STUB_PORT/control?latency_ms=20" >/dev/null
     run_enricher "slow-$i" 100000 >>"$W/enrich-slow.txt"
 done
-curl -fsS -X POST "http://127.0.0.1:$STUB_PORT/control?latency_ms=0" >/dev/null
-# Without the cache every record calls: a sample is enough.
-run_enricher nocache 0 20000 >"$W/enrich-nocache.txt"
-EN_HIT=$(cut -d' ' -f1 "$W/enrich-hit.txt" | median)
-EN_SLOW=$(cut -d' ' -f1 "$W/enrich-slow.txt" | median)
-EN_RATIO=$(awk -v a="$EN_SLOW" -v b="$EN_HIT" 'BEGIN { printf "%.2f", a / b }')
-CALLS_CACHE=$(cut -d' ' -f2 "$W/enrich-hit.txt" | median)
-CALLS_NOCACHE=$(cut -d' ' -f2 "$W/enrich-nocache.txt")
-EN_NOCACHE=$(cut -d' ' -f1 "$W/enrich-nocache.txt")
+if [ -z "$ONLY" ]; then
+    curl -fsS -X POST "http://127.0.0.1:$STUB_PORT/control?latency_ms=0" >/dev/null
+    # Without the cache every record calls: a sample is enough.
+    run_enricher nocache 0 20000 >"$W/enrich-nocache.txt"
+    EN_HIT=$(cut -d' ' -f1 "$W/enrich-hit.txt" | median)
+    EN_SLOW=$(cut -d' ' -f1 "$W/enrich-slow.txt" | median)
+    EN_RATIO=$(awk -v a="$EN_SLOW" -v b="$EN_HIT" 'BEGIN { printf "%.2f", a / b }')
+    CALLS_CACHE=$(cut -d' ' -f2 "$W/enrich-hit.txt" | median)
+    CALLS_NOCACHE=$(cut -d' ' -f2 "$W/enrich-nocache.txt")
+    EN_NOCACHE=$(cut -d' ' -f1 "$W/enrich-nocache.txt")
+fi
 
-echo "== sink through Kafka vs a plain COPY ($PARSED rows, $REPEAT runs each)"
+echo "== sink through Kafka vs a plain COPY, rollups on and off ($PARSED rows, $REPEAT runs each)"
 "$ROOT/deploy/local/pg.sh" start "$W/pg" >/dev/null
 . "$W/pg/pg.env"
 PIDS+=("$PG_PID")
 bench_psql() { "$ROOT/deploy/local/pg.sh" psql "$W/pg" "$@"; }
-# run_sink N: a fresh sink-svc drains bench.enriched into an empty table; prints rows/s, then
-# a plain \copy of the very same rows into a fresh identical table; prints "sink_rps copy_rps
-# rows_per_batch batch_ms".
+# run_sink N on|off: a fresh sink-svc with SINK_ROLLUPS=on|off drains bench.enriched into empty
+# tables; prints rows/s, then a plain \copy of the very same rows into a fresh identical table;
+# prints "sink_rps copy_rps rows_per_batch batch_ms database_rps".
 run_sink() {
     local port pid first="" now inserted consumed batches rows_sum secs_sum copy_ms
     bench_psql -c "DROP TABLE IF EXISTS telemetry_copy" >/dev/null 2>&1 || true
     bench_psql -c "TRUNCATE telemetry; DELETE FROM fleetpipe_offsets" >/dev/null 2>&1 || true
+    # Empty, complete rollups: the "on" run must not rebuild after an "off" run.
+    bench_psql -c "TRUNCATE telemetry_hourly, telemetry_rollup_devices;
+        UPDATE telemetry_rollup_state SET valid = true" >/dev/null 2>&1 || true
     port=$(fp_free_port)
     KAFKA_BROKERS=$BROKERS KAFKA_GROUP_ID="bench-sink-$1-$$" HTTP_BIND=127.0.0.1 HTTP_PORT=$port \
-        LOG_LEVEL=warn IN_TOPIC=bench.enriched PG_DSN="$PG_DSN" \
+        LOG_LEVEL=warn IN_TOPIC=bench.enriched PG_DSN="$PG_DSN" SINK_ROLLUPS=$2 \
         RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS=6000 \
         RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS=500 "$BIN/sink-svc" 2>>"$W/sink.log" &
     pid=$!
@@ -210,6 +233,9 @@ run_sink() {
     rows_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_rows_sum" { print $2 }')
     secs_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_duration_seconds_sum" { print $2 }')
     fp_stop_pid "$pid" 10 >/dev/null
+    if [ "$2" = on ] && [ "$(bench_psql -At -c "SELECT coalesce(sum(samples), 0) FROM telemetry_hourly")" != "$B_SINK_ROWS" ]; then
+        echo "   warning: sink run $1: telemetry_hourly does not count every row" >&2
+    fi
     bench_psql -c "\copy (SELECT $COLUMNS FROM telemetry) TO '$W/rows.copy'" >/dev/null
     bench_psql -c "CREATE TABLE telemetry_copy (LIKE telemetry INCLUDING ALL)" >/dev/null
     copy_ms=$(bench_psql -c "\timing on" -c "\copy telemetry_copy ($COLUMNS) FROM '$W/rows.copy'" |
@@ -221,9 +247,14 @@ run_sink() {
 COLUMNS="device_id,ts,received_at,format,priority,event_io,lat,lon,alt_m,heading_deg,speed_kmh,satellites,ignition,enrichment_status,site_id,site_name,address,road,city,postcode,country,country_code,asset_customer,asset_oem,asset_model,asset_serial_number,asset_machine_type,metrics,io"
 # The distinct observations of bench.enriched: the rows every sink run must end with.
 B_SINK_ROWS=$(grep -o '"distinct":[0-9]*' "$W/feed.json" | cut -d: -f2)
-run_sink warmup >/dev/null # applies the migrations, warms the server's caches
+run_sink warmup on >/dev/null # applies the migrations, warms the server's caches
+# Off and on alternate, so that the machine's drift during the section hits both alike.
 for i in $(seq "$REPEAT"); do
-    run_sink "$i" >>"$W/sink.txt"
+    run_sink "off-$i" off >>"$W/sink-off.txt"
+    run_sink "on-$i" on >>"$W/sink.txt"
+    # Each pair as it comes: the spread between pairs shows how noisy the machine is.
+    paste -d' ' <(tail -n 1 "$W/sink.txt") <(tail -n 1 "$W/sink-off.txt") |
+        awk -v i="$i" '{ printf "   run %d: rollups off %d rows/s (database %d), on %d (%d): %.2f (%.2f)\n", i, $6, $10, $1, $5, $1 / $6, $5 / $10 }'
 done
 B_SINK_RPS=$(cut -d' ' -f1 "$W/sink.txt" | median)
 COPY_RPS=$(cut -d' ' -f2 "$W/sink.txt" | median)
@@ -232,7 +263,42 @@ B_BATCH=$(cut -d' ' -f3 "$W/sink.txt" | median)
 B_BATCH_MS=$(cut -d' ' -f4 "$W/sink.txt" | median)
 B_WRITE_RPS=$(cut -d' ' -f5 "$W/sink.txt" | median)
 B_WRITE_RATIO=$(awk '{ print $5 / $2 }' "$W/sink.txt" | median)
+B_OFF_RPS=$(cut -d' ' -f1 "$W/sink-off.txt" | median)
+B_OFF_BATCH_MS=$(cut -d' ' -f4 "$W/sink-off.txt" | median)
+B_OFF_WRITE_RPS=$(cut -d' ' -f5 "$W/sink-off.txt" | median)
+# Each on run against the off run just before it.
+B_ROLLUP_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $1 / $6 }' | median)
+B_ROLLUP_WRITE_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $5 / $10 }' | median)
 "$ROOT/deploy/local/pg.sh" stop "$W/pg" >/dev/null
+
+sink_lines() {
+    printf '%-44s %14s %14s %8s %8s\n' "sink-svc vs plain COPY, rows/s" "$B_SINK_RPS" "$COPY_RPS" "$(printf '%.2f' "$B_SINK_RATIO")" ">=0.9"
+    printf '%-44s %14s %14s %8s %8s\n' "  sink database writes alone vs COPY, rows/s" "$B_WRITE_RPS" "$COPY_RPS" "$(printf '%.2f' "$B_WRITE_RATIO")" ""
+    printf '%-44s %14s %14s %8s %8s\n' "sink-svc rollups on vs off, rows/s" "$B_SINK_RPS" "$B_OFF_RPS" "$(printf '%.2f' "$B_ROLLUP_RATIO")" ">=0.8"
+    printf '%-44s %14s %14s %8s %8s\n' "  database writes alone, rollups on vs off" "$B_WRITE_RPS" "$B_OFF_WRITE_RPS" "$(printf '%.2f' "$B_ROLLUP_WRITE_RATIO")" ""
+    echo "   (sink: $B_BATCH rows per batch, $B_BATCH_MS ms per batch write+commit with rollups,"
+    echo "    $B_OFF_BATCH_MS ms without, median; the first line includes taking the rows from the"
+    echo "    broker, the second only the batches' database time: COPY into staging,"
+    echo "    INSERT ... ON CONFLICT, rollups, offsets, COMMIT; the sink runs with SINK_ROLLUPS=on"
+    echo "    unless the line says otherwise)"
+}
+SINK_JSON="{\"rows\": $B_SINK_ROWS, \"sink_rows_per_s\": $B_SINK_RPS, \"copy_rows_per_s\": $COPY_RPS, \"ratio\": $B_SINK_RATIO, \"rows_per_batch\": $B_BATCH, \"batch_ms\": $B_BATCH_MS, \"database_rows_per_s\": $B_WRITE_RPS, \"database_ratio\": $B_WRITE_RATIO, \"rollups_off\": {\"sink_rows_per_s\": $B_OFF_RPS, \"batch_ms\": $B_OFF_BATCH_MS, \"database_rows_per_s\": $B_OFF_WRITE_RPS}, \"rollups_on_vs_off\": $B_ROLLUP_RATIO, \"rollups_on_vs_off_database\": $B_ROLLUP_WRITE_RATIO}"
+if [ -n "$ONLY" ]; then
+    echo
+    printf '%-44s %14s %14s %8s %8s\n' figure value baseline ratio target
+    sink_lines
+    cat >"$OUT/results-sink.json" <<JSON
+{
+  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "machine": {"cpus": $(nproc), "model": "$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)", "kernel": "$(uname -r)"},
+  "settings": {"records": $RECORDS, "repeat": $REPEAT},
+  "broker": {"version": "$KAFKA_VERSION", "heap": "$KAFKA_HEAP"},
+  "sink_via_kafka": $SINK_JSON
+}
+JSON
+    echo "   written to build/bench/results-sink.json"
+    exit 0
+fi
 
 echo "== Kafka's own producer-perf against the same broker"
 "$ROOT/deploy/local/kafka.sh" tool producer-perf --topic bench.perf --num-records "$RECORDS" \
@@ -300,11 +366,7 @@ printf '%-44s %14s %14s %8s %8s\n' "parser-svc via Kafka, messages/s" "$PARSER" 
 echo "   (pass-through = plain consume->produce of the same messages; $REC_PER_MSG records per message)"
 printf '%-44s %14s %14s %8s %8s\n' "parser-svc exactly-once vs at-least-once" "$PARSER_EOS" "$PARSER" \
     "$(awk -v a="$PARSER_EOS" -v b="$PARSER" 'BEGIN { printf "%.2f", a / b }')" ""
-printf '%-44s %14s %14s %8s %8s\n' "sink-svc vs plain COPY, rows/s" "$B_SINK_RPS" "$COPY_RPS" "$(printf '%.2f' "$B_SINK_RATIO")" ">=0.9"
-printf '%-44s %14s %14s %8s %8s\n' "  sink database writes alone vs COPY, rows/s" "$B_WRITE_RPS" "$COPY_RPS" "$(printf '%.2f' "$B_WRITE_RATIO")" ""
-echo "   (sink: $B_BATCH rows per batch, $B_BATCH_MS ms per batch write+commit, median;"
-echo "    the first line includes taking the rows from the embedded Kafka, the second only the"
-echo "    batches' database time: COPY into staging, INSERT ... ON CONFLICT, offsets, COMMIT)"
+sink_lines
 printf '%-44s %14s %14s %8s %8s\n' "whole pipeline vs sink alone, rows/s" "$PIPE_RPS" "$B_SINK_RPS" \
     "$(awk -v a="$PIPE_RPS" -v b="$B_SINK_RPS" 'BEGIN { printf "%.2f", a / b }')" ">=0.8"
 printf '%-44s %14s %14s %8s %8s\n' "device time -> row stored, p50 / p99 ms" "$LAT_P50" "$LAT_P99" "-" "p99<=250"
@@ -328,7 +390,7 @@ cat >"$OUT/results.json" <<JSON
   "settings": {"records": $RECORDS, "messages": $MESSAGES, "repeat": $REPEAT, "partitions": 16},
   "parser_in_process": $(cat "$W/decode.json"),
   "parser_via_kafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG, "exactly_once_messages_per_s": $PARSER_EOS},
-  "sink_via_kafka": {"rows": $B_SINK_ROWS, "sink_rows_per_s": $B_SINK_RPS, "copy_rows_per_s": $COPY_RPS, "ratio": $B_SINK_RATIO, "rows_per_batch": $B_BATCH, "batch_ms": $B_BATCH_MS, "database_rows_per_s": $B_WRITE_RPS, "database_ratio": $B_WRITE_RATIO},
+  "sink_via_kafka": $SINK_JSON,
   "pipeline": {"rows_per_s": $PIPE_RPS, "sink_alone_rows_per_s": $B_SINK_RPS, "latency_rate": $HALF, "latency_p50_ms": $LAT_P50, "latency_p99_ms": $LAT_P99, "rss_bytes": {"parser": $RSS_P, "enricher": $RSS_E, "sink": $RSS_S}},
   "enricher_via_kafka": {"records_per_s_stub_0ms": $EN_HIT, "records_per_s_stub_20ms": $EN_SLOW, "ratio": $EN_RATIO, "records_per_s_no_cache": $EN_NOCACHE, "geocoder_calls_per_record": $CALLS_CACHE, "geocoder_calls_per_record_no_cache": $CALLS_NOCACHE}
 }

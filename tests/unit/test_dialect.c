@@ -49,7 +49,8 @@ FP_TEST(dialect_cratedb_insert_sql)
 FP_TEST(dialect_cratedb_schema_and_offsets)
 {
     FP_CHECK(fp_cratedb_schema[0] != NULL && fp_cratedb_schema[1] != NULL &&
-             fp_cratedb_schema[2] == NULL);
+             fp_cratedb_schema[2] != NULL && fp_cratedb_schema[3] != NULL &&
+             fp_cratedb_schema[4] == NULL);
     FP_CHECK(strstr(fp_cratedb_schema[0], "CREATE TABLE IF NOT EXISTS telemetry (") != NULL);
     FP_CHECK(strstr(fp_cratedb_schema[0], "metrics OBJECT(DYNAMIC), io OBJECT(IGNORED)") != NULL);
     FP_CHECK(strstr(fp_cratedb_schema[0], "PRIMARY KEY (device_id, ts)") != NULL);

@@ -145,6 +145,13 @@ FP_TEST_ENTRY(http_probes_answer_while_slow_clients_hold_connections)
 /* fp_rand */
 FP_TEST_ENTRY(rand_seeds_differ)
 FP_TEST_ENTRY(rand_two_processes_draw_different_jitter)
+/* sink-svc: rollup */
+FP_TEST_ENTRY(rollup_bucket_is_the_utc_hour)
+FP_TEST_ENTRY(rollup_buckets_distinct_sorted_per_device)
+FP_TEST_ENTRY(rollup_neighbour_bucket_joins_the_set)
+FP_TEST_ENTRY(rollup_neighbour_of_a_row_before_the_first)
+FP_TEST_ENTRY(rollup_capture_sql_wraps_the_insert)
+FP_TEST_ENTRY(rollup_cratedb_sql)
 /* fp_txn */
 FP_TEST_ENTRY(txn_classify_error_classes)
 FP_TEST_ENTRY(txn_action_of_librdkafka_errors)

@@ -1,0 +1,336 @@
+#include "rollup.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dialect.h"
+#include "fp_log.h"
+#include "fp_metrics.h"
+#include "fp_time.h"
+
+struct fp_rollup {
+    bool enabled;
+    fp_rollup_counts last;
+    fp_counter *m_late;
+    fp_counter *m_recomputed;
+    fp_histogram *m_changed;
+};
+
+static const double rows_changed_buckets[] = {0, 1, 10, 50, 100, 500, 1000, 5000, 10000};
+
+/* PostgreSQL statements; the functions they call are in migrations/003_rollups.sql. */
+static const char session_sql[] = "SELECT telemetry_rollup_session()";
+static const char state_sql[] = "SELECT valid FROM telemetry_rollup_state";
+static const char rebuild_sql[] = "SELECT telemetry_rollup_rebuild(false)";
+static const char apply_sql[] =
+    "SELECT late_rows, rollup_rows, recomputed_rows FROM telemetry_rollup_apply()";
+static const char stale_sql[] =
+    "UPDATE telemetry_rollup_state SET valid = false, changed_at = now() WHERE valid";
+static const char capture_head[] = "WITH fp_inserted AS (";
+static const char capture_tail[] = " RETURNING device_id, ts) INSERT INTO telemetry_rollup_keys "
+                                   "(device_id, ts) SELECT device_id, ts FROM fp_inserted";
+
+fp_rollup *fp_rollup_new(bool enabled)
+{
+    fp_rollup *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->enabled = enabled;
+    r->m_late = fp_metrics_counter("fleetpipe_sink_late_rows_total",
+                                   "Rows older than their device's newest stored row when "
+                                   "written (each changes up to two hourly rollups).",
+                                   NULL);
+    r->m_recomputed = fp_metrics_counter("fleetpipe_sink_rollup_recomputed_total",
+                                         "telemetry_hourly rows recomputed from the stored rows "
+                                         "because a late row changed them.",
+                                         NULL);
+    r->m_changed = fp_metrics_histogram(
+        "fleetpipe_sink_rollup_rows_changed", "telemetry_hourly rows written per committed batch.",
+        NULL, rows_changed_buckets, sizeof(rows_changed_buckets) / sizeof(rows_changed_buckets[0]));
+    return r;
+}
+
+void fp_rollup_free(fp_rollup *r)
+{
+    free(r);
+}
+
+bool fp_rollup_enabled(const fp_rollup *r)
+{
+    return r->enabled;
+}
+
+fp_rollup_counts fp_rollup_last(const fp_rollup *r)
+{
+    return r->last;
+}
+
+/* Logs a failed statement of the rollup step. */
+static void log_failure(PGconn *conn, const char *what, const PGresult *res)
+{
+    const char *msg = res != NULL ? PQresultErrorMessage(res) : NULL;
+    char line[512];
+    size_t n;
+
+    if (msg == NULL || msg[0] == '\0')
+        msg = PQerrorMessage(conn);
+    snprintf(line, sizeof(line), "%s", msg);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    fp_log_kv(FP_LOG_WARN, "rollup step failed", "operation", what, "error", line, FP_KV_END);
+}
+
+/* Runs a statement without parameters; returns its result when it succeeded (the caller clears
+ * it), else logs, clears and returns NULL. */
+static PGresult *run(PGconn *conn, const char *what, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+
+    if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+        return res;
+    log_failure(conn, what, res);
+    PQclear(res);
+    return NULL;
+}
+
+static uint64_t value_u64(const PGresult *res, int col)
+{
+    if (PQntuples(res) < 1 || PQgetisnull(res, 0, col))
+        return 0;
+    return strtoull(PQgetvalue(res, 0, col), NULL, 10);
+}
+
+int fp_rollup_session(fp_rollup *r, PGconn *conn)
+{
+    PGresult *res;
+    bool valid;
+
+    if (!r->enabled)
+        return 0;
+    res = run(conn, "rollup session", session_sql);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    res = run(conn, "rollup state", state_sql);
+    if (res == NULL)
+        return -1;
+    valid = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (valid)
+        return 0;
+    fp_info("rebuilding telemetry_hourly from telemetry: rows were written with SINK_ROLLUPS=off "
+            "since it was last complete");
+    res = run(conn, "rollup rebuild", rebuild_sql);
+    if (res == NULL)
+        return -1;
+    fp_log_kv(FP_LOG_INFO, "telemetry_hourly rebuilt", "rows",
+              PQgetisnull(res, 0, 0) ? "0 (already rebuilt by another sink)"
+                                     : PQgetvalue(res, 0, 0),
+              FP_KV_END);
+    PQclear(res);
+    return 0;
+}
+
+int fp_rollup_capture_sql(const fp_rollup *r, fp_buf *out, const char *insert_sql)
+{
+    if (!r->enabled)
+        return fp_buf_puts(out, insert_sql);
+    if (fp_buf_puts(out, capture_head) < 0 || fp_buf_puts(out, insert_sql) < 0 ||
+        fp_buf_puts(out, capture_tail) < 0)
+        return -1;
+    return 0;
+}
+
+int fp_rollup_apply(fp_rollup *r, PGconn *conn)
+{
+    PGresult *res;
+
+    memset(&r->last, 0, sizeof(r->last));
+    if (!r->enabled) {
+        res = run(conn, "mark rollups stale", stale_sql);
+        if (res == NULL)
+            return -1;
+        PQclear(res);
+        return 0;
+    }
+    res = run(conn, "rollup apply", apply_sql);
+    if (res == NULL)
+        return -1;
+    r->last.late_rows = value_u64(res, 0);
+    r->last.rows_changed = value_u64(res, 1);
+    r->last.recomputed = value_u64(res, 2);
+    PQclear(res);
+    return 0;
+}
+
+void fp_rollup_committed(fp_rollup *r)
+{
+    if (!r->enabled)
+        return;
+    fp_counter_add(r->m_late, r->last.late_rows);
+    fp_counter_add(r->m_recomputed, r->last.recomputed);
+    fp_histogram_observe(r->m_changed, (double)r->last.rows_changed);
+}
+
+int64_t fp_rollup_bucket_ms(int64_t ts_ms)
+{
+    int64_t b = ts_ms / FP_ROLLUP_BUCKET_MS * FP_ROLLUP_BUCKET_MS;
+
+    /* C division truncates toward zero: before 1970 the floor is one hour further down. */
+    if (b > ts_ms)
+        b -= FP_ROLLUP_BUCKET_MS;
+    return b;
+}
+
+static int cmp_bucket(const char *da, int64_t ba, const char *db, int64_t bb)
+{
+    int c = strcmp(da, db);
+
+    if (c != 0)
+        return c;
+    return ba < bb ? -1 : ba > bb ? 1 : 0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const fp_rollup_key *x = a, *y = b;
+
+    return cmp_bucket(x->device_id, x->ts_ms, y->device_id, y->ts_ms);
+}
+
+size_t fp_rollup_buckets(fp_rollup_key *keys, size_t n, fp_rollup_bucket *out)
+{
+    size_t len = 0;
+
+    if (n == 0)
+        return 0;
+    qsort(keys, n, sizeof(*keys), cmp_key);
+    for (size_t i = 0; i < n; i++) {
+        int64_t b = fp_rollup_bucket_ms(keys[i].ts_ms);
+
+        if (len > 0 && strcmp(out[len - 1].device_id, keys[i].device_id) == 0 &&
+            out[len - 1].bucket_ms == b)
+            continue;
+        out[len].device_id = keys[i].device_id;
+        out[len].bucket_ms = b;
+        len++;
+    }
+    return len;
+}
+
+int fp_rollup_bucket_add(fp_rollup_bucket *set, size_t *len, size_t cap, const char *device_id,
+                         int64_t next_ts_ms)
+{
+    int64_t b = fp_rollup_bucket_ms(next_ts_ms);
+    size_t lo = 0, hi = *len;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_bucket(set[mid].device_id, set[mid].bucket_ms, device_id, b);
+
+        if (c == 0)
+            return 0;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (*len == cap)
+        return -1;
+    memmove(&set[lo + 1], &set[lo], (*len - lo) * sizeof(*set));
+    set[lo].device_id = device_id;
+    set[lo].bucket_ms = b;
+    (*len)++;
+    return 0;
+}
+
+/* CrateDB: runs one parameterised statement. For a query, *ms receives its single value (epoch
+ * ms) and *found whether it was not NULL; ms may be NULL for a command. Returns 0 or -1
+ * (logged). */
+static int crate_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+                      const char *const *params, int64_t *ms, bool *found)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    int rc = 0;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_failure(conn, what, res);
+        rc = -1;
+    } else if (ms != NULL) {
+        *found = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0);
+        if (*found)
+            *ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* CrateDB: recomputes one bucket from the stored rows: reads from the row before the bucket
+ * (its first row's interval starts there) to the bucket's end. */
+static int crate_recompute(PGconn *conn, const fp_rollup_bucket *b)
+{
+    char start[32], end[32], from[32];
+    const char *params[4] = {b->device_id, start, end, from};
+    int64_t prev_ms = 0;
+    bool found = false;
+
+    if (fp_time_format_ms(b->bucket_ms, start, sizeof(start)) < 0 ||
+        fp_time_format_ms(b->bucket_ms + FP_ROLLUP_BUCKET_MS, end, sizeof(end)) < 0)
+        return -1;
+    if (crate_exec(conn, "rollup previous row", fp_cratedb_prev_row_sql, 2, params, &prev_ms,
+                   &found) < 0)
+        return -1;
+    if (fp_time_format_ms(found ? prev_ms : b->bucket_ms, from, sizeof(from)) < 0)
+        return -1;
+    return crate_exec(conn, "rollup recompute", fp_cratedb_recompute_sql, 4, params, NULL, NULL);
+}
+
+int fp_rollup_crate_apply(fp_rollup *r, PGconn *conn, fp_rollup_key *keys, size_t n)
+{
+    fp_rollup_bucket *set = NULL, *own = NULL;
+    size_t len, nown;
+    int rc = -1;
+
+    memset(&r->last, 0, sizeof(r->last));
+    if (!r->enabled || n == 0)
+        return 0;
+    /* Rows written a moment ago become visible to queries only after a refresh. */
+    if (crate_exec(conn, "rollup refresh", fp_cratedb_refresh_sql, 0, NULL, NULL, NULL) < 0)
+        return -1;
+    set = malloc(2 * n * sizeof(*set));
+    own = malloc(n * sizeof(*own));
+    if (set == NULL || own == NULL) {
+        fp_error("out of memory computing the rollup buckets of %zu rows", n);
+        goto err;
+    }
+    nown = fp_rollup_buckets(keys, n, own);
+    memcpy(set, own, nown * sizeof(*own));
+    len = nown;
+    for (size_t i = 0; i < nown; i++) {
+        char end[32];
+        const char *params[2] = {own[i].device_id, end};
+        int64_t next_ms = 0;
+        bool found = false;
+
+        if (fp_time_format_ms(own[i].bucket_ms + FP_ROLLUP_BUCKET_MS, end, sizeof(end)) < 0)
+            goto err;
+        if (crate_exec(conn, "rollup next row", fp_cratedb_next_row_sql, 2, params, &next_ms,
+                       &found) < 0)
+            goto err;
+        if (found && fp_rollup_bucket_add(set, &len, 2 * n, own[i].device_id, next_ms) < 0)
+            goto err;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (crate_recompute(conn, &set[i]) < 0)
+            goto err;
+    r->last.rows_changed = len;
+    r->last.recomputed = len;
+    rc = 0;
+err:
+    free(set);
+    free(own);
+    return rc;
+}
