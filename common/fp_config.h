@@ -45,6 +45,7 @@ typedef struct fp_common_config {
     const char *log_level;
     int64_t shutdown_timeout_ms;
     int64_t max_inflight;
+    int64_t max_inflight_bytes;
     const char *delivery;
     int64_t txn_interval_ms;
     const char *transactional_id;
@@ -52,116 +53,57 @@ typedef struct fp_common_config {
 
 #define FP_OPT_TABLE_END                                                                           \
     {                                                                                              \
-        NULL, FP_OPT_STRING, NULL, NULL, false, false, 0, 0, NULL, 0                               \
+        .name = NULL                                                                               \
+    }
+
+#define FP_COMMON_OPT(opt_name, opt_type, opt_def, opt_help, lo, hi, field, ...)                   \
+    {                                                                                              \
+        .name = opt_name, .type = opt_type, .def = opt_def, .help = opt_help, .min = lo,           \
+        .max = hi, .offset = offsetof(fp_common_config, field), __VA_ARGS__                        \
     }
 
 /* The options every service shares, with the service's own defaults. */
 #define FP_COMMON_OPTIONS(group, in, out, port)                                                    \
-    {"KAFKA_BROKERS",                                                                              \
-     FP_OPT_STRING,                                                                                \
-     "localhost:9092",                                                                             \
-     "Kafka bootstrap servers (host:port,...)",                                                    \
-     false,                                                                                        \
-     true,                                                                                         \
-     0,                                                                                            \
-     0,                                                                                            \
-     NULL,                                                                                         \
-     offsetof(fp_common_config, kafka_brokers)},                                                   \
-        {"KAFKA_GROUP_ID",                                                                         \
-         FP_OPT_STRING,                                                                            \
-         group,                                                                                    \
-         "Kafka consumer group of this stage",                                                     \
-         false,                                                                                    \
-         true,                                                                                     \
-         0,                                                                                        \
-         0,                                                                                        \
-         NULL,                                                                                     \
-         offsetof(fp_common_config, kafka_group_id)},                                              \
-        {"IN_TOPIC", FP_OPT_STRING,                                                                \
-         in,         "topic this stage consumes",                                                  \
-         false,      true,                                                                         \
-         0,          0,                                                                            \
-         NULL,       offsetof(fp_common_config, in_topic)},                                        \
-        {"OUT_TOPIC", FP_OPT_STRING,                                                               \
-         out,         "topic this stage produces to",                                              \
-         false,       false,                                                                       \
-         0,           0,                                                                           \
-         NULL,        offsetof(fp_common_config, out_topic)},                                      \
-        {"DLQ_TOPIC",                                                                              \
-         FP_OPT_STRING,                                                                            \
-         "telemetry.dlq",                                                                          \
-         "dead-letter topic for bad input",                                                        \
-         false,                                                                                    \
-         true,                                                                                     \
-         0,                                                                                        \
-         0,                                                                                        \
-         NULL,                                                                                     \
-         offsetof(fp_common_config, dlq_topic)},                                                   \
-        {"HTTP_BIND", FP_OPT_STRING,                                                               \
-         "0.0.0.0",   "address of the metrics/health HTTP server",                                 \
-         false,       true,                                                                        \
-         0,           0,                                                                           \
-         NULL,        offsetof(fp_common_config, http_bind)},                                      \
-        {"HTTP_PORT", FP_OPT_INT,                                                                  \
-         port,        "port of /metrics, /healthz, /readyz (0 = disabled)",                        \
-         false,       false,                                                                       \
-         0,           65535,                                                                       \
-         NULL,        offsetof(fp_common_config, http_port)},                                      \
-        {"LOG_LEVEL",                                                                              \
-         FP_OPT_ENUM,                                                                              \
-         "info",                                                                                   \
-         "debug|info|warn|error",                                                                  \
-         false,                                                                                    \
-         false,                                                                                    \
-         0,                                                                                        \
-         0,                                                                                        \
-         "debug|info|warn|error",                                                                  \
-         offsetof(fp_common_config, log_level)},                                                   \
-        {"SHUTDOWN_TIMEOUT_MS",                                                                    \
-         FP_OPT_INT,                                                                               \
-         "10000",                                                                                  \
-         "on SIGTERM, how long to finish in-flight work before exiting",                           \
-         false,                                                                                    \
-         false,                                                                                    \
-         0,                                                                                        \
-         3600000,                                                                                  \
-         NULL,                                                                                     \
-         offsetof(fp_common_config, shutdown_timeout_ms)},                                         \
-        {"MAX_INFLIGHT",                                                                           \
-         FP_OPT_INT,                                                                               \
-         "20000",                                                                                  \
-         "input messages taken but not yet durable downstream; consumption pauses above it",       \
-         false,                                                                                    \
-         false,                                                                                    \
-         1,                                                                                        \
-         10000000,                                                                                 \
-         NULL,                                                                                     \
-         offsetof(fp_common_config, max_inflight)},                                                \
-        {"DELIVERY",                                                                               \
-         FP_OPT_ENUM,                                                                              \
-         "at-least-once",                                                                          \
-         "at-least-once|exactly-once between Kafka stages (Kafka transactions)",                   \
-         false,                                                                                    \
-         false,                                                                                    \
-         0,                                                                                        \
-         0,                                                                                        \
-         "at-least-once|exactly-once",                                                             \
-         offsetof(fp_common_config, delivery)},                                                    \
-        {"TXN_INTERVAL_MS",                                                                        \
-         FP_OPT_INT,                                                                               \
-         "100",                                                                                    \
-         "exactly-once: how often the open transaction is committed",                              \
-         false,                                                                                    \
-         false,                                                                                    \
-         1,                                                                                        \
-         600000,                                                                                   \
-         NULL,                                                                                     \
-         offsetof(fp_common_config, txn_interval_ms)},                                             \
-    {                                                                                              \
-        "TRANSACTIONAL_ID", FP_OPT_STRING, NULL,                                                   \
-            "exactly-once: this replica's stable transactional.id (default: group-hostname)",      \
-            false, false, 0, 0, NULL, offsetof(fp_common_config, transactional_id)                 \
-    }
+    FP_COMMON_OPT("KAFKA_BROKERS", FP_OPT_STRING, "localhost:9092",                                \
+                  "Kafka bootstrap servers (host:port,...)", 0, 0, kafka_brokers,                  \
+                  .required = true),                                                               \
+        FP_COMMON_OPT("KAFKA_GROUP_ID", FP_OPT_STRING, group,                                      \
+                      "Kafka consumer group of this stage", 0, 0, kafka_group_id,                  \
+                      .required = true),                                                           \
+        FP_COMMON_OPT("IN_TOPIC", FP_OPT_STRING, in, "topic this stage consumes", 0, 0, in_topic,  \
+                      .required = true),                                                           \
+        FP_COMMON_OPT("OUT_TOPIC", FP_OPT_STRING, out, "topic this stage produces to", 0, 0,       \
+                      out_topic, .required = false),                                               \
+        FP_COMMON_OPT("DLQ_TOPIC", FP_OPT_STRING, "telemetry.dlq",                                 \
+                      "dead-letter topic for bad input", 0, 0, dlq_topic, .required = true),       \
+        FP_COMMON_OPT("HTTP_BIND", FP_OPT_STRING, "0.0.0.0",                                       \
+                      "address of the metrics/health HTTP server", 0, 0, http_bind,                \
+                      .required = true),                                                           \
+        FP_COMMON_OPT("HTTP_PORT", FP_OPT_INT, port,                                               \
+                      "port of /metrics, /healthz, /readyz (0 = disabled)", 0, 65535, http_port,   \
+                      .required = false),                                                          \
+        FP_COMMON_OPT("LOG_LEVEL", FP_OPT_ENUM, "info", "debug|info|warn|error", 0, 0, log_level,  \
+                      .choices = "debug|info|warn|error"),                                         \
+        FP_COMMON_OPT("SHUTDOWN_TIMEOUT_MS", FP_OPT_INT, "10000",                                  \
+                      "on SIGTERM, how long to finish in-flight work before exiting", 0, 3600000,  \
+                      shutdown_timeout_ms, .required = false),                                     \
+        FP_COMMON_OPT("MAX_INFLIGHT", FP_OPT_INT, "20000",                                         \
+                      "input messages taken but not yet durable downstream; consumption pauses "   \
+                      "above it",                                                                  \
+                      1, 10000000, max_inflight, .required = false),                               \
+        FP_COMMON_OPT("MAX_INFLIGHT_BYTES", FP_OPT_INT, "33554432",                                \
+                      "bytes of those input messages; consumption pauses above it too", 1024,      \
+                      INT64_C(1) << 40, max_inflight_bytes, .required = false),                    \
+        FP_COMMON_OPT("DELIVERY", FP_OPT_ENUM, "at-least-once",                                    \
+                      "at-least-once|exactly-once between Kafka stages (Kafka transactions)", 0,   \
+                      0, delivery, .choices = "at-least-once|exactly-once"),                       \
+        FP_COMMON_OPT("TXN_INTERVAL_MS", FP_OPT_INT, "100",                                        \
+                      "exactly-once: how often the open transaction is committed", 1, 600000,      \
+                      txn_interval_ms, .required = false),                                         \
+        FP_COMMON_OPT("TRANSACTIONAL_ID", FP_OPT_STRING, NULL,                                     \
+                      "exactly-once: this replica's stable transactional.id (default: "            \
+                      "group-hostname)",                                                           \
+                      0, 0, transactional_id, .required = false)
 
 /* Reads every option of `table` (ended by FP_OPT_TABLE_END) from the environment into cfg.
  * Returns 0, or -1 with a message naming the variable and the problem in err. */

@@ -10,6 +10,7 @@
 typedef struct entry {
     int64_t offset;
     uint32_t holds;
+    uint32_t bytes;
 } entry;
 
 /* One partition's held messages: sequences head..tail-1 live at ring[seq & (cap - 1)]. */
@@ -26,6 +27,7 @@ struct fp_offsets {
     partition_ring *parts;
     size_t nparts;
     size_t inflight;
+    size_t inflight_bytes;
 };
 
 fp_offsets *fp_offsets_new(void)
@@ -77,7 +79,8 @@ static int grow(partition_ring *p)
     return 0;
 }
 
-int fp_offsets_track(fp_offsets *t, int32_t partition, int64_t offset, uint64_t *token)
+int fp_offsets_track(fp_offsets *t, int32_t partition, int64_t offset, size_t bytes,
+                     uint64_t *token)
 {
     partition_ring *p;
     entry *e;
@@ -92,11 +95,13 @@ int fp_offsets_track(fp_offsets *t, int32_t partition, int64_t offset, uint64_t 
     e = &p->ring[p->tail & (p->cap - 1)];
     e->offset = offset;
     e->holds = 1;
+    e->bytes = bytes < UINT32_MAX ? (uint32_t)bytes : UINT32_MAX;
     /* The generation's low bits ride in the token's top bits beside the partition. */
     *token = ((uint64_t)(p->generation & 0xff) << 56) | ((uint64_t)partition << SEQ_BITS) |
              (p->tail & SEQ_MASK);
     p->tail++;
     t->inflight++;
+    t->inflight_bytes += e->bytes;
     return 0;
 }
 
@@ -151,12 +156,30 @@ void fp_offsets_release(fp_offsets *t, uint64_t token)
         p->dirty = true;
         p->head++;
         t->inflight--;
+        t->inflight_bytes -= h->bytes;
     }
 }
 
 size_t fp_offsets_inflight(const fp_offsets *t)
 {
     return t->inflight;
+}
+
+size_t fp_offsets_inflight_bytes(const fp_offsets *t)
+{
+    return t->inflight_bytes;
+}
+
+int fp_offsets_source(fp_offsets *t, uint64_t token, int32_t *partition, int64_t *offset)
+{
+    partition_ring *p;
+    entry *e = find(t, token, &p);
+
+    if (e == NULL)
+        return -1;
+    *partition = (int32_t)(p - t->parts);
+    *offset = e->offset;
+    return 0;
 }
 
 void fp_offsets_collect(fp_offsets *t, void (*fn)(int32_t partition, int64_t offset, void *arg),
@@ -178,6 +201,8 @@ void fp_offsets_forget(fp_offsets *t, int32_t partition)
         return;
     p = &t->parts[partition];
     t->inflight -= (size_t)(p->tail - p->head);
+    for (uint64_t s = p->head; s < p->tail; s++)
+        t->inflight_bytes -= p->ring[s & (p->cap - 1)].bytes;
     p->head = p->tail = 0;
     p->committable = -1;
     p->dirty = false;

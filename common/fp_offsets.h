@@ -21,10 +21,11 @@ typedef struct fp_offsets fp_offsets;
 fp_offsets *fp_offsets_new(void);
 void fp_offsets_free(fp_offsets *t); /* accepts NULL */
 
-/* Starts tracking a consumed message with one hold (released by the caller once it has
- * created every effect). Offsets within a partition must be given in increasing order.
- * Returns 0 and the token, or -1 when the partition is out of range or memory ran out. */
-int fp_offsets_track(fp_offsets *t, int32_t partition, int64_t offset, uint64_t *token);
+/* Starts tracking a consumed message of `bytes` bytes with one hold (released by the caller
+ * once it has created every effect). Offsets within a partition must be given in increasing
+ * order. Returns 0 and the token, or -1 when the partition is out of range or memory ran out. */
+int fp_offsets_track(fp_offsets *t, int32_t partition, int64_t offset, size_t bytes,
+                     uint64_t *token);
 
 /* Adds one hold (one more effect to wait for). */
 void fp_offsets_hold(fp_offsets *t, uint64_t token);
@@ -35,6 +36,12 @@ void fp_offsets_release(fp_offsets *t, uint64_t token);
 
 /* Number of messages tracked and not yet finished-and-passed, over all partitions. */
 size_t fp_offsets_inflight(const fp_offsets *t);
+
+/* Bytes of those messages (as given to fp_offsets_track): backpressure's memory bound. */
+size_t fp_offsets_inflight_bytes(const fp_offsets *t);
+
+/* The partition and offset of a tracked message. Returns 0, or -1 when the token is stale. */
+int fp_offsets_source(fp_offsets *t, uint64_t token, int32_t *partition, int64_t *offset);
 
 /* For each partition whose committable offset (last contiguous finished offset + 1) moved since
  * the last call, calls fn(partition, offset, arg). */

@@ -15,6 +15,7 @@
 #include "fp_buf.h"
 #include "fp_config.h"
 #include "fp_http.h"
+#include "fp_kafka_output.h"
 #include "fp_log.h"
 #include "fp_metrics.h"
 #include "fp_record.h"
@@ -22,7 +23,7 @@
 #include "fp_stage.h"
 #include "geofence.h"
 #include "lookup.h"
-#include "reorder.h"
+#include "pending.h"
 
 typedef struct enricher_config {
     fp_common_config common;
@@ -85,92 +86,17 @@ static const fp_option enricher_options[] = {
     FP_OPT_TABLE_END,
 };
 
-/* One record between its arrival and its departure. */
-typedef struct item {
-    uint32_t gen;
-    bool used;
-    bool setting_up; /* the handler is still asking: answers must not finish it yet */
-    bool done;
-    uint8_t asked, waiting, failed; /* bits per lookup_kind */
-    uint64_t token;
-    int32_t partition;
-    uint32_t next_free;
-    fp_record rec;
-} item;
-
-#define NO_ITEM UINT32_MAX
-
 typedef struct enricher {
     enricher_config cfg;
     fp_stage *st;
     lookup_engine *lookups;
     fp_geofences *geofences;
-    fp_reorder *order;
-    item *items;
-    uint32_t nitems, used, free_head;
+    pending *items;
     fp_buf out;
     fp_counter *m_status[4];
     fp_gauge *m_pending, *m_sites;
     fp_counter *m_reloads_ok, *m_reloads_failed;
 } enricher;
-
-static uint64_t item_id(const enricher *e, uint32_t idx)
-{
-    return (uint64_t)e->items[idx].gen << 32 | idx;
-}
-
-/* The item of an id, or NULL when it has left (or its partition was revoked) since. */
-static item *item_get(enricher *e, uint64_t id)
-{
-    uint32_t idx = (uint32_t)id;
-
-    if (idx >= e->nitems || !e->items[idx].used || e->items[idx].gen != (uint32_t)(id >> 32))
-        return NULL;
-    return &e->items[idx];
-}
-
-/* Takes a free item, growing the pool. Returns its index, or NO_ITEM on out of memory. */
-static uint32_t item_alloc(enricher *e)
-{
-    uint32_t idx;
-
-    if (e->free_head == NO_ITEM) {
-        uint32_t n = e->nitems != 0 ? e->nitems * 2 : 256;
-        item *items = realloc(e->items, n * sizeof(*items));
-
-        if (items == NULL)
-            return NO_ITEM;
-        for (uint32_t i = e->nitems; i < n; i++) {
-            memset(&items[i], 0, sizeof(items[i]));
-            fp_record_init(&items[i].rec);
-            items[i].next_free = i + 1 < n ? i + 1 : e->free_head;
-        }
-        e->free_head = e->nitems;
-        e->items = items;
-        e->nitems = n;
-    }
-    idx = e->free_head;
-    e->free_head = e->items[idx].next_free;
-    e->items[idx].used = true;
-    e->items[idx].done = false;
-    e->items[idx].setting_up = true;
-    e->items[idx].asked = e->items[idx].waiting = e->items[idx].failed = 0;
-    e->used++;
-    fp_gauge_set(e->m_pending, e->used);
-    return idx;
-}
-
-static void item_release(enricher *e, uint32_t idx)
-{
-    item *it = &e->items[idx];
-
-    it->used = false;
-    it->gen++;
-    it->next_free = e->free_head;
-    e->free_head = idx;
-    e->used--;
-    fp_gauge_set(e->m_pending, e->used);
-}
 
 static void set_str(fp_record *r, fp_str *field, const char *value)
 {
@@ -179,7 +105,8 @@ static void set_str(fp_record *r, fp_str *field, const char *value)
 }
 
 /* Records one lookup's outcome in the item (not LOOKUP_PENDING). */
-static void apply(item *it, lookup_kind kind, lookup_outcome outcome, const lookup_answer *a)
+static void apply(pending_item *it, lookup_kind kind, lookup_outcome outcome,
+                  const lookup_answer *a)
 {
     fp_record *r = &it->rec;
     fp_enrichment *en = &r->enrichment;
@@ -220,7 +147,7 @@ static int popcount8(uint8_t v)
 
 /* ok: everything asked answered; partial: some lookups failed; unavailable: all failed, or
  * nothing is configured at all. */
-static fp_enrich_status final_status(const enricher *e, const item *it)
+static fp_enrich_status final_status(const enricher *e, const pending_item *it)
 {
     int asked = popcount8(it->asked) + (e->geofences != NULL ? 1 : 0);
     int failed = popcount8(it->failed);
@@ -233,35 +160,30 @@ static fp_enrich_status final_status(const enricher *e, const item *it)
     return failed == asked ? FP_ENRICH_UNAVAILABLE : FP_ENRICH_PARTIAL;
 }
 
+/* Emits one finished record (pending_flush calls it in partition order). */
+static int emit_item(pending_item *it, void *ctx)
+{
+    enricher *e = ctx;
+    fp_record *r = &it->rec;
+
+    r->enrichment.status = final_status(e, it);
+    fp_counter_inc(e->m_status[r->enrichment.status]);
+    fp_buf_clear(&e->out);
+    if (fp_record_encode_json(r, &e->out) < 0 ||
+        fp_kafka_output_emit_for(e->st, it->token, r->device_id, strlen(r->device_id), e->out.data,
+                                 e->out.len) < 0) {
+        fp_stage_fail(e->st, "cannot emit an enriched record");
+        return -1;
+    }
+    fp_stage_release(e->st, it->token);
+    return 0;
+}
+
 /* Emits the finished prefix of a partition's records, in order. */
 static void flush_partition(enricher *e, int32_t partition)
 {
-    uint64_t id;
-
-    while (fp_reorder_head(e->order, partition, &id) == 0) {
-        item *it = item_get(e, id);
-        fp_record *r;
-
-        if (it == NULL) { /* cannot happen: items leave only through here or revocation */
-            fp_reorder_pop(e->order, partition);
-            continue;
-        }
-        if (!it->done)
-            return;
-        r = &it->rec;
-        r->enrichment.status = final_status(e, it);
-        fp_counter_inc(e->m_status[r->enrichment.status]);
-        fp_buf_clear(&e->out);
-        if (fp_record_encode_json(r, &e->out) < 0 ||
-            fp_stage_emit_for(e->st, it->token, r->device_id, strlen(r->device_id), e->out.data,
-                              e->out.len) < 0) {
-            fp_stage_fail(e->st, "cannot emit an enriched record");
-            return;
-        }
-        fp_stage_release(e->st, it->token);
-        fp_reorder_pop(e->order, partition);
-        item_release(e, (uint32_t)id);
-    }
+    pending_flush(e->items, partition, emit_item, e);
+    fp_gauge_set(e->m_pending, (double)pending_count(e->items));
 }
 
 /* A lookup answered (from lookup_poll). */
@@ -269,7 +191,7 @@ static void on_lookup_done(void *ctx, uint64_t waiter, lookup_kind kind, lookup_
                            const lookup_answer *answer)
 {
     enricher *e = ctx;
-    item *it = item_get(e, waiter);
+    pending_item *it = pending_get(e->items, waiter);
 
     if (it == NULL)
         return; /* its partition was revoked meanwhile */
@@ -282,7 +204,7 @@ static void on_lookup_done(void *ctx, uint64_t waiter, lookup_kind kind, lookup_
 
 /* Asks one lookup for the item; the answer may come now or later. A record inside a known site
  * gets the site's address (one lookup per site), any other its grid cell's. */
-static void ask(enricher *e, item *it, uint64_t id, lookup_kind kind, const fp_site *site)
+static void ask(enricher *e, pending_item *it, uint64_t id, lookup_kind kind, const fp_site *site)
 {
     const lookup_answer *a = NULL;
     lookup_outcome o;
@@ -303,30 +225,28 @@ static void ask(enricher *e, item *it, uint64_t id, lookup_kind kind, const fp_s
 static int handle_parsed(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
 {
     enricher *e = ctx;
-    uint32_t idx = item_alloc(e);
     const fp_site *site = NULL;
+    pending_item *it;
     uint64_t id;
-    item *it;
     char why[256];
     int rc;
 
-    if (idx == NO_ITEM) {
+    if (pending_alloc(e->items, &id) < 0) {
         fp_stage_fail(st, "out of memory for a record");
         return -1;
     }
-    it = &e->items[idx];
-    id = item_id(e, idx);
+    it = pending_get(e->items, id);
     rc = fp_record_decode_json(&it->rec, msg->payload, msg->len, why, sizeof(why));
     if (rc < 0) {
-        item_release(e, idx);
+        pending_release(e->items, id);
         return fp_stage_reject(st, fp_record_err_code(rc), why);
     }
     it->token = fp_stage_hold(st);
-    it->partition = msg->partition;
-    if (fp_reorder_push(e->order, msg->partition, id) < 0) {
+    if (pending_enqueue(e->items, id, msg->partition) < 0) {
         fp_stage_fail(st, "out of memory in the reorder buffer");
         return -1;
     }
+    fp_gauge_set(e->m_pending, (double)pending_count(e->items));
     /* Whatever enrichment came in is replaced by today's answers. */
     memset(&it->rec.enrichment, 0, sizeof(it->rec.enrichment));
     if (e->geofences != NULL && it->rec.has_position) {
@@ -389,7 +309,7 @@ static bool hook_busy(void *ctx)
 
 static size_t hook_pending(void *ctx)
 {
-    return ((enricher *)ctx)->used;
+    return pending_count(((enricher *)ctx)->items);
 }
 
 /* Drops the revoked partition's records: their offsets were not committed, so the partition's
@@ -397,14 +317,10 @@ static size_t hook_pending(void *ctx)
 static void hook_revoked(fp_stage *st, int32_t partition, void *ctx)
 {
     enricher *e = ctx;
-    uint64_t id;
 
     (void)st;
-    while (fp_reorder_head(e->order, partition, &id) == 0) {
-        fp_reorder_pop(e->order, partition);
-        if (item_get(e, id) != NULL)
-            item_release(e, (uint32_t)id);
-    }
+    pending_drop_partition(e->items, partition);
+    fp_gauge_set(e->m_pending, (double)pending_count(e->items));
 }
 
 int main(int argc, char **argv)
@@ -413,13 +329,13 @@ int main(int argc, char **argv)
     fp_stage_hooks hooks = {hook_poll, hook_busy, hook_pending, hook_revoked};
     enricher e;
     lookup_settings ls;
+    fp_kafka_output *ko;
     fp_http *http;
     bool http_off;
     char err[512];
     int rc;
 
     memset(&e, 0, sizeof(e));
-    e.free_head = NO_ITEM;
     fp_config_startup(argc, argv, "enricher-svc",
                       "Adds site, address and asset data to canonical records from IN_TOPIC and "
                       "writes them to OUT_TOPIC in partition order; bad input goes to DLQ_TOPIC.",
@@ -457,8 +373,8 @@ int main(int argc, char **argv)
                            e.cfg.geo_cell_m,
                            strcmp(e.cfg.on_failure, "wait") == 0};
     e.lookups = lookup_engine_new(&ls, on_lookup_done, &e, err, sizeof(err));
-    e.order = fp_reorder_new();
-    if (e.lookups == NULL || e.order == NULL) {
+    e.items = pending_new();
+    if (e.lookups == NULL || e.items == NULL) {
         fp_log_kv(FP_LOG_ERROR, "cannot start", "error", e.lookups == NULL ? err : "out of memory",
                   FP_KV_END);
         return 2;
@@ -468,25 +384,24 @@ int main(int argc, char **argv)
             lookup_enabled(e.lookups, LOOKUP_ASSET) ? "on" : "off",
             e.geofences != NULL ? "on" : "off", e.cfg.on_failure);
 
-    e.st = fp_stage_new("enricher", &e.cfg.common, err, sizeof(err));
+    ko = fp_kafka_output_new(&e.cfg.common);
+    e.st = ko != NULL
+               ? fp_stage_new("enricher", &e.cfg.common, fp_kafka_output_ops(ko), err, sizeof(err))
+               : NULL;
     if (e.st == NULL) {
-        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", err, FP_KV_END);
-        return 2;
+        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", ko != NULL ? err : "out of memory",
+                  FP_KV_END);
+        rc = 2;
+    } else {
+        http = fp_http_start(e.cfg.common.http_bind, (int)e.cfg.common.http_port, &http_off);
+        rc = http != NULL || http_off ? fp_stage_run(e.st, handle_parsed, &hooks, &e) : 1;
+        fp_http_stop(http);
     }
-    http = fp_http_start(e.cfg.common.http_bind, (int)e.cfg.common.http_port, &http_off);
-    if (http == NULL && !http_off) {
-        fp_stage_free(e.st);
-        return 1;
-    }
-    rc = fp_stage_run_async(e.st, handle_parsed, &hooks, &e);
     fp_stage_free(e.st);
-    fp_http_stop(http);
+    fp_kafka_output_free(ko);
     lookup_engine_free(e.lookups);
     fp_geofences_free(e.geofences);
-    fp_reorder_free(e.order);
-    for (uint32_t i = 0; i < e.nitems; i++)
-        fp_record_free(&e.items[i].rec);
-    free(e.items);
+    pending_free(e.items);
     fp_buf_free(&e.out);
     curl_global_cleanup();
     return rc;

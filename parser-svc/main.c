@@ -12,6 +12,7 @@
 #include "fp_buf.h"
 #include "fp_config.h"
 #include "fp_http.h"
+#include "fp_kafka_output.h"
 #include "fp_log.h"
 #include "fp_metrics.h"
 #include "fp_signal.h"
@@ -67,7 +68,8 @@ static int handle_raw(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
             fp_error("out of memory encoding a record");
             return -1;
         }
-        if (fp_stage_emit(st, r->device_id, strlen(r->device_id), p->out.data, p->out.len) < 0)
+        if (fp_kafka_output_emit(st, r->device_id, strlen(r->device_id), p->out.data, p->out.len) <
+            0)
             return -1;
     }
     fp_counter_add(p->m_records, p->batch.len);
@@ -182,6 +184,7 @@ int main(int argc, char **argv)
 {
     parser_config cfg;
     parser p = {0};
+    fp_kafka_output *ko;
     fp_stage *st;
     fp_http *http;
     bool http_off;
@@ -204,18 +207,19 @@ int main(int argc, char **argv)
     p.m_records = fp_metrics_counter("fleetpipe_parser_records_total",
                                      "Canonical records decoded from raw payloads.", NULL);
 
-    st = fp_stage_new("parser", &cfg.common, err, sizeof(err));
+    ko = fp_kafka_output_new(&cfg.common);
+    st = ko != NULL ? fp_stage_new("parser", &cfg.common, fp_kafka_output_ops(ko), err, sizeof(err))
+                    : NULL;
     if (st == NULL) {
-        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", err, FP_KV_END);
+        fp_log_kv(FP_LOG_ERROR, "cannot start", "error", ko != NULL ? err : "out of memory",
+                  FP_KV_END);
+        fp_kafka_output_free(ko);
         return 2;
     }
     http = fp_http_start(cfg.common.http_bind, (int)cfg.common.http_port, &http_off);
-    if (http == NULL && !http_off) {
-        fp_stage_free(st);
-        return 1;
-    }
-    rc = fp_stage_run(st, handle_raw, &p);
+    rc = http != NULL || http_off ? fp_stage_run(st, handle_raw, NULL, &p) : 1;
     fp_stage_free(st);
+    fp_kafka_output_free(ko);
     fp_http_stop(http);
     fp_batch_free(&p.batch);
     fp_buf_free(&p.out);

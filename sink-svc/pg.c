@@ -342,6 +342,24 @@ static int encode_rows(fp_pg *pg, const fp_pg_row *rows, size_t n)
     return 0;
 }
 
+/* One CopyData message at most: the server refuses messages over 1 GB, and a length must fit
+ * an int; smaller pieces also keep the send buffer small. */
+#define COPY_CHUNK (1 << 20)
+
+/* Sends COPY data in pieces of COPY_CHUNK bytes. Returns 0 or -1. */
+static int put_copy_data(PGconn *conn, const char *data, size_t len)
+{
+    while (len > 0) {
+        size_t n = len < COPY_CHUNK ? len : COPY_CHUNK;
+
+        if (PQputCopyData(conn, data, (int)n) != 1)
+            return -1;
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
 /* COPYs rows [lo, hi) into the staging table and moves them into telemetry. Returns FAIL_NONE
  * (adding the rows inserted to *inserted) or the failure's class with the message in err. */
 static failure write_range(fp_pg *pg, size_t lo, size_t hi, uint64_t *inserted, char *err,
@@ -366,7 +384,7 @@ static failure write_range(fp_pg *pg, size_t lo, size_t hi, uint64_t *inserted, 
         return f;
     }
     PQclear(res);
-    if (PQputCopyData(pg->conn, pg->copy.data + pg->row_at[lo], (int)len) != 1 ||
+    if (put_copy_data(pg->conn, pg->copy.data + pg->row_at[lo], len) < 0 ||
         PQputCopyEnd(pg->conn, NULL) != 1) {
         snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
         return FAIL_INFRA;

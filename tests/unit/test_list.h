@@ -57,10 +57,14 @@ FP_TEST_ENTRY(metrics_exposition_golden)
 FP_TEST_ENTRY(metrics_same_series_is_shared)
 /* fp_dlq */
 FP_TEST_ENTRY(dlq_headers)
+FP_TEST_ENTRY(dlq_prepare_fits_whole)
+FP_TEST_ENTRY(dlq_claim_check_fits_the_producer)
+FP_TEST_ENTRY(sha256_vectors)
 /* fp_offsets */
 FP_TEST_ENTRY(offsets_contiguous_prefix)
 FP_TEST_ENTRY(offsets_partitions_independent_and_growth)
 FP_TEST_ENTRY(offsets_forget_ignores_stale_tokens)
+FP_TEST_ENTRY(offsets_bytes_and_source)
 /* parser-svc: decode, canonical */
 FP_TEST_ENTRY(decode_canonical_sets_received_at_and_format)
 FP_TEST_ENTRY(decode_errors_have_stable_codes)

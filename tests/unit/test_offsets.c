@@ -26,7 +26,7 @@ FP_TEST(offsets_contiguous_prefix)
     seen s = {0};
 
     for (int i = 0; i < 4; i++)
-        FP_CHECK_INT(fp_offsets_track(t, 3, 100 + i, &tok[i]), 0);
+        FP_CHECK_INT(fp_offsets_track(t, 3, 100 + i, 10, &tok[i]), 0);
     FP_CHECK_INT(fp_offsets_inflight(t), 4);
     fp_offsets_hold(t, tok[1]);
     fp_offsets_release(t, tok[1]); /* still held once */
@@ -58,12 +58,12 @@ FP_TEST(offsets_partitions_independent_and_growth)
     seen s = {0};
 
     /* Far more than the initial ring, with the head held: the ring must grow intact. */
-    FP_CHECK_INT(fp_offsets_track(t, 0, 0, &first), 0);
+    FP_CHECK_INT(fp_offsets_track(t, 0, 0, 10, &first), 0);
     for (int i = 1; i < 1000; i++) {
-        FP_CHECK_INT(fp_offsets_track(t, 0, i, &tok), 0);
+        FP_CHECK_INT(fp_offsets_track(t, 0, i, 10, &tok), 0);
         fp_offsets_release(t, tok);
     }
-    FP_CHECK_INT(fp_offsets_track(t, 7, 42, &tok), 0);
+    FP_CHECK_INT(fp_offsets_track(t, 7, 42, 10, &tok), 0);
     fp_offsets_release(t, tok);
     fp_offsets_collect(t, record, &s);
     FP_CHECK_INT(s.n, 1);
@@ -74,8 +74,8 @@ FP_TEST(offsets_partitions_independent_and_growth)
     fp_offsets_collect(t, record, &s);
     FP_CHECK_INT(s.n, 1);
     FP_CHECK_INT(s.offset[0], 1000);
-    FP_CHECK_INT(fp_offsets_track(t, -1, 0, &tok), -1);
-    FP_CHECK_INT(fp_offsets_track(t, FP_OFFSETS_MAX_PARTITION + 1, 0, &tok), -1);
+    FP_CHECK_INT(fp_offsets_track(t, -1, 0, 10, &tok), -1);
+    FP_CHECK_INT(fp_offsets_track(t, FP_OFFSETS_MAX_PARTITION + 1, 0, 10, &tok), -1);
     fp_offsets_free(t);
 }
 
@@ -85,10 +85,10 @@ FP_TEST(offsets_forget_ignores_stale_tokens)
     uint64_t old, fresh;
     seen s = {0};
 
-    FP_CHECK_INT(fp_offsets_track(t, 1, 10, &old), 0);
+    FP_CHECK_INT(fp_offsets_track(t, 1, 10, 10, &old), 0);
     fp_offsets_forget(t, 1);
     FP_CHECK_INT(fp_offsets_inflight(t), 0);
-    FP_CHECK_INT(fp_offsets_track(t, 1, 50, &fresh), 0);
+    FP_CHECK_INT(fp_offsets_track(t, 1, 50, 10, &fresh), 0);
     fp_offsets_release(t, old); /* a late delivery report of the old assignment */
     fp_offsets_collect(t, record, &s);
     FP_CHECK_INT(s.n, 0);
@@ -96,5 +96,29 @@ FP_TEST(offsets_forget_ignores_stale_tokens)
     fp_offsets_collect(t, record, &s);
     FP_CHECK_INT(s.n, 1);
     FP_CHECK_INT(s.offset[0], 51);
+    fp_offsets_free(t);
+}
+
+FP_TEST(offsets_bytes_and_source)
+{
+    fp_offsets *t = fp_offsets_new();
+    uint64_t a, b;
+    int32_t partition = -1;
+    int64_t offset = -1;
+
+    FP_CHECK_INT(fp_offsets_track(t, 2, 7, 1000, &a), 0);
+    FP_CHECK_INT(fp_offsets_track(t, 2, 8, 500, &b), 0);
+    FP_CHECK_INT(fp_offsets_inflight_bytes(t), 1500);
+    FP_CHECK_INT(fp_offsets_source(t, b, &partition, &offset), 0);
+    FP_CHECK_INT(partition, 2);
+    FP_CHECK_INT(offset, 8);
+    fp_offsets_release(t, b); /* finished, but behind an unfinished message: still counted */
+    FP_CHECK_INT(fp_offsets_inflight_bytes(t), 1500);
+    fp_offsets_release(t, a);
+    FP_CHECK_INT(fp_offsets_inflight_bytes(t), 0);
+    FP_CHECK_INT(fp_offsets_track(t, 3, 1, 300, &a), 0);
+    fp_offsets_forget(t, 3);
+    FP_CHECK_INT(fp_offsets_inflight_bytes(t), 0);
+    FP_CHECK_INT(fp_offsets_source(t, a, &partition, &offset), -1);
     fp_offsets_free(t);
 }
