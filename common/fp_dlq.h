@@ -1,6 +1,7 @@
 /* fp_dlq: dead-letter messages. The failed message's key and value go to the DLQ unchanged,
- * with its own headers kept and the fp.error.* headers added (DESIGN.md): stage, code, message,
- * topic, partition, offset, time. An operator can fix and replay it from these. */
+ * with its own headers kept and the fp.error.* headers added (README.md, "Architecture and
+ * contracts"): stage, code, message, topic, partition, offset, time. An operator can fix and
+ * replay it from these. */
 #ifndef FP_DLQ_H
 #define FP_DLQ_H
 

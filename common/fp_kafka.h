@@ -1,10 +1,10 @@
 /* fp_kafka: librdkafka handles configured the fleetpipe way.
  *
- * Defaults that carry the delivery guarantees (DESIGN.md): consumers never store offsets by
- * themselves (enable.auto.offset.store=false; the service stores an offset only after the
- * message's downstream effect is durable) and commit what was stored in the background;
- * producers are idempotent, retry without a time limit (message.timeout.ms=0: an outage delays,
- * it never drops) and partition keys like the Java client (murmur2). Every RDKAFKA_<NAME>
+ * Defaults that carry the delivery guarantees (README.md, "Architecture and contracts"): consumers
+ * never store offsets by themselves (enable.auto.offset.store=false; the service stores an offset
+ * only after the message's downstream effect is durable) and commit what was stored in the
+ * background; producers are idempotent, retry without a time limit (message.timeout.ms=0: an outage
+ * delays, it never drops) and partition keys like the Java client (murmur2). Every RDKAFKA_<NAME>
  * variable is applied on top (RDKAFKA_CONSUMER_/RDKAFKA_PRODUCER_ for one side only).
  *
  * Each handle's broker connectivity is tracked from librdkafka's statistics, for /readyz. */

@@ -1,7 +1,7 @@
 /* fp_record: the canonical record (schema 1), its JSON decoder and its fast JSON encoder.
  *
- * One record is one device observation (DESIGN.md, "Canonical record"). A record owns every
- * byte it refers to: variable-length strings (metric names, string values, NX io values,
+ * One record is one device observation (README.md, "Architecture and contracts"). A record owns
+ * every byte it refers to: variable-length strings (metric names, string values, NX io values,
  * enrichment texts) live in the record's own arena and are referred to by offset, so a record
  * can be reset and reused without freeing, which keeps the hot path free of allocations.
  *
@@ -166,8 +166,8 @@ int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errm
                           size_t errmsg_size);
 
 /* Appends the record as one compact JSON object to out (no trailing newline). Fields in the
- * order of DESIGN.md; absent optional fields are omitted. Returns 0, or -1 when memory runs
- * out (out is then unchanged in length). */
+ * order of README.md ("Architecture and contracts"); absent optional fields are omitted. Returns 0,
+ * or -1 when memory runs out (out is then unchanged in length). */
 int fp_record_encode_json(const fp_record *r, fp_buf *out);
 
 /* Append only the "io" object / the "metrics" object (as they appear inside the record's JSON,

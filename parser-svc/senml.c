@@ -1,4 +1,4 @@
-/* SenML JSON packs (RFC 8428) from sensor gateways; protocols/senml.md.
+/* SenML JSON packs (RFC 8428) from sensor gateways; PROTOCOLS.md, "SenML JSON packs".
  *
  * A pack is decoded in one pass over its records, carrying the base fields (bn, bt, bu, bv,
  * bs) forward as RFC 8428 resolves them. Every resolved measurement joins the canonical record
@@ -75,8 +75,8 @@ static const struct senml_label_def {
     [L_UT] = {"ut", T_NUMBER, false},
 };
 
-/* SenML units with a conventional metric suffix (DESIGN.md: `_v`, `_m`, `_pct`, ...). An
- * empty suffix means the unit is implied by the name. Other units are sanitised. */
+/* SenML units with a conventional metric suffix (README.md, canonical record: `_v`, `_m`, `_pct`,
+ * ...). An empty suffix means the unit is implied by the name. Other units are sanitised. */
 static const struct senml_unit {
     const char *unit;
     const char *suffix;

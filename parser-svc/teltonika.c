@@ -1,4 +1,4 @@
-/* Teltonika AVL packets (Codec 8, 8 Extended, 16; shared/protocols/teltonika.md): one
+/* Teltonika AVL packets (Codec 8, 8 Extended, 16; PROTOCOLS.md): one
  * canonical record per AVL record.
  *
  * Two decoders, one per framing:

@@ -1,5 +1,5 @@
 /* teltonika_frame: building Teltonika AVL packets (Codec 8, 8 Extended, 16) in TCP and UDP
- * framing, byte for byte as the units send them (shared/protocols/teltonika.md). Used by
+ * framing, byte for byte as the units send them (PROTOCOLS.md). Used by
  * fleet-sim, the unit tests and the fuzz seeds; the decoder lives in teltonika.c. */
 #ifndef FP_TELTONIKA_FRAME_H
 #define FP_TELTONIKA_FRAME_H

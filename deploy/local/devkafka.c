@@ -1,7 +1,7 @@
 /*
  * devkafka: librdkafka's mock cluster as a standalone Kafka-protocol broker for the embedded
- * stack and the tests. KAFKA-MOCK.md in the shared docs says what the mock does and does not
- * do; in short, it keeps ~5 MiB per partition and has no Admin API, so every topic is created
+ * stack and the tests. The README ("The embedded stack") says what the mock does and does
+ * not do; in short, it keeps ~5 MiB per partition and has no Admin API, so every topic is created
  * here, up front, with an explicit partition count.
  *
  * Start-up contract: the brokers listen on random ports of 127.0.0.1. Once every topic exists,

@@ -832,7 +832,7 @@ static size_t build_io(const device *d, const sample *sm, bool ext, tk_io *io)
     return n;
 }
 
-/* Bytes one record takes on the wire (shared/protocols/teltonika.md, "AVL record" and "IO
+/* Bytes one record takes on the wire (parser-svc/PROTOCOLS.md, "AVL record" and "IO
  * element"): 24 bytes of GPS element, then event id, total count, four groups and, in 8E, NX. */
 static size_t record_wire_size(bool ext, const tk_avl_record *r)
 {

@@ -10,7 +10,8 @@
 #include "fp_record.h"
 #include "fp_test.h"
 
-/* The example record of DESIGN.md, "Canonical record, schema 1", as printed there. */
+/* The example record of README.md, "Architecture and contracts" (canonical record, schema
+ * 1), as printed there. */
 static const char design_example[] =
     "{\n"
     "  \"schema\": 1,\n"
@@ -116,7 +117,7 @@ static bool str_is(const fp_record *r, fp_str s, const char *expect)
            (s.len == 0 || memcmp(fp_record_str(r, s), expect, s.len) == 0);
 }
 
-/* Fills r with the DESIGN.md example through the builder API. */
+/* Fills r with the README's example through the builder API. */
 static void build_design_example(fp_record *r)
 {
     static const uint8_t nx[] = {0x57, 0x46, 0x31, 0x58};

@@ -13,7 +13,7 @@
 #define NOW_MS  INT64_C(1772437513204) /* 2026-03-02T07:45:13.204Z */
 #define NOW_TXT "\"received_at\":\"2026-03-02T07:45:13.204Z\""
 
-/* The example pack of protocols/senml.md. */
+/* The example pack of parser-svc/PROTOCOLS.md, "SenML JSON packs". */
 static const char example_pack[] =
     "[\n"
     "  {\"bn\":\"urn:dev:ow:10e2073a01080063:\",\"n\":\"voltage\",\"u\":\"V\",\"v\":120.1},\n"

@@ -1,5 +1,5 @@
 /* Tests of parser-svc/teltonika.c and teltonika_frame.c: the example frames C1-C5 of
- * shared/protocols/teltonika.md decoded field by field and rebuilt byte for byte, every error
+ * parser-svc/PROTOCOLS.md decoded field by field and rebuilt byte for byte, every error
  * code from a damaged frame, and the edges (negative coordinates, 255 records, NX text). */
 #include <stdio.h>
 #include <stdlib.h>
