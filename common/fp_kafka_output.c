@@ -138,18 +138,17 @@ int fp_kafka_output_emit_for(fp_stage *st, uint64_t token, const void *key, size
 
         snprintf(why, sizeof(why), "a record of %zu bytes exceeds message.max.bytes %zu",
                  key_len + value_len, fp_stage_max_message(st));
-        fp_log_kv(FP_LOG_WARN, "record too large for the output topic; sent to the DLQ",
-                  "reason", why, FP_KV_END);
-        return fp_stage_dead_letter_payload(st, token, key, key_len, value, value_len,
-                                            "too_large", why);
+        fp_log_kv(FP_LOG_WARN, "record too large for the output topic; sent to the DLQ", "reason",
+                  why, FP_KV_END);
+        return fp_stage_dead_letter_payload(st, token, key, key_len, value, value_len, "too_large",
+                                            why);
     }
     fp_stage_hold_token(st, token); /* the record's own hold, released by its delivery */
     for (;;) {
-        err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_KEY((void *)key, key_len),
-                                RD_KAFKA_V_VALUE((void *)value, value_len),
-                                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+            producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         fp_stage_serve(st, 50);

@@ -38,6 +38,11 @@ void fp_signal_request_stop(void)
     stop_flag = 1;
 }
 
+void fp_signal_reset_stop(void)
+{
+    stop_flag = 0;
+}
+
 bool fp_signal_take_hup(void)
 {
     if (hup_flag == 0)

@@ -11,6 +11,9 @@ int fp_signal_install(void);
 bool fp_signal_stop_requested(void);
 void fp_signal_request_stop(void);
 
+/* Clears a stop request (for tests that run a stage more than once in one process). */
+void fp_signal_reset_stop(void);
+
 /* True once per SIGHUP since the last call (for reloads). */
 bool fp_signal_take_hup(void);
 

@@ -155,9 +155,9 @@ static bool any_in_flight(const batch *b)
 
 bool batch_is_due(const batch *b, int64_t now_ms)
 {
-    return b->len > 0 && ((int64_t)b->len >= b->set.max_rows ||
-                          (int64_t)b->bytes >= b->set.max_bytes ||
-                          now_ms - b->started_ms >= b->set.max_ms);
+    return b->len > 0 &&
+           ((int64_t)b->len >= b->set.max_rows || (int64_t)b->bytes >= b->set.max_bytes ||
+            now_ms - b->started_ms >= b->set.max_ms);
 }
 
 /* Empties the batch. With release, the rows' holds go (they are durable); without, the holds
@@ -167,7 +167,8 @@ static void clear(batch *b, fp_stage *st, bool release)
     for (size_t i = 0; i < b->len; i++) {
         if (release && st != NULL)
             fp_stage_release(st, b->rows[i].token);
-        rd_kafka_message_destroy(b->rows[i].msg);
+        if (b->rows[i].msg != NULL)
+            rd_kafka_message_destroy(b->rows[i].msg);
     }
     b->len = 0;
     b->bytes = 0;

@@ -160,3 +160,14 @@ FP_TEST_ENTRY(rollup_cratedb_sql)
 FP_TEST_ENTRY(txn_classify_error_classes)
 FP_TEST_ENTRY(txn_action_of_librdkafka_errors)
 FP_TEST_ENTRY(txn_due)
+/* fp_stage */
+FP_TEST_ENTRY(stage_pause_hysteresis)
+FP_TEST_ENTRY(stage_eager_rebalance_run)
+FP_TEST_ENTRY(stage_cooperative_rebalance_run)
+FP_TEST_ENTRY(stage_fatal_under_transaction_aborts)
+/* enricher-svc pending */
+FP_TEST_ENTRY(pending_leaves_in_partition_order)
+FP_TEST_ENTRY(pending_drop_partition_and_growth)
+/* sink-svc batch */
+FP_TEST_ENTRY(batch_dead_letter_pending_until_confirmed)
+FP_TEST_ENTRY(batch_due_by_rows_and_bytes)

@@ -1,0 +1,252 @@
+/* Tests of common/fp_stage.c and fp_kafka_output.c, the stage runtime, on librdkafka's
+ * in-process mock cluster (no network beyond loopback): the pause hysteresis, a run under eager
+ * and cooperative rebalancing, and a fatal error under transactions, which must abort the open
+ * transaction — never commit it. */
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_kafka_output.h"
+#include "fp_log.h"
+#include "fp_signal.h"
+#include "fp_stage.h"
+#include "fp_test.h"
+#include "fp_time.h"
+
+FP_TEST(stage_pause_hysteresis)
+{
+    fp_stage_load l = {.inflight = 0, .max_inflight = 100, .bytes = 0, .max_bytes = 1000};
+
+    FP_CHECK(!fp_stage_should_pause(false, &l));
+    l.inflight = 100; /* the message bound */
+    FP_CHECK(fp_stage_should_pause(false, &l));
+    l.inflight = 60; /* below the bound, above half: stays paused */
+    FP_CHECK(fp_stage_should_pause(true, &l));
+    FP_CHECK(!fp_stage_should_pause(false, &l)); /* and stays running */
+    l.inflight = 50;
+    FP_CHECK(!fp_stage_should_pause(true, &l)); /* resumes at half */
+    l.bytes = 1000; /* the byte bound alone pauses */
+    FP_CHECK(fp_stage_should_pause(false, &l));
+    l.bytes = 600;
+    FP_CHECK(fp_stage_should_pause(true, &l));
+    l.bytes = 400;
+    FP_CHECK(!fp_stage_should_pause(true, &l));
+    l.hold = true; /* the output retries: pause whatever the load */
+    FP_CHECK(fp_stage_should_pause(false, &l));
+    FP_CHECK(fp_stage_should_pause(true, &l));
+}
+
+/* A mock cluster with topics in, out, dlq (one partition each) and `n` messages in `in`. */
+typedef struct mock {
+    rd_kafka_t *owner;
+    rd_kafka_mock_cluster_t *mc;
+    char brokers[256];
+} mock;
+
+static int mock_start(mock *m, int n)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *p;
+
+    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
+    m->owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (m->owner == NULL)
+        return -1;
+    m->mc = rd_kafka_mock_cluster_new(m->owner, 1);
+    if (m->mc == NULL)
+        return -1;
+    snprintf(m->brokers, sizeof(m->brokers), "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
+    rd_kafka_mock_topic_create(m->mc, "in", 1, 1);
+    rd_kafka_mock_topic_create(m->mc, "out", 1, 1);
+    rd_kafka_mock_topic_create(m->mc, "dlq", 1, 1);
+    conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", m->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
+    p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (p == NULL)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        char v[32];
+
+        snprintf(v, sizeof(v), "m%d", i);
+        rd_kafka_producev(p, RD_KAFKA_V_TOPIC("in"), RD_KAFKA_V_PARTITION(0),
+                          RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_END);
+    }
+    rd_kafka_flush(p, 10000);
+    rd_kafka_destroy(p);
+    return 0;
+}
+
+static void mock_stop(mock *m)
+{
+    if (m->mc != NULL)
+        rd_kafka_mock_cluster_destroy(m->mc);
+    if (m->owner != NULL)
+        rd_kafka_destroy(m->owner);
+}
+
+/* Messages in `topic` a consumer with this isolation level reads within a few seconds. */
+static int count_messages(const mock *m, const char *topic, const char *isolation)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_t *c;
+    int n = 0;
+    int64_t deadline = fp_mono_ms() + 10000;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", m->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "test-reader", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "isolation.level", isolation, errstr, sizeof(errstr));
+    /* The end of the partition (for read_committed: of what is committed) ends the count. */
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (c == NULL)
+        return -1;
+    rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(c, parts);
+    while (fp_mono_ms() < deadline) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 100);
+
+        if (msg == NULL)
+            continue;
+        if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            n++;
+        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_message_destroy(msg);
+            break;
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    if (fp_mono_ms() >= deadline)
+        n = -1; /* the end was never reached: no count */
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return n;
+}
+
+/* The offset the group committed on in/0 (-1 when none). */
+static int64_t committed_offset(const mock *m, const char *group)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_t *c;
+    int64_t off = -2;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", m->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (c == NULL)
+        return -2;
+    rd_kafka_topic_partition_list_add(parts, "in", 0);
+    if (rd_kafka_committed(c, parts, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        off = parts->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(c);
+    return off < 0 ? -1 : off;
+}
+
+typedef struct run_ctx {
+    int handled;
+    int fail_at; /* the handler fails on this message (0-based), -1: never */
+    int stop_at; /* a stop is requested once this many are handled, -1: never */
+} run_ctx;
+
+static int echo(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
+{
+    run_ctx *rc = ctx;
+
+    if (rc->handled == rc->fail_at) {
+        fp_stage_fail(st, "test: the handler fails");
+        return -1;
+    }
+    rc->handled++;
+    if (rc->handled == rc->stop_at)
+        fp_signal_request_stop();
+    return fp_kafka_output_emit(st, "k", 1, msg->payload, msg->len);
+}
+
+/* Runs one stage on the mock until it stops; returns its exit code. */
+static int run_stage(const mock *m, const char *delivery, const char *strategy, run_ctx *rc)
+{
+    fp_common_config cfg = {
+        .kafka_brokers = m->brokers,
+        .kafka_group_id = "test-stage",
+        .in_topic = "in",
+        .out_topic = "out",
+        .dlq_topic = "dlq",
+        .shutdown_timeout_ms = 3000,
+        .max_inflight = 1000,
+        .max_inflight_bytes = 1 << 20,
+        .delivery = delivery,
+        .txn_interval_ms = 600000, /* open until the end */
+        .transactional_id = "test-stage-1",
+    };
+    char err[256], env[64];
+    fp_kafka_output *ko = fp_kafka_output_new(&cfg);
+    fp_stage *st;
+    int code = -1;
+
+    snprintf(env, sizeof(env), "%s", strategy);
+    setenv("RDKAFKA_CONSUMER_PARTITION_ASSIGNMENT_STRATEGY", env, 1);
+    st = fp_stage_new("test", &cfg, fp_kafka_output_ops(ko), err, sizeof(err));
+    if (st == NULL)
+        fp_test_fail(__FILE__, __LINE__, "fp_stage_new: %s", err);
+    else
+        code = fp_stage_run(st, echo, NULL, rc);
+    fp_stage_free(st);
+    fp_kafka_output_free(ko);
+    unsetenv("RDKAFKA_CONSUMER_PARTITION_ASSIGNMENT_STRATEGY");
+    fp_signal_reset_stop();
+    return code;
+}
+
+static void run_both_protocols(const char *strategy)
+{
+    mock m = {0};
+    run_ctx rc = {.fail_at = -1, .stop_at = 10};
+
+    fp_log_init("test", FP_LOG_ERROR);
+    FP_CHECK_INT(mock_start(&m, 10), 0);
+    FP_CHECK_INT(run_stage(&m, "at-least-once", strategy, &rc), 0);
+    FP_CHECK_INT(rc.handled, 10);
+    FP_CHECK_INT(count_messages(&m, "out", "read_uncommitted"), 10);
+    /* The drain committed everything it delivered. */
+    FP_CHECK_INT(committed_offset(&m, "test-stage"), 10);
+    mock_stop(&m);
+}
+
+FP_TEST(stage_eager_rebalance_run)
+{
+    run_both_protocols("range");
+}
+
+FP_TEST(stage_cooperative_rebalance_run)
+{
+    run_both_protocols("cooperative-sticky");
+}
+
+/* Edge: a fatal error with a transaction open. Five records are in the open transaction when
+ * the handler fails on the sixth; closing the consumer revokes the partition, and the revoke
+ * must abort — committing would publish the five and move the group's offset past them. */
+FP_TEST(stage_fatal_under_transaction_aborts)
+{
+    mock m = {0};
+    run_ctx rc = {.fail_at = 5, .stop_at = -1};
+
+    fp_log_init("test", FP_LOG_ERROR);
+    FP_CHECK_INT(mock_start(&m, 10), 0);
+    FP_CHECK_INT(run_stage(&m, "exactly-once", "cooperative-sticky", &rc), 1);
+    FP_CHECK_INT(rc.handled, 5);
+    FP_CHECK_INT(count_messages(&m, "out", "read_committed"), 0);
+    FP_CHECK(committed_offset(&m, "test-stage") <= 0);
+    mock_stop(&m);
+}
