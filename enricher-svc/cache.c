@@ -10,12 +10,15 @@ typedef struct entry {
     void *value;
     bool negative;
     int64_t expires_ms;
+    size_t bytes;
     struct entry *chain;         /* next in the hash bucket */
     struct entry *newer, *older; /* LRU list */
 } entry;
 
 struct fp_cache {
     size_t max, count;
+    size_t max_bytes, bytes; /* 0: no byte bound */
+    size_t (*size_of)(const void *value);
     int64_t ttl_ms, negative_ttl_ms;
     void (*free_value)(void *);
     entry **buckets;
@@ -93,9 +96,21 @@ static void drop(fp_cache *c, entry *e, entry **link)
     lru_unlink(c, e);
     if (e->value != NULL && c->free_value != NULL)
         c->free_value(e->value);
+    c->bytes -= e->bytes;
     free(e->key);
     free(e);
     c->count--;
+}
+
+void fp_cache_limit_bytes(fp_cache *c, size_t max_bytes, size_t (*size_of)(const void *value))
+{
+    c->max_bytes = max_bytes;
+    c->size_of = size_of;
+}
+
+size_t fp_cache_bytes(const fp_cache *c)
+{
+    return c->bytes;
 }
 
 void fp_cache_free(fp_cache *c)
@@ -137,6 +152,7 @@ bool fp_cache_get(fp_cache *c, const char *key, int64_t now_ms, void **value, bo
 
 int fp_cache_put(fp_cache *c, const char *key, void *value, bool negative, int64_t now_ms)
 {
+    size_t bytes;
     uint64_t h;
     entry **link = NULL;
     entry *e;
@@ -150,7 +166,15 @@ int fp_cache_put(fp_cache *c, const char *key, void *value, bool negative, int64
     e = find(c, key, h, &link);
     if (e != NULL)
         drop(c, e, link);
-    if (c->count >= c->max) {
+    bytes = sizeof(*e) + strlen(key) + 1 +
+            (value != NULL && c->size_of != NULL ? c->size_of(value) : 0);
+    if (c->max_bytes != 0 && bytes > c->max_bytes) {
+        /* Larger than the whole cache may be: not kept. */
+        if (value != NULL && c->free_value != NULL)
+            c->free_value(value);
+        return 0;
+    }
+    while (c->count >= c->max || (c->max_bytes != 0 && c->bytes + bytes > c->max_bytes)) {
         entry *old = c->oldest;
 
         find(c, old->key, old->hash, &link);
@@ -171,6 +195,8 @@ int fp_cache_put(fp_cache *c, const char *key, void *value, bool negative, int64
     c->buckets[h & (c->nbuckets - 1)] = e;
     lru_push_newest(c, e);
     c->count++;
+    e->bytes = bytes;
+    c->bytes += bytes;
     return 0;
 }
 

@@ -1,4 +1,4 @@
-/* cache: an LRU cache with time-to-live for lookup answers, bounded in entries.
+/* cache: an LRU cache with time-to-live for lookup answers, bounded in entries and in bytes.
  *
  * Keys are strings (a geocoder grid cell, a device id); values are owned by the cache and freed
  * with the function given at creation when evicted, expired or replaced. A "negative" entry
@@ -31,7 +31,13 @@ bool fp_cache_get(fp_cache *c, const char *key, int64_t now_ms, void **value, bo
  * or -1 on out of memory. */
 int fp_cache_put(fp_cache *c, const char *key, void *value, bool negative, int64_t now_ms);
 
+/* Bounds the cache in bytes too: entries (with their keys and size_of(value)) are evicted,
+ * oldest first, to stay within max_bytes; a value larger than the bound alone is not kept.
+ * 0 removes the bound. */
+void fp_cache_limit_bytes(fp_cache *c, size_t max_bytes, size_t (*size_of)(const void *value));
+
 size_t fp_cache_size(const fp_cache *c);
+size_t fp_cache_bytes(const fp_cache *c);
 bool fp_cache_enabled(const fp_cache *c);
 
 #endif

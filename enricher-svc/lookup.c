@@ -88,6 +88,31 @@ struct lookup_engine {
     uint64_t rng;
 };
 
+/* Bytes an answer takes in the cache. */
+static size_t answer_size(const void *p)
+{
+    const lookup_answer *a = p;
+    size_t n = sizeof(*a);
+
+    for (int i = 0; i < LOOKUP_FIELDS; i++)
+        n += a->f[i] != NULL ? strlen(a->f[i]) + 1 : 0;
+    return n;
+}
+
+/* A copy of at most LOOKUP_FIELD_MAX bytes of s, cut at a UTF-8 character boundary: a field
+ * of a lookup answer must not make a record too large for Kafka. NULL on out of memory. */
+static char *field_copy(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > LOOKUP_FIELD_MAX) {
+        n = LOOKUP_FIELD_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--; /* s[n] continues a character: cut before that character */
+    }
+    return strndup(s, n);
+}
+
 static void answer_free(void *p)
 {
     lookup_answer *a = p;
@@ -197,6 +222,8 @@ lookup_engine *lookup_engine_new(const lookup_settings *s, lookup_done_fn done, 
 
         sv->cache =
             fp_cache_new((size_t)s->cache_size, s->cache_ttl_ms, s->negative_ttl_ms, answer_free);
+        if (sv->cache != NULL)
+            fp_cache_limit_bytes(sv->cache, (size_t)s->cache_bytes, answer_size);
         sv->nflights = 1024;
         sv->flights = calloc(sv->nflights, sizeof(*sv->flights));
         if (sv->cache == NULL || sv->flights == NULL) {
@@ -515,7 +542,7 @@ static lookup_outcome parse_answer(lookup_kind kind, const fp_buf *body, lookup_
                 v = NULL;
         }
         if (v != NULL && v->valuestring[0] != '\0') {
-            a->f[i] = strdup(v->valuestring);
+            a->f[i] = field_copy(v->valuestring);
             found++;
         }
     }

@@ -22,6 +22,9 @@ typedef enum lookup_kind { LOOKUP_GEO = 0, LOOKUP_ASSET = 1 } lookup_kind;
 /* Fields of an answer. Geocoder: display_name, road, city, postcode, country, country_code.
  * Asset registry: customer, oem, model, serial_number, machine_type. NULL when absent. */
 #define LOOKUP_FIELDS 6
+/* The longest field kept from an answer (bytes; longer ones are cut at a character). */
+#define LOOKUP_FIELD_MAX 512
+
 typedef struct lookup_answer {
     char *f[LOOKUP_FIELDS];
 } lookup_answer;
@@ -46,6 +49,7 @@ typedef struct lookup_settings {
     int64_t retries;          /* further attempts after a retryable failure */
     int64_t backoff_ms;       /* first retry delay; doubles, with jitter */
     int64_t cache_size;       /* entries per service; 0 disables caching and coalescing */
+    int64_t cache_bytes;      /* bytes per service's cache at most */
     int64_t cache_ttl_ms;
     int64_t negative_ttl_ms; /* for "not found" */
     int64_t cb_failures;     /* consecutive failures that open the circuit */

@@ -36,6 +36,7 @@ typedef struct enricher_config {
     int64_t retries;
     int64_t backoff_ms;
     int64_t cache_size;
+    int64_t cache_bytes;
     int64_t cache_ttl_ms;
     int64_t negative_ttl_ms;
     int64_t cb_failures;
@@ -43,14 +44,15 @@ typedef struct enricher_config {
     int64_t geo_cell_m;
 } enricher_config;
 
-#define OPT_INT(name, def, help, lo, hi, field)                                                    \
+#define OPT_INT(opt_name, opt_def, opt_help, lo, hi, field)                                        \
     {                                                                                              \
-        name, FP_OPT_INT, def, help, false, false, lo, hi, NULL, offsetof(enricher_config, field)  \
+        .name = opt_name, .type = FP_OPT_INT, .def = opt_def, .help = opt_help, .min = lo,         \
+        .max = hi, .offset = offsetof(enricher_config, field)                                      \
     }
-#define OPT_STR(name, help, field)                                                                 \
+#define OPT_STR(opt_name, opt_help, field)                                                         \
     {                                                                                              \
-        name, FP_OPT_STRING, NULL, help, false, false, 0, 0, NULL,                                 \
-            offsetof(enricher_config, field)                                                       \
+        .name = opt_name, .type = FP_OPT_STRING, .help = opt_help,                                 \
+        .offset = offsetof(enricher_config, field)                                                 \
     }
 
 static const fp_option enricher_options[] = {
@@ -61,10 +63,13 @@ static const fp_option enricher_options[] = {
     OPT_STR("ASSETS_URL", "asset registry URL template with {device_id}; empty = off", assets_url),
     OPT_STR("GEOFENCES_FILE", "GeoJSON FeatureCollection of site polygons; SIGHUP reloads it",
             geofences_file),
-    {"ENRICH_ON_FAILURE", FP_OPT_ENUM, "forward",
-     "forward: a failed lookup leaves the record partial/unavailable; wait: retry until it "
-     "answers",
-     false, false, 0, 0, "forward|wait", offsetof(enricher_config, on_failure)},
+    {.name = "ENRICH_ON_FAILURE",
+     .type = FP_OPT_ENUM,
+     .def = "forward",
+     .help = "forward: a failed lookup leaves the record partial/unavailable; wait: retry until it "
+             "answers",
+     .choices = "forward|wait",
+     .offset = offsetof(enricher_config, on_failure)},
     OPT_INT("ENRICH_MAX_INFLIGHT", "64", "HTTP lookups in flight at most (more pause consumption)",
             1, 100000, max_requests),
     OPT_INT("ENRICH_TIMEOUT_MS", "2000", "timeout of one HTTP lookup", 1, 600000, timeout_ms),
@@ -74,6 +79,8 @@ static const fp_option enricher_options[] = {
             backoff_ms),
     OPT_INT("ENRICH_CACHE_SIZE", "100000", "cache entries per lookup (0 = no cache)", 0, 100000000,
             cache_size),
+    OPT_INT("ENRICH_CACHE_BYTES", "33554432", "bytes per lookup's cache at most", 4096,
+            INT64_C(1) << 40, cache_bytes),
     OPT_INT("ENRICH_CACHE_TTL_MS", "86400000", "how long an answer is reused", 1, INT64_MAX / 4,
             cache_ttl_ms),
     OPT_INT("ENRICH_NEGATIVE_TTL_MS", "60000", "how long a 'not found' is reused", 0, INT64_MAX / 4,
@@ -359,19 +366,20 @@ int main(int argc, char **argv)
                                             "Geofence loads, by result.", "result=\"failed\"");
     if (e.cfg.geofences_file != NULL && e.cfg.geofences_file[0] != '\0' && load_geofences(&e) < 0)
         return 2;
-    ls = (lookup_settings){e.cfg.geocoder_url,
-                           e.cfg.assets_url,
-                           e.cfg.max_requests,
-                           e.cfg.timeout_ms,
-                           e.cfg.retries,
-                           e.cfg.backoff_ms,
-                           e.cfg.cache_size,
-                           e.cfg.cache_ttl_ms,
-                           e.cfg.negative_ttl_ms,
-                           e.cfg.cb_failures,
-                           e.cfg.cb_open_ms,
-                           e.cfg.geo_cell_m,
-                           strcmp(e.cfg.on_failure, "wait") == 0};
+    ls = (lookup_settings){.geocoder_url = e.cfg.geocoder_url,
+                           .assets_url = e.cfg.assets_url,
+                           .max_inflight = e.cfg.max_requests,
+                           .timeout_ms = e.cfg.timeout_ms,
+                           .retries = e.cfg.retries,
+                           .backoff_ms = e.cfg.backoff_ms,
+                           .cache_size = e.cfg.cache_size,
+                           .cache_bytes = e.cfg.cache_bytes,
+                           .cache_ttl_ms = e.cfg.cache_ttl_ms,
+                           .negative_ttl_ms = e.cfg.negative_ttl_ms,
+                           .cb_failures = e.cfg.cb_failures,
+                           .cb_open_ms = e.cfg.cb_open_ms,
+                           .geo_cell_m = e.cfg.geo_cell_m,
+                           .wait_on_failure = strcmp(e.cfg.on_failure, "wait") == 0};
     e.lookups = lookup_engine_new(&ls, on_lookup_done, &e, err, sizeof(err));
     e.items = pending_new();
     if (e.lookups == NULL || e.items == NULL) {

@@ -12,7 +12,7 @@
 #   kafka.sh pause DIR | resume DIR   SIGSTOP / SIGCONT: a broker that hangs
 #   kafka.sh tool NAME ARGS...     run one of Kafka's command-line tools: console-consumer,
 #                                  console-producer, consumer-groups, transactions, topics,
-#                                  producer-perf, get-offsets
+#                                  producer-perf, get-offsets, configs
 #   kafka.sh version               print the pinned Kafka version
 #
 # Environment: BIN (fp-topics, default bin), PARTITIONS (per pipeline topic, default 16),
@@ -104,6 +104,7 @@ cmd_tool() {
     topics) class=org.apache.kafka.tools.TopicCommand ;;
     producer-perf) class=org.apache.kafka.tools.ProducerPerformance ;;
     get-offsets) class=org.apache.kafka.tools.GetOffsetShell ;;
+    configs) class=org.apache.kafka.tools.ConfigCommand ;;
     *) die "unknown tool $name" ;;
     esac
     cmd_fetch

@@ -7,8 +7,12 @@ static const char good[] = "{\"schema\":1,\"device_id\":\"d1\",\"ts\":\"2026-01-
 
 static batch *new_batch(int64_t rows, int64_t bytes)
 {
-    batch_settings set = {.max_rows = rows, .max_bytes = bytes, .max_ms = 600000,
-                          .group = "g", .topic = "t", .dlq_timeout_ms = 10};
+    batch_settings set = {.max_rows = rows,
+                          .max_bytes = bytes,
+                          .max_ms = 600000,
+                          .group = "g",
+                          .topic = "t",
+                          .dlq_timeout_ms = 10};
 
     return batch_new(NULL, &set);
 }

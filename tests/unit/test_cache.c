@@ -1,4 +1,5 @@
 /* Tests of enricher-svc/cache.c (LRU with TTL) and enricher-svc/reorder.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,4 +110,39 @@ FP_TEST(reorder_queues_per_partition)
     FP_CHECK_INT(fp_reorder_head(q, 7, &id), -1);
     FP_CHECK_INT(fp_reorder_push(q, -1, 1), -1);
     fp_reorder_free(q);
+}
+
+static size_t text_size(const void *p)
+{
+    return strlen(p) + 1;
+}
+
+/* Edge: answers of any size cannot grow the cache past its byte bound. */
+FP_TEST(cache_bounded_in_bytes)
+{
+    fp_cache *c = fp_cache_new(1000, 60000, 60000, count_free);
+    char *big = malloc(5000);
+    void *v = NULL;
+    bool neg = false;
+
+    fp_cache_limit_bytes(c, 4000, text_size);
+    freed = 0;
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+
+        snprintf(key, sizeof(key), "k%d", i);
+        FP_CHECK_INT(
+            fp_cache_put(c, key, dup_text("0123456789012345678901234567890123456789"), false, 0),
+            0);
+        FP_CHECK(fp_cache_bytes(c) <= 4000);
+    }
+    FP_CHECK(fp_cache_size(c) < 100); /* the byte bound evicted, not the entry bound */
+    FP_CHECK(fp_cache_get(c, "k99", 1, &v, &neg));
+    FP_CHECK(!fp_cache_get(c, "k0", 1, &v, &neg));
+    memset(big, 'b', 4999);
+    big[4999] = '\0';
+    FP_CHECK_INT(fp_cache_put(c, "big", big, false, 0), 0); /* larger than the cache: not kept */
+    FP_CHECK(!fp_cache_get(c, "big", 1, &v, &neg));
+    FP_CHECK(fp_cache_get(c, "k99", 1, &v, &neg)); /* and it evicted nothing */
+    fp_cache_free(c);
 }

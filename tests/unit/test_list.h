@@ -127,6 +127,7 @@ FP_TEST_ENTRY(geofence_site_center)
 FP_TEST_ENTRY(cache_hit_miss_and_lru_eviction)
 FP_TEST_ENTRY(cache_ttl_and_negative_entries)
 FP_TEST_ENTRY(cache_disabled)
+FP_TEST_ENTRY(cache_bounded_in_bytes)
 FP_TEST_ENTRY(reorder_queues_per_partition)
 /* enricher-svc: lookup */
 FP_TEST_ENTRY(lookup_single_flight_then_cache)

@@ -131,8 +131,20 @@ static void fixture_start(fixture *f, server_mode m)
         snprintf(f->asset_url, sizeof(f->asset_url), "http://127.0.0.1:%d/assets/{device_id}",
                  port);
     }
-    f->s = (lookup_settings){f->geo_url, f->asset_url, 8, 2000,  2,   5,    100,
-                             60000,      60000,        5, 60000, 100, false};
+    f->s = (lookup_settings){.geocoder_url = f->geo_url,
+                             .assets_url = f->asset_url,
+                             .max_inflight = 8,
+                             .timeout_ms = 2000,
+                             .retries = 2,
+                             .backoff_ms = 5,
+                             .cache_size = 100,
+                             .cache_bytes = 1 << 20,
+                             .cache_ttl_ms = 60000,
+                             .negative_ttl_ms = 60000,
+                             .cb_failures = 5,
+                             .cb_open_ms = 60000,
+                             .geo_cell_m = 100,
+                             .wait_on_failure = false};
 }
 
 static void fixture_stop(fixture *f)

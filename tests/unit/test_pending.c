@@ -36,7 +36,7 @@ FP_TEST(pending_leaves_in_partition_order)
     FP_CHECK_INT(out.tokens[0], 100);
     FP_CHECK_INT(out.tokens[1], 101);
     FP_CHECK(pending_get(p, id[0]) == NULL); /* left: its id is stale now */
-    pending_get(p, id[3])->done = true;       /* another partition is independent */
+    pending_get(p, id[3])->done = true;      /* another partition is independent */
     FP_CHECK_INT(pending_flush(p, 1, collect, &out), 1);
     FP_CHECK_INT(out.tokens[2], 103);
     FP_CHECK_INT(pending_count(p), 1);

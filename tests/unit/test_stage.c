@@ -27,7 +27,7 @@ FP_TEST(stage_pause_hysteresis)
     FP_CHECK(!fp_stage_should_pause(false, &l)); /* and stays running */
     l.inflight = 50;
     FP_CHECK(!fp_stage_should_pause(true, &l)); /* resumes at half */
-    l.bytes = 1000; /* the byte bound alone pauses */
+    l.bytes = 1000;                             /* the byte bound alone pauses */
     FP_CHECK(fp_stage_should_pause(false, &l));
     l.bytes = 600;
     FP_CHECK(fp_stage_should_pause(true, &l));
