@@ -25,6 +25,8 @@ RANDOM=$SEED # the injection schedule follows the seed too
 IT_REPLAY="replay with CHAOS_SEED=$SEED"
 INJECTED=()
 KILLS=0
+KILL_TRIES=0   # kill9 calls, counted or not: the closing loop ends on these
+LOADED_KILLS=0 # kills under load (see under_load)
 
 log() { printf '[%4ss] %s\n' "$(($(date +%s) - START))" "$*"; }
 inject() {
@@ -33,14 +35,37 @@ inject() {
 }
 
 gen_running() { kill -0 "$GEN" 2>/dev/null; }
+# under_load: fleet-sim is still sending, or (finished) the table still lacks some of the distinct
+# observations its summary counts, so the pipeline still has a backlog to write.
+under_load() {
+    gen_running && return 0
+    local distinct
+    distinct=$(grep -o '"distinct":[0-9]*' "$STATE/sim.json" 2>/dev/null | cut -d: -f2)
+    [ -n "$distinct" ] && [ "$(row_count)" -lt "$distinct" ]
+}
 stub() { curl -fsS -X POST "http://127.0.0.1:$(cat "$STATE/stub.port")$1" >/dev/null; }
 ready() { [ "$(http_status "$(cat "$STATE/$1.port")" /readyz)" = 200 ]; }
 
-# kill9 SVC: SIGKILL then restart.
+# kill9 SVC: SIGKILL then restart. A kill counts only when the service was alive before it and
+# gone after it (a failure is recorded otherwise); LOADED_KILLS counts those made under load.
 kill9() {
+    local pid
+    pid=$(cat "$STATE/$1.pid" 2>/dev/null) || pid=""
     inject "kill -9 $1"
-    "$STACK" stop-svc "$STATE" "$1" --kill
-    KILLS=$((KILLS + 1))
+    KILL_TRIES=$((KILL_TRIES + 1))
+    if [ -z "$pid" ] || ! _fp_alive "$pid"; then
+        fail "$1 alive when it is to be killed" "pid file: '${pid}'"
+    else
+        local loaded=0
+        under_load && loaded=1
+        "$STACK" stop-svc "$STATE" "$1" --kill
+        if _fp_alive "$pid"; then
+            fail "$1 (pid $pid) dies on SIGKILL"
+        else
+            KILLS=$((KILLS + 1))
+            LOADED_KILLS=$((LOADED_KILLS + loaded))
+        fi
+    fi
     "$STACK" start-svc "$STATE" "$1" || fail "$1 restarts after kill -9"
 }
 
@@ -63,31 +88,37 @@ random_kill() { kill9 "${SVCS[$((RANDOM % 3))]}"; pause_for $((RANDOM % 3 + 1));
 pause_for 3
 for s in parser enricher sink; do kill9 "$s"; pause_for 2; done
 inject "broker killed with SIGKILL, down for 10 s, restarted on its log folder"
-"$STACK" kafka "$STATE" kill
+"$STACK" kafka "$STATE" kill || fail "the broker is killed with SIGKILL"
 pause_for 10
 "$STACK" kafka "$STATE" restart || fail "the broker restarts after kill -9"
 log "broker back"
 random_kill
 inject "broker hangs (SIGSTOP) for 10 s"
-"$STACK" kafka "$STATE" pause
+"$STACK" kafka "$STATE" pause || fail "the broker hangs (SIGSTOP)"
 pause_for 10
-"$STACK" kafka "$STATE" resume
+"$STACK" kafka "$STATE" resume || fail "the broker resumes (SIGCONT)"
 log "broker resumed (SIGCONT)"
 random_kill
 random_kill
 inject "PostgreSQL stopped for 10 s"
-"$ROOT/deploy/local/pg.sh" pause "$STATE"
+# The outage is to hit the sink under load: fleet-sim still sending, or rows still to write.
+if under_load; then
+    pass "PostgreSQL stopped under load ($(row_count) rows so far, fleet-sim $(gen_running && echo sending || echo done))"
+else
+    fail "PostgreSQL stopped under load" "nothing left to write: $(row_count) rows, fleet-sim: $(cat "$STATE/sim.json")"
+fi
+"$ROOT/deploy/local/pg.sh" pause "$STATE" || fail "PostgreSQL stops (pg.sh pause)"
 pause_for 10
-"$ROOT/deploy/local/pg.sh" resume "$STATE"
+"$ROOT/deploy/local/pg.sh" resume "$STATE" || fail "PostgreSQL starts again (pg.sh resume)"
 log "PostgreSQL back"
 random_kill
 inject "lookup stub fails every request for 10 s"
-stub "/control?error_rate=1"
+stub "/control?error_rate=1" || fail "the lookup stub takes error_rate=1"
 pause_for 10
 inject "lookup stub answers in 2 s for 10 s"
-stub "/control?error_rate=0&latency_ms=2000"
+stub "/control?error_rate=0&latency_ms=2000" || fail "the lookup stub takes latency_ms=2000"
 pause_for 10
-stub "/control?latency_ms=0"
+stub "/control?latency_ms=0" || fail "the lookup stub takes latency_ms=0"
 log "lookup stub healthy"
 inject "enricher scaled to 2 replicas"
 "$STACK" start-svc "$STATE" enricher 2 || fail "second enricher replica starts"
@@ -100,13 +131,16 @@ for s in parser enricher sink; do
     "$STACK" stop-svc "$STATE" "$s"
     "$STACK" start-svc "$STATE" "$s" || fail "$s restarts after SIGTERM"
 done
-while [ "$KILLS" -lt 10 ] || gen_running; do
-    if [ "$KILLS" -lt 12 ]; then random_kill; else pause_for 1; fi
+while [ "$KILL_TRIES" -lt 10 ] || gen_running; do
+    if [ "$KILL_TRIES" -lt 12 ]; then random_kill; else pause_for 1; fi
 done
 wait "$GEN"
 GEN=""
 log "fleet-sim done: $(cat "$STATE/sim.json")"
 [ "$KILLS" -ge 10 ] && pass "$KILLS services killed with SIGKILL and restarted" || fail "at least 10 kills" "$KILLS"
+# The first round (parser, enricher, sink, 3 s after fleet-sim starts) at least is mid-run.
+[ "$LOADED_KILLS" -ge 3 ] && pass "$LOADED_KILLS of the kills under load (mid-run)" ||
+    fail "at least 3 kills under load (mid-run)" "$LOADED_KILLS of $KILLS"
 
 DISTINCT=$(grep -c '^valid ' "$STATE/manifest")
 CORRUPT=$(grep -c '^corrupt ' "$STATE/manifest")
@@ -127,7 +161,9 @@ else
         "missing: $(comm -13 "$STATE/actual_rows" "$STATE/expected_rows" | head -n 5 | tr '\n' ';')" \
         "unexpected: $(comm -23 "$STATE/actual_rows" "$STATE/expected_rows" | head -n 5 | tr '\n' ';')"
 fi
-expect_eq "each once" "$(psql_q "SELECT count(*) - count(DISTINCT (device_id, ts)) FROM telemetry")" 0
+# Each once, by key: as many rows as distinct keys fleet-sim sent, none missing, none extra.
+sent_keys "$STATE/manifest" >"$STATE/sent_keys"
+expect_keys_stored "each distinct key sent stored once, none missing, none extra" "$STATE/sent_keys"
 
 # The DLQ: every damaged frame, with its code, and nothing else. fleet-sim's manifest names each
 # damaged frame by the digest of its bytes and its key. A frame may reach the DLQ more than once

@@ -85,3 +85,39 @@ rows_are() { [ "$(row_count)" = "$1" ]; }
 dlq_count() { kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f 'x\n' 2>/dev/null | wc -l; }
 counts_are() { [ "$(row_count)" = "$1" ] && [ "$(dlq_count)" = "$2" ]; }
 status_is() { [ "$(http_status "$1" "$2")" = "$3" ]; }
+
+# sent_keys MANIFEST...: prints the distinct (device_id, ts) keys that fp-gen's or fleet-sim's
+# manifests list as valid observations, one "DEVICE_ID TS" line each, sorted and without repeats.
+# Those are the keys the generators sent; the database is never asked.
+sent_keys() { awk '$1 == "valid" {print $2, $3}' "$@" | sort -u; }
+
+# expect_keys_stored NAME KEYS_FILE [WHERE]: checks that the rows of telemetry (those matching the
+# SQL condition WHERE, when given) are exactly the keys in KEYS_FILE ("DEVICE_ID TS" lines, no
+# repeats, as sent_keys prints them): as many rows as distinct keys sent, no key sent missing from
+# the table, no row whose key was not sent. It loads the keys into a temporary table with psql's
+# \copy and counts both anti-joins in the database; on a failure it names up to 5 keys of each.
+expect_keys_stored() {
+    local name=$1 keys=$2 where=${3:-true} sent got
+    sent=$(wc -l <"$keys")
+    local load="CREATE TEMP TABLE sent_keys (device_id text NOT NULL, ts timestamptz NOT NULL)"
+    local copy="\\copy sent_keys FROM pstdin WITH (FORMAT text, DELIMITER ' ')"
+    local missing="SELECT s.device_id, s.ts FROM sent_keys s WHERE NOT EXISTS
+        (SELECT 1 FROM telemetry t WHERE t.device_id = s.device_id AND t.ts = s.ts)"
+    local unexpected="SELECT t.device_id, t.ts FROM telemetry t WHERE ($where) AND NOT EXISTS
+        (SELECT 1 FROM sent_keys s WHERE s.device_id = t.device_id AND s.ts = t.ts)"
+    got=$("$ROOT/deploy/local/pg.sh" psql "$STATE" -At -F ' ' -c "$load" -c "$copy" \
+        -c "SELECT 'rows=' || (SELECT count(*) FROM telemetry WHERE ($where)),
+                   'sent=' || (SELECT count(DISTINCT (device_id, ts)) FROM sent_keys),
+                   'missing=' || (SELECT count(*) FROM ($missing) m),
+                   'unexpected=' || (SELECT count(*) FROM ($unexpected) u)" \
+        -c "SELECT 'missing:', * FROM ($missing ORDER BY 1, 2 LIMIT 5) m" \
+        -c "SELECT 'unexpected:', * FROM ($unexpected ORDER BY 1, 2 LIMIT 5) u" <"$keys" 2>&1)
+    local lines
+    mapfile -t lines <<<"$got"
+    if [ "${lines[0]}" = "rows=$sent sent=$sent missing=0 unexpected=0" ]; then
+        pass "$name"
+    else
+        fail "$name" "expected: rows=$sent sent=$sent missing=0 unexpected=0 ($keys)" \
+            "actual:   ${lines[0]}" "${lines[@]:1}"
+    fi
+}

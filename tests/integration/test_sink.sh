@@ -14,6 +14,7 @@ echo "fleet-sim seed $SEED ($IT_REPLAY)"
 
 rows_above() { [ "$(row_count)" -gt "$1" ]; }
 gen_done() { ! kill -0 "$GEN" 2>/dev/null; }
+gen_running() { [ -n "$GEN" ] && kill -0 "$GEN" 2>/dev/null; }
 sink_dlq() { kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f '%h\n' 2>/dev/null | grep -c 'fp.error.stage=sink'; }
 
 # feed_bg SEED RECORDS RATE: fleet-sim in the background (resends on, damage off).
@@ -25,31 +26,67 @@ feed_bg() {
 
 it_start_stack
 
-# 1. kill -9 of sink-svc in the middle of a run, then a restart.
+# wait_gen: waits (60 s) for the fleet-sim in GEN to finish and reaps it; on the deadline records a
+# failure and stops it, so that the checks after it still run (and fail) instead of hanging.
+wait_gen() {
+    if fp_wait_for 60 "fleet-sim" gen_done; then
+        wait "$GEN"
+    else
+        fail "fleet-sim finishes within 60 s" "$(cat "$STATE/sim-"*.json 2>/dev/null)"
+        fp_stop_pid "$GEN" 5
+    fi
+    GEN=""
+}
+
+# 1. kill -9 of sink-svc in the middle of a run, then a restart. "In the middle" is a checked
+# precondition: the sink has written rows, it is killed while alive, and the rows it had written
+# when it died are fewer than fleet-sim's distinct observations of that run.
 feed_bg "$SEED" 20000 5000
-fp_wait_for 60 "rows to arrive" rows_above 3000
-"$STACK" stop-svc "$STATE" sink --kill
-pass "sink killed with SIGKILL at $(row_count) rows"
+SINK_PID=$(cat "$STATE/sink.pid")
+if fp_wait_for 60 "rows to arrive" rows_above 3000; then
+    if _fp_alive "$SINK_PID"; then
+        "$STACK" stop-svc "$STATE" sink --kill
+        if _fp_alive "$SINK_PID"; then fail "sink (pid $SINK_PID) dies on SIGKILL"; fi
+        K1=$(row_count) # the sink is dead: nothing writes now
+    else
+        fail "sink alive when it is to be killed" "pid $SINK_PID is gone; rows: $(row_count)"
+        K1=-1
+    fi
+else
+    fail "rows arrive before the kill -9 (more than 3000 within 60 s)" "rows: $(row_count)"
+    "$STACK" stop-svc "$STATE" sink --kill
+    K1=-1
+fi
 if "$STACK" start-svc "$STATE" sink; then pass "sink restarts"; else fail "sink restarts"; fi
-fp_wait_for 60 "fleet-sim" gen_done
-wait "$GEN"
-GEN=""
+wait_gen
 N1=$(grep -c '^valid ' "$STATE/manifest-$SEED")
+if [ "$K1" -gt 0 ] && [ "$K1" -lt "$N1" ]; then
+    pass "sink killed with SIGKILL mid-run, at $K1 of $N1 rows"
+else
+    fail "sink killed with SIGKILL mid-run" "rows at the kill: $K1 (must be above 0 and below $N1)"
+fi
 if fp_wait_for 60 "$N1 rows" rows_are "$N1"; then pass "after kill -9: $N1 rows"; else fail "after kill -9: $N1 rows" "rows: $(row_count)"; fi
 
-# 2. PostgreSQL stopped for 10 s under load.
+# 2. PostgreSQL stopped for 10 s under load. "Under load" is a checked precondition: rows of
+# this run are arriving and fleet-sim is still sending when the database stops.
 S=$(cat "$STATE/sink.port")
 feed_bg "$((SEED + 1))" 10000 1000
-fp_wait_for 30 "rows to arrive" rows_above "$N1"
-"$ROOT/deploy/local/pg.sh" pause "$STATE"
+if fp_wait_for 30 "rows to arrive" rows_above "$N1"; then
+    if gen_running; then
+        pass "database stopped under load (fleet-sim sending, rows arriving: $(($(row_count) - N1)))"
+    else
+        fail "database stopped under load" "fleet-sim had finished before the outage began"
+    fi
+else
+    fail "database stopped under load" "no row of this run within 30 s; rows: $(row_count) (before: $N1)"
+fi
+"$ROOT/deploy/local/pg.sh" pause "$STATE" || fail "PostgreSQL stops (pg.sh pause)"
 if fp_wait_for 15 "sink not ready" status_is "$S" /readyz 503; then pass "database down: sink /readyz 503"; else fail "database down: sink /readyz 503"; fi
 sleep 10 # the outage lasts 10 s while fleet-sim keeps sending
 expect_eq "database down: sink still alive (/healthz)" "$(http_status "$S" /healthz)" 200
-"$ROOT/deploy/local/pg.sh" resume "$STATE"
+"$ROOT/deploy/local/pg.sh" resume "$STATE" || fail "PostgreSQL starts again (pg.sh resume)"
 if fp_wait_for 30 "sink ready" status_is "$S" /readyz 200; then pass "database back: sink /readyz 200"; else fail "database back: sink /readyz 200"; fi
-fp_wait_for 60 "fleet-sim" gen_done
-wait "$GEN"
-GEN=""
+wait_gen
 N2=$(grep -c '^valid ' "$STATE/manifest-$((SEED + 1))")
 if fp_wait_for 60 "$((N1 + N2)) rows" rows_are "$((N1 + N2))"; then pass "after the outage: $((N1 + N2)) rows"; else fail "after the outage: rows" "rows: $(row_count)"; fi
 [ "$(fp_metric "$S" fleetpipe_sink_batch_retries_total)" -gt 0 ] && pass "the outage was retried, not dropped" ||
@@ -65,9 +102,11 @@ ts=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
     done
     echo "poison-test-5|{\"schema\":1,\"device_id\":\"poison-test-5\",\"ts\":\"$ts\",\"position\":{\"lat\":1,\"lon\":2,\"alt_m\":1e39}}"
 } | kcat -P -b "$BROKERS" -t telemetry.enriched -K '|'
+for i in 1 2 3 4; do echo "poison-test-$i $ts"; done >"$STATE/sent-good-beside-refused"
 if fp_wait_for 30 "4 more rows" rows_are "$((N1 + N2 + 4))"; then pass "good rows beside a refused one are stored"; else fail "good rows beside a refused one are stored" "rows: $(row_count)"; fi
 dlq_has_poison() { [ "$(sink_dlq)" = 1 ]; }
-fp_wait_for 30 "the refused row in the DLQ" dlq_has_poison
+fp_wait_for 30 "the refused row in the DLQ" dlq_has_poison ||
+    fail "the refused row reaches the DLQ within 30 s" "sink DLQ messages: $(sink_dlq)"
 kcat -C -b "$BROKERS" -t telemetry.dlq -e -q -f '%k %h\n' 2>/dev/null | grep 'fp.error.stage=sink' >"$STATE/poison"
 expect_eq "only the refused row is in the DLQ" "$(cut -d' ' -f1 "$STATE/poison")" "poison-test-5"
 grep -q 'fp.error.code=out_of_range' "$STATE/poison" && grep -q 'fp.error.message=position.alt_m: .*outside the range' "$STATE/poison" &&
@@ -76,9 +115,7 @@ grep -q 'fp.error.code=out_of_range' "$STATE/poison" && grep -q 'fp.error.messag
 # 4. Two sink replicas in one group.
 if "$STACK" start-svc "$STATE" sink 2; then pass "a second sink replica joins"; else fail "a second sink replica joins"; fi
 feed_bg "$((SEED + 2))" 6000 2000
-fp_wait_for 60 "fleet-sim" gen_done
-wait "$GEN"
-GEN=""
+wait_gen
 N3=$(grep -c '^valid ' "$STATE/manifest-$((SEED + 2))")
 TOTAL=$((N1 + N2 + 4 + N3))
 if fp_wait_for 60 "$TOTAL rows" rows_are "$TOTAL"; then pass "two replicas: $TOTAL rows"; else fail "two replicas: rows" "rows: $(row_count)"; fi
@@ -90,6 +127,9 @@ cat "$STATE"/manifest-* | awk '$1 == "valid" {print $2, $3}' | sort >"$STATE/exp
 psql_q "SELECT device_id, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM telemetry
         WHERE device_id NOT LIKE 'poison-test-%'" | tr '|' ' ' | sort >"$STATE/actual"
 expect_files_eq "the table holds exactly fleet-sim's distinct observations" "$STATE/actual" "$STATE/expected"
-expect_eq "no key stored twice" "$(psql_q "SELECT count(*) - count(DISTINCT (device_id, ts)) FROM telemetry")" 0
+# The whole table against every key sent (fleet-sim's three runs and the four good rows beside
+# the refused one): as many rows as distinct keys sent, none missing, none extra.
+{ sent_keys "$STATE"/manifest-*; cat "$STATE/sent-good-beside-refused"; } | sort -u >"$STATE/sent_keys"
+expect_keys_stored "the table holds exactly the distinct keys sent, none missing, none extra" "$STATE/sent_keys"
 
 finish sink
