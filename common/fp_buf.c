@@ -1,5 +1,5 @@
 /* fp_buf: a growable byte buffer (see fp_buf.h for the contracts). */
-#include "fp_buf.h"
+#include "common/fp_buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

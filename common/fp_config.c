@@ -1,4 +1,4 @@
-#include "fp_config.h"
+#include "common/fp_config.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,9 +8,9 @@
 
 #include <libpq-fe.h>
 
-#include "fp_buf.h"
-#include "fp_json.h"
-#include "fp_log.h"
+#include "common/fp_buf.h"
+#include "common/fp_json.h"
+#include "common/fp_log.h"
 
 extern char **environ;
 

@@ -1,9 +1,9 @@
-#include "fp_dlq.h"
+#include "common/fp_dlq.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "fp_sha256.h"
+#include "common/fp_sha256.h"
 
 rd_kafka_headers_t *fp_dlq_headers(const rd_kafka_headers_t *original, const fp_dlq_reason *why)
 {

@@ -1,4 +1,4 @@
-#include "fp_http.h"
+#include "common/fp_http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -10,10 +10,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "fp_buf.h"
-#include "fp_log.h"
-#include "fp_metrics.h"
-#include "fp_time.h"
+#include "common/fp_buf.h"
+#include "common/fp_log.h"
+#include "common/fp_metrics.h"
+#include "common/fp_time.h"
 
 /* Keeping the probes answerable. libmicrohttpd's timeout is an idle timeout, so a client that
  * sends one byte of an unfinished request every few seconds holds its connection forever, and a

@@ -1,5 +1,5 @@
 /* fp_json: fast JSON writing primitives (see fp_json.h for the contracts). */
-#include "fp_json.h"
+#include "common/fp_json.h"
 
 #include <float.h>
 #include <math.h>

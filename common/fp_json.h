@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_buf.h"
+#include "common/fp_buf.h"
 
 /* Appends `s` (len bytes of UTF-8) as a quoted JSON string. Escapes '"', '\\' and control
  * characters (\b \f \n \r \t, others as \u00XX). Bytes that are not valid UTF-8 are replaced by

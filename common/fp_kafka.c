@@ -1,4 +1,4 @@
-#include "fp_kafka.h"
+#include "common/fp_kafka.h"
 
 #include <ctype.h>
 #include <stdatomic.h>
@@ -8,7 +8,7 @@
 
 #include <cJSON.h>
 
-#include "fp_log.h"
+#include "common/fp_log.h"
 
 extern char **environ;
 

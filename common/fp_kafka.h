@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "fp_config.h"
+#include "common/fp_config.h"
 
 typedef enum fp_kafka_role { FP_KAFKA_CONSUMER, FP_KAFKA_PRODUCER } fp_kafka_role;
 

@@ -1,13 +1,13 @@
-#include "fp_kafka_output.h"
+#include "common/fp_kafka_output.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_dlq.h"
-#include "fp_log.h"
-#include "fp_time.h"
-#include "fp_txn.h"
+#include "common/fp_dlq.h"
+#include "common/fp_log.h"
+#include "common/fp_time.h"
+#include "common/fp_txn.h"
 
 struct fp_kafka_output {
     fp_output ops;

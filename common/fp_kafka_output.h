@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_config.h"
-#include "fp_output.h"
-#include "fp_stage.h"
+#include "common/fp_config.h"
+#include "common/fp_output.h"
+#include "common/fp_stage.h"
 
 typedef struct fp_kafka_output fp_kafka_output;
 

@@ -1,13 +1,13 @@
-#include "fp_log.h"
+#include "common/fp_log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_buf.h"
-#include "fp_json.h"
-#include "fp_time.h"
+#include "common/fp_buf.h"
+#include "common/fp_json.h"
+#include "common/fp_time.h"
 
 static const char *log_service = "fleetpipe";
 static fp_log_level log_min = FP_LOG_INFO;

@@ -1,4 +1,4 @@
-#include "fp_metrics.h"
+#include "common/fp_metrics.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fp_json.h"
-#include "fp_log.h"
-#include "fp_time.h"
+#include "common/fp_json.h"
+#include "common/fp_log.h"
+#include "common/fp_time.h"
 
 typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metric_type;
 

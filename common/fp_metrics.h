@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_buf.h"
+#include "common/fp_buf.h"
 
 typedef struct fp_counter fp_counter;
 typedef struct fp_gauge fp_gauge;

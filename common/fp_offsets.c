@@ -1,4 +1,4 @@
-#include "fp_offsets.h"
+#include "common/fp_offsets.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

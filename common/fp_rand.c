@@ -1,5 +1,5 @@
 /* fp_rand: per-process retry jitter (see fp_rand.h). */
-#include "fp_rand.h"
+#include "common/fp_rand.h"
 
 #include <stdbool.h>
 #include <time.h>

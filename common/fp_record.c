@@ -1,13 +1,13 @@
 /* fp_record: the canonical record's model — initialisation, its arena of strings, IO elements,
  * metrics, enrichment fields and error codes (see fp_record.h). The JSON decoder is
  * fp_record_decode.c, the encoder fp_record_encode.c. */
-#include "fp_record.h"
+#include "common/fp_record.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_record_internal.h"
+#include "common/fp_record_internal.h"
 
 const struct enrich_field fp_record_site_fields[2] = {
     ENRICH_FIELD("id", site_id),

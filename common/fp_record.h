@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_buf.h"
+#include "common/fp_buf.h"
 
 #define FP_RECORD_SCHEMA 1
 #define FP_DEVICE_ID_MAX 64 /* bytes including the terminating NUL */

@@ -1,5 +1,5 @@
 /* fp_record_check: what a canonical record must hold to be stored (see fp_record_check.h). */
-#include "fp_record_check.h"
+#include "common/fp_record_check.h"
 
 #include <float.h>
 #include <math.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_json.h"
+#include "common/fp_json.h"
 
 #define SMALLINT_MAX 32767
 

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "fp_record.h"
+#include "common/fp_record.h"
 
 /* Returns 0 when the record can be stored, else a negative fp_record_err (FP_REC_ERR_RANGE,
  * FP_REC_ERR_DUPLICATE, FP_REC_ERR_NUL, FP_REC_ERR_BAD_DEVICE_ID, FP_REC_ERR_DEVICE_ID,

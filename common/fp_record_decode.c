@@ -8,11 +8,11 @@
 
 #include <cJSON.h>
 
-#include "fp_json.h"
-#include "fp_record.h"
-#include "fp_record_check.h"
-#include "fp_record_internal.h"
-#include "fp_time.h"
+#include "common/fp_json.h"
+#include "common/fp_record.h"
+#include "common/fp_record_check.h"
+#include "common/fp_record_internal.h"
+#include "common/fp_time.h"
 
 /* ---- Decoder ----------------------------------------------------------------------------- */
 
@@ -432,12 +432,14 @@ static int decode_enrichment(struct decode_ctx *d, const cJSON *enr)
         return fail(d, FP_REC_ERR_SCHEMA, "enrichment.status: unknown value \"%.32s\"",
                     status->valuestring);
 
-    rc = decode_enrich_group(d, enr, "site", fp_record_site_fields, COUNT(fp_record_site_fields), &e->has_site);
+    rc = decode_enrich_group(d, enr, "site", fp_record_site_fields, COUNT(fp_record_site_fields),
+                             &e->has_site);
     if (rc == 0)
-        rc = decode_enrich_group(d, enr, "address", fp_record_address_fields, COUNT(fp_record_address_fields),
-                                 &e->has_address);
+        rc = decode_enrich_group(d, enr, "address", fp_record_address_fields,
+                                 COUNT(fp_record_address_fields), &e->has_address);
     if (rc == 0)
-        rc = decode_enrich_group(d, enr, "asset", fp_record_asset_fields, COUNT(fp_record_asset_fields), &e->has_asset);
+        rc = decode_enrich_group(d, enr, "asset", fp_record_asset_fields,
+                                 COUNT(fp_record_asset_fields), &e->has_asset);
     return rc;
 }
 
@@ -630,4 +632,3 @@ int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errm
         fp_record_reset(r);
     return rc;
 }
-

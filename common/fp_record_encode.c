@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_json.h"
-#include "fp_record.h"
-#include "fp_record_internal.h"
-#include "fp_time.h"
+#include "common/fp_json.h"
+#include "common/fp_record.h"
+#include "common/fp_record_internal.h"
+#include "common/fp_time.h"
 
 /* Makes room for n more bytes like fp_buf_reserve, but inline: the check alone is what almost
  * every call does, as fp_record_encode_json reserved for the whole record. Returns 0 or -1. */

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_record.h"
+#include "common/fp_record.h"
 
 /* A record's strings are bounded by the message they came from, and Kafka messages are far
  * smaller than this; the cap turns a runaway producer into an error instead of unbounded

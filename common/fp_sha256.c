@@ -1,4 +1,4 @@
-#include "fp_sha256.h"
+#include "common/fp_sha256.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-#include "fp_signal.h"
+#include "common/fp_signal.h"
 
 #include <signal.h>
 #include <string.h>

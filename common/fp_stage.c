@@ -1,4 +1,4 @@
-#include "fp_stage.h"
+#include "common/fp_stage.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -7,15 +7,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fp_dlq.h"
-#include "fp_http.h"
-#include "fp_kafka.h"
-#include "fp_log.h"
-#include "fp_metrics.h"
-#include "fp_offsets.h"
-#include "fp_rand.h"
-#include "fp_signal.h"
-#include "fp_time.h"
+#include "common/fp_dlq.h"
+#include "common/fp_http.h"
+#include "common/fp_kafka.h"
+#include "common/fp_log.h"
+#include "common/fp_metrics.h"
+#include "common/fp_offsets.h"
+#include "common/fp_rand.h"
+#include "common/fp_signal.h"
+#include "common/fp_time.h"
 
 /* A stage that says it is busy first simply stops taking messages (librdkafka's own prefetch
  * queue, bounded by queued.max.messages.kbytes, holds what arrives meanwhile), which costs

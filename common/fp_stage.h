@@ -23,8 +23,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "fp_config.h"
-#include "fp_output.h"
+#include "common/fp_config.h"
+#include "common/fp_output.h"
 
 typedef struct fp_stage fp_stage;
 

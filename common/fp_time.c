@@ -3,7 +3,7 @@
  * The civil-date conversions are Howard Hinnant's days_from_civil and civil_from_days
  * (https://howardhinnant.github.io/date_algorithms.html): exact for the proleptic Gregorian
  * calendar, branch-light and free of the C library's time zone and locale state. */
-#include "fp_time.h"
+#include "common/fp_time.h"
 
 #include <stdbool.h>
 #include <string.h>

@@ -1,9 +1,9 @@
-#include "fp_txn.h"
+#include "common/fp_txn.h"
 
 #include <stdio.h>
 
-#include "fp_log.h"
-#include "fp_time.h"
+#include "common/fp_log.h"
+#include "common/fp_time.h"
 
 fp_txn_action fp_txn_classify(bool has_error, bool fatal, bool retriable, bool requires_abort)
 {

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_metrics.h"
+#include "common/fp_metrics.h"
 
 typedef enum fp_txn_action {
     FP_TXN_DONE = 0,  /* the call succeeded */

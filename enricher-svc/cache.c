@@ -1,8 +1,8 @@
-#include "cache.h"
+#include "enricher-svc/cache.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include "fp_hash.h"
+#include "common/fp_hash.h"
 
 typedef struct entry {
     char *key;
@@ -15,7 +15,7 @@ typedef struct entry {
     struct entry *newer, *older; /* LRU list */
 } entry;
 
-struct fp_cache {
+struct cache_lru {
     size_t max, count;
     size_t max_bytes, bytes; /* 0: no byte bound */
     size_t (*size_of)(const void *value);
@@ -26,10 +26,10 @@ struct fp_cache {
     entry *newest, *oldest;
 };
 
-fp_cache *fp_cache_new(size_t max_entries, int64_t ttl_ms, int64_t negative_ttl_ms,
-                       void (*free_value)(void *))
+cache_lru *cache_new(size_t max_entries, int64_t ttl_ms, int64_t negative_ttl_ms,
+                     void (*free_value)(void *))
 {
-    fp_cache *c = calloc(1, sizeof(*c));
+    cache_lru *c = calloc(1, sizeof(*c));
 
     if (c == NULL)
         return NULL;
@@ -50,7 +50,7 @@ fp_cache *fp_cache_new(size_t max_entries, int64_t ttl_ms, int64_t negative_ttl_
     return c;
 }
 
-static void lru_unlink(fp_cache *c, entry *e)
+static void lru_unlink(cache_lru *c, entry *e)
 {
     if (e->newer != NULL)
         e->newer->older = e->older;
@@ -63,7 +63,7 @@ static void lru_unlink(fp_cache *c, entry *e)
     e->newer = e->older = NULL;
 }
 
-static void lru_push_newest(fp_cache *c, entry *e)
+static void lru_push_newest(cache_lru *c, entry *e)
 {
     e->older = c->newest;
     e->newer = NULL;
@@ -75,7 +75,7 @@ static void lru_push_newest(fp_cache *c, entry *e)
 }
 
 /* Finds the entry and, when prev is not NULL, the link that points at it. */
-static entry *find(fp_cache *c, const char *key, uint64_t h, entry ***link)
+static entry *find(cache_lru *c, const char *key, uint64_t h, entry ***link)
 {
     entry **p = &c->buckets[h & (c->nbuckets - 1)];
 
@@ -90,7 +90,7 @@ static entry *find(fp_cache *c, const char *key, uint64_t h, entry ***link)
 }
 
 /* Unlinks and frees an entry (its link in the bucket is given). */
-static void drop(fp_cache *c, entry *e, entry **link)
+static void drop(cache_lru *c, entry *e, entry **link)
 {
     *link = e->chain;
     lru_unlink(c, e);
@@ -102,18 +102,18 @@ static void drop(fp_cache *c, entry *e, entry **link)
     c->count--;
 }
 
-void fp_cache_limit_bytes(fp_cache *c, size_t max_bytes, size_t (*size_of)(const void *value))
+void cache_limit_bytes(cache_lru *c, size_t max_bytes, size_t (*size_of)(const void *value))
 {
     c->max_bytes = max_bytes;
     c->size_of = size_of;
 }
 
-size_t fp_cache_bytes(const fp_cache *c)
+size_t cache_bytes(const cache_lru *c)
 {
     return c->bytes;
 }
 
-void fp_cache_free(fp_cache *c)
+void cache_free(cache_lru *c)
 {
     if (c == NULL)
         return;
@@ -127,7 +127,7 @@ void fp_cache_free(fp_cache *c)
     free(c);
 }
 
-bool fp_cache_get(fp_cache *c, const char *key, int64_t now_ms, void **value, bool *negative)
+bool cache_get(cache_lru *c, const char *key, int64_t now_ms, void **value, bool *negative)
 {
     uint64_t h;
     entry **link = NULL;
@@ -150,7 +150,7 @@ bool fp_cache_get(fp_cache *c, const char *key, int64_t now_ms, void **value, bo
     return true;
 }
 
-int fp_cache_put(fp_cache *c, const char *key, void *value, bool negative, int64_t now_ms)
+int cache_put(cache_lru *c, const char *key, void *value, bool negative, int64_t now_ms)
 {
     size_t bytes;
     uint64_t h;
@@ -200,12 +200,12 @@ int fp_cache_put(fp_cache *c, const char *key, void *value, bool negative, int64
     return 0;
 }
 
-size_t fp_cache_size(const fp_cache *c)
+size_t cache_size(const cache_lru *c)
 {
     return c->count;
 }
 
-bool fp_cache_enabled(const fp_cache *c)
+bool cache_enabled(const cache_lru *c)
 {
     return c->max > 0;
 }

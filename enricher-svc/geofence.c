@@ -14,7 +14,7 @@
  * its cell lists hold at most ENTRIES_PER_POLYGON entries per polygon plus two per position (at
  * 4 bytes an entry, no more than half of what the positions take), so a few huge polygons cannot
  * make it quadratic. While parsing, cJSON's tree of the document is held as well (about
- * 200 bytes per position); it is released before fp_geofences_parse returns. */
+ * 200 bytes per position); it is released before geofence_parse returns. */
 #include <cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -26,9 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_buf.h"
-#include "fp_json.h"
-#include "geofence.h"
+#include "common/fp_buf.h"
+#include "common/fp_json.h"
+#include "enricher-svc/geofence.h"
 
 /* A position this close to an edge, in degrees (about 0.1 µm), is on it. */
 #define EDGE_EPS            1e-12
@@ -53,8 +53,8 @@ typedef struct gf_polygon {
     uint32_t site;
 } gf_polygon;
 
-struct fp_geofences {
-    fp_site *sites; /* in file order */
+struct geofence_set {
+    geofence_site *sites; /* in file order */
     size_t nsites;
     char *strings; /* every id and name, each NUL-terminated */
     double *pts;   /* lon, lat pairs */
@@ -201,9 +201,8 @@ static int parse_ring(builder *b, const cJSON *ring, const char *where, double *
         double lon, lat;
         size_t m = 0;
 
-        if (b->npts >= FP_GEOFENCES_MAX_VERTICES)
-            return fail(b, "%s: more than %d positions in the file", where,
-                        FP_GEOFENCES_MAX_VERTICES);
+        if (b->npts >= GEOFENCE_MAX_VERTICES)
+            return fail(b, "%s: more than %d positions in the file", where, GEOFENCE_MAX_VERTICES);
         if (!cJSON_IsArray(pos))
             return fail(b, "%s[%zu]: a position must be an array [longitude, latitude], not %s",
                         where, n, json_kind(pos));
@@ -330,8 +329,8 @@ static int parse_properties(builder *b, const cJSON *feature, site_draft *d)
         len = strlen(id->valuestring);
         if (len == 0)
             return fail(b, "properties.id is an empty string");
-        if (len > FP_GEOFENCES_MAX_ID)
-            return fail(b, "properties.id is longer than %d bytes", FP_GEOFENCES_MAX_ID);
+        if (len > GEOFENCE_MAX_ID)
+            return fail(b, "properties.id is longer than %d bytes", GEOFENCE_MAX_ID);
         b->fid = id->valuestring;
     } else if (is_finite_number(id) && id->valuedouble == floor(id->valuedouble) &&
                fabs(id->valuedouble) <= MAX_INT_ID) {
@@ -353,8 +352,8 @@ static int parse_properties(builder *b, const cJSON *feature, site_draft *d)
     if (!cJSON_IsString(name) || name->valuestring == NULL)
         return fail(b, "properties.name must be a string, not %s", json_kind(name));
     len = strlen(name->valuestring);
-    if (len > FP_GEOFENCES_MAX_NAME)
-        return fail(b, "properties.name is longer than %d bytes", FP_GEOFENCES_MAX_NAME);
+    if (len > GEOFENCE_MAX_NAME)
+        return fail(b, "properties.name is longer than %d bytes", GEOFENCE_MAX_NAME);
     return put_string(b, name->valuestring, len, &d->name_off);
 }
 
@@ -428,7 +427,7 @@ static int rank_key_cmp(const void *pa, const void *pb)
 /* Puts the polygons in winning order: by site area in whole square metres (so that float noise
  * between equal shapes does not break ties), then by file order. Returns 0 or -1 on out of
  * memory. */
-static int order_polygons(fp_geofences *g, const site_draft *drafts)
+static int order_polygons(geofence_set *g, const site_draft *drafts)
 {
     rank_key *keys = malloc((g->nsites > g->npolys ? g->nsites : g->npolys) * sizeof(*keys) + 1);
     uint32_t *rank = malloc(g->nsites * sizeof(*rank) + 1);
@@ -468,14 +467,14 @@ done:
 /* The grid column and row of a position inside the grid's box. The same functions place the
  * polygons' boxes, and both are monotonic, so a position inside a polygon's box always lands in
  * a cell that lists the polygon. */
-static uint32_t cell_x(const fp_geofences *g, double x)
+static uint32_t cell_x(const geofence_set *g, double x)
 {
     double t = (x - g->gx0) * g->sx;
 
     return t >= (double)g->nx ? g->nx - 1 : (uint32_t)t;
 }
 
-static uint32_t cell_y(const fp_geofences *g, double y)
+static uint32_t cell_y(const geofence_set *g, double y)
 {
     double t = (y - g->gy0) * g->sy;
 
@@ -483,7 +482,7 @@ static uint32_t cell_y(const fp_geofences *g, double y)
 }
 
 /* Counts the cell-list entries that the current grid size would need. */
-static uint64_t grid_entries(const fp_geofences *g)
+static uint64_t grid_entries(const geofence_set *g)
 {
     uint64_t total = 0;
 
@@ -497,7 +496,7 @@ static uint64_t grid_entries(const fp_geofences *g)
 }
 
 /* Sizes and fills the grid. Returns 0 or -1 on out of memory. */
-static int build_grid(fp_geofences *g)
+static int build_grid(geofence_set *g)
 {
     double w, h, target, nxd;
     uint64_t budget = (uint64_t)ENTRIES_PER_POLYGON * g->npolys + 2 * (uint64_t)g->npts, total;
@@ -585,7 +584,7 @@ static int id_pair_cmp(const void *pa, const void *pb)
 
 /* Reports the duplicate id that appears earliest in the file. Returns 0 when ids are unique,
  * -1 with the error written when they are not or on out of memory. */
-static int check_unique_ids(builder *b, const fp_geofences *g)
+static int check_unique_ids(builder *b, const geofence_set *g)
 {
     id_pair *pairs = malloc(g->nsites * sizeof(*pairs) + 1);
     size_t first = SIZE_MAX, dup = SIZE_MAX;
@@ -617,9 +616,9 @@ static int check_unique_ids(builder *b, const fp_geofences *g)
 
 /* Builds the set from a finished builder, taking over its arrays. Returns NULL with the error
  * written on out of memory or duplicate ids; the builder still owns whatever was not taken. */
-static fp_geofences *assemble(builder *b)
+static geofence_set *assemble(builder *b)
 {
-    fp_geofences *g = calloc(1, sizeof(*g));
+    geofence_set *g = calloc(1, sizeof(*g));
     double *pts;
 
     if (g == NULL) {
@@ -651,7 +650,7 @@ static fp_geofences *assemble(builder *b)
 
     b->feature = SIZE_MAX;
     if (check_unique_ids(b, g) < 0) {
-        fp_geofences_free(g);
+        geofence_free(g);
         return NULL;
     }
     /* Each site's centre: the middle of the box around its polygons (the boxes are widened by
@@ -686,7 +685,7 @@ static fp_geofences *assemble(builder *b)
 oom:
     b->feature = SIZE_MAX;
     fail(b, "out of memory");
-    fp_geofences_free(g);
+    geofence_free(g);
     return NULL;
 }
 
@@ -695,13 +694,13 @@ static bool is_json_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-fp_geofences *fp_geofences_parse(const char *json, size_t len, char *err, size_t err_size)
+geofence_set *geofence_parse(const char *json, size_t len, char *err, size_t err_size)
 {
     builder b = {.err = err, .err_size = err_size, .feature = SIZE_MAX};
     cJSON *root = NULL;
     const cJSON *type, *features, *f;
     const char *end = NULL;
-    fp_geofences *g = NULL;
+    geofence_set *g = NULL;
     size_t n = 0, bad = 0;
 
     if (err != NULL && err_size > 0)
@@ -747,8 +746,8 @@ fp_geofences *fp_geofences_parse(const char *json, size_t len, char *err, size_t
     }
     cJSON_ArrayForEach(f, features)
     {
-        if (++n > FP_GEOFENCES_MAX_FEATURES) {
-            fail(&b, "FeatureCollection: more than %d features", FP_GEOFENCES_MAX_FEATURES);
+        if (++n > GEOFENCE_MAX_FEATURES) {
+            fail(&b, "FeatureCollection: more than %d features", GEOFENCE_MAX_FEATURES);
             goto done;
         }
     }
@@ -779,11 +778,11 @@ done:
 }
 
 /* Reads all of f into a new buffer that the caller frees. Returns 0, -1 on a read error, -2
- * when there are more than FP_GEOFENCES_MAX_FILE bytes, or -3 on out of memory; on failure
+ * when there are more than GEOFENCE_MAX_FILE bytes, or -3 on out of memory; on failure
  * *data is left NULL. */
 static int read_all(FILE *f, char **data, size_t *len)
 {
-    const size_t limit = FP_GEOFENCES_MAX_FILE;
+    const size_t limit = GEOFENCE_MAX_FILE;
     char *buf = NULL;
     size_t cap = 0, n = 0;
     int rc = 0;
@@ -825,13 +824,13 @@ static int read_all(FILE *f, char **data, size_t *len)
     return 0;
 }
 
-fp_geofences *fp_geofences_load(const char *path, char *err, size_t err_size)
+geofence_set *geofence_load(const char *path, char *err, size_t err_size)
 {
     char dummy[1];
     FILE *f;
     char *data = NULL;
     size_t len = 0, used;
-    fp_geofences *g;
+    geofence_set *g;
     int rc, w;
 
     /* Without a caller's buffer, messages go to a one-byte one and are lost. */
@@ -859,7 +858,7 @@ fp_geofences *fp_geofences_load(const char *path, char *err, size_t err_size)
     if (rc == -1)
         snprintf(err, err_size, "%s: read error", path);
     else if (rc == -2)
-        snprintf(err, err_size, "%s: larger than %u bytes", path, FP_GEOFENCES_MAX_FILE);
+        snprintf(err, err_size, "%s: larger than %u bytes", path, GEOFENCE_MAX_FILE);
     else if (rc == -3)
         snprintf(err, err_size, "%s: out of memory", path);
     if (rc < 0)
@@ -867,14 +866,14 @@ fp_geofences *fp_geofences_load(const char *path, char *err, size_t err_size)
     /* Parse errors read "path: features[3] (id ...": ...". */
     w = snprintf(err, err_size, "%s: ", path);
     used = w > 0 && (size_t)w < err_size ? (size_t)w : err_size - 1;
-    g = fp_geofences_parse(data, len, err + used, err_size - used);
+    g = geofence_parse(data, len, err + used, err_size - used);
     free(data);
     if (g != NULL)
         err[0] = '\0';
     return g;
 }
 
-void fp_geofences_free(fp_geofences *g)
+void geofence_free(geofence_set *g)
 {
     if (g == NULL)
         return;
@@ -888,12 +887,12 @@ void fp_geofences_free(fp_geofences *g)
     free(g);
 }
 
-size_t fp_geofences_count(const fp_geofences *g)
+size_t geofence_count(const geofence_set *g)
 {
     return g != NULL ? g->nsites : 0;
 }
 
-const fp_site *fp_geofences_site(const fp_geofences *g, size_t i)
+const geofence_site *geofence_site_at(const geofence_set *g, size_t i)
 {
     return g != NULL && i < g->nsites ? &g->sites[i] : NULL;
 }
@@ -926,7 +925,7 @@ static int ring_locate(const double *pts, uint32_t count, double x, double y)
 }
 
 /* True when (x, y) is inside the polygon or on any of its rings (a hole's edge included). */
-static bool polygon_contains(const fp_geofences *g, const gf_polygon *p, double x, double y)
+static bool polygon_contains(const geofence_set *g, const gf_polygon *p, double x, double y)
 {
     const gf_ring *r = &g->rings[p->ring_first];
     int where = ring_locate(g->pts + 2 * (size_t)r->first, r->count, x, y);
@@ -946,7 +945,7 @@ static bool polygon_contains(const fp_geofences *g, const gf_polygon *p, double 
     return true;
 }
 
-const fp_site *fp_geofences_find(const fp_geofences *g, double lat, double lon)
+const geofence_site *geofence_find(const geofence_set *g, double lat, double lon)
 {
     size_t c;
 

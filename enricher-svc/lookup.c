@@ -1,4 +1,4 @@
-#include "lookup.h"
+#include "enricher-svc/lookup.h"
 
 #include <cJSON.h>
 #include <curl/curl.h>
@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache.h"
-#include "fp_buf.h"
-#include "fp_hash.h"
-#include "fp_log.h"
-#include "fp_metrics.h"
-#include "fp_time.h"
+#include "enricher-svc/cache.h"
+#include "common/fp_buf.h"
+#include "common/fp_hash.h"
+#include "common/fp_log.h"
+#include "common/fp_metrics.h"
+#include "common/fp_time.h"
 
 #define MAX_BODY (1024 * 1024) /* an answer larger than this is malformed */
 
@@ -57,7 +57,7 @@ typedef struct request {
 /* Per service: its cache, circuit and metrics. */
 typedef struct service {
     bool enabled;
-    fp_cache *cache;
+    cache_lru *cache;
     request **flights; /* single-flight table: key → request */
     size_t nflights;   /* buckets, power of two */
     circuit_state circuit;
@@ -186,7 +186,7 @@ static void update_gauges(lookup_engine *e, lookup_kind k)
 
     fp_gauge_set(sv->m_circuit, (double)sv->circuit);
     fp_gauge_set(sv->m_inflight, (double)sv->inflight);
-    fp_gauge_set(sv->m_entries, (double)fp_cache_size(sv->cache));
+    fp_gauge_set(sv->m_entries, (double)cache_size(sv->cache));
 }
 
 lookup_engine *lookup_engine_new(const lookup_settings *s, lookup_done_fn done, void *ctx,
@@ -221,9 +221,9 @@ lookup_engine *lookup_engine_new(const lookup_settings *s, lookup_done_fn done, 
         char labels[64], elabels[96];
 
         sv->cache =
-            fp_cache_new((size_t)s->cache_size, s->cache_ttl_ms, s->negative_ttl_ms, answer_free);
+            cache_new((size_t)s->cache_size, s->cache_ttl_ms, s->negative_ttl_ms, answer_free);
         if (sv->cache != NULL)
-            fp_cache_limit_bytes(sv->cache, (size_t)s->cache_bytes, answer_size);
+            cache_limit_bytes(sv->cache, (size_t)s->cache_bytes, answer_size);
         sv->nflights = 1024;
         sv->flights = calloc(sv->nflights, sizeof(*sv->flights));
         if (sv->cache == NULL || sv->flights == NULL) {
@@ -288,7 +288,7 @@ void lookup_engine_free(lookup_engine *e)
     free_list(e->waiting);
     free_list(e->retries);
     for (int k = 0; k < LOOKUP_KINDS; k++) {
-        fp_cache_free(e->svc[k].cache);
+        cache_free(e->svc[k].cache);
         free(e->svc[k].flights);
     }
     if (e->multi != NULL)
@@ -380,7 +380,7 @@ static void resolve(lookup_engine *e, request *r, lookup_outcome outcome, lookup
                 outcome == LOOKUP_ANSWERED ? answer : NULL);
     if (outcome == LOOKUP_ANSWERED || outcome == LOOKUP_NOT_FOUND) {
         /* The cache owns the answer from here (and frees it when caching is off). */
-        fp_cache_put(sv->cache, r->key, answer, outcome == LOOKUP_NOT_FOUND, now);
+        cache_put(sv->cache, r->key, answer, outcome == LOOKUP_NOT_FOUND, now);
     } else {
         answer_free(answer);
     }
@@ -691,14 +691,14 @@ static lookup_outcome ask(lookup_engine *e, lookup_kind kind, const char *key, c
     request **slot = NULL;
     request *r;
 
-    if (fp_cache_get(sv->cache, key, now, &value, &negative)) {
+    if (cache_get(sv->cache, key, now, &value, &negative)) {
         fp_counter_inc(sv->m_hits);
         free(url);
         *answer = value;
         return negative ? LOOKUP_NOT_FOUND : LOOKUP_ANSWERED;
     }
     fp_counter_inc(sv->m_misses);
-    if (fp_cache_enabled(sv->cache)) {
+    if (cache_enabled(sv->cache)) {
         slot = flight_slot(sv, key);
         if (*slot != NULL) {
             free(url);

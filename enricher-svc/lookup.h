@@ -1,7 +1,7 @@
 /* lookup: the enricher's remote lookups — a Nominatim-compatible reverse geocoder and an asset
  * registry — made asynchronously through one libcurl multi handle on the main loop.
  *
- * In front of each service: an LRU cache with TTL (fp_cache; geocoder keys are grid cells of
+ * In front of each service: an LRU cache with TTL (cache_lru; geocoder keys are grid cells of
  * GEO_CACHE_CELL_M, so a parked machine asks once), single-flight (records waiting for a key
  * already requested wait for that request instead of making another), a bounded window of
  * requests in flight (more wait in a queue, and the enricher pauses consumption while any
@@ -9,8 +9,8 @@
  * connection errors and 5xx, and a circuit breaker per service (open after consecutive
  * failures, one half-open probe after a pause). A malformed answer is a failure of the lookup,
  * never of the record. */
-#ifndef FP_LOOKUP_H
-#define FP_LOOKUP_H
+#ifndef LOOKUP_H
+#define LOOKUP_H
 
 #include <stdbool.h>
 #include <stddef.h>

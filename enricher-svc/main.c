@@ -12,18 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_buf.h"
-#include "fp_config.h"
-#include "fp_http.h"
-#include "fp_kafka_output.h"
-#include "fp_log.h"
-#include "fp_metrics.h"
-#include "fp_record.h"
-#include "fp_signal.h"
-#include "fp_stage.h"
-#include "geofence.h"
-#include "lookup.h"
-#include "pending.h"
+#include "common/fp_buf.h"
+#include "common/fp_config.h"
+#include "common/fp_http.h"
+#include "common/fp_kafka_output.h"
+#include "common/fp_log.h"
+#include "common/fp_metrics.h"
+#include "common/fp_record.h"
+#include "common/fp_signal.h"
+#include "common/fp_stage.h"
+#include "enricher-svc/geofence.h"
+#include "enricher-svc/lookup.h"
+#include "enricher-svc/pending.h"
 
 typedef struct enricher_config {
     fp_common_config common;
@@ -97,7 +97,7 @@ typedef struct enricher {
     enricher_config cfg;
     fp_stage *st;
     lookup_engine *lookups;
-    fp_geofences *geofences;
+    geofence_set *geofences;
     pending *items;
     fp_buf out;
     fp_counter *m_status[4];
@@ -211,7 +211,8 @@ static void on_lookup_done(void *ctx, uint64_t waiter, lookup_kind kind, lookup_
 
 /* Asks one lookup for the item; the answer may come now or later. A record inside a known site
  * gets the site's address (one lookup per site), any other its grid cell's. */
-static void ask(enricher *e, pending_item *it, uint64_t id, lookup_kind kind, const fp_site *site)
+static void ask(enricher *e, pending_item *it, uint64_t id, lookup_kind kind,
+                const geofence_site *site)
 {
     const lookup_answer *a = NULL;
     lookup_outcome o;
@@ -232,7 +233,7 @@ static void ask(enricher *e, pending_item *it, uint64_t id, lookup_kind kind, co
 static int handle_parsed(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
 {
     enricher *e = ctx;
-    const fp_site *site = NULL;
+    const geofence_site *site = NULL;
     pending_item *it;
     uint64_t id;
     char why[256];
@@ -257,7 +258,7 @@ static int handle_parsed(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
     /* Whatever enrichment came in is replaced by today's answers. */
     memset(&it->rec.enrichment, 0, sizeof(it->rec.enrichment));
     if (e->geofences != NULL && it->rec.has_position) {
-        site = fp_geofences_find(e->geofences, it->rec.position.lat, it->rec.position.lon);
+        site = geofence_find(e->geofences, it->rec.position.lat, it->rec.position.lon);
         if (site != NULL) {
             it->rec.enrichment.has_site = true;
             set_str(&it->rec, &it->rec.enrichment.site_id, site->id);
@@ -280,22 +281,22 @@ static int handle_parsed(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
 static int load_geofences(enricher *e)
 {
     char err[512];
-    fp_geofences *g;
+    geofence_set *g;
 
     if (e->cfg.geofences_file == NULL || e->cfg.geofences_file[0] == '\0')
         return 0;
-    g = fp_geofences_load(e->cfg.geofences_file, err, sizeof(err));
+    g = geofence_load(e->cfg.geofences_file, err, sizeof(err));
     if (g == NULL) {
         fp_log_kv(FP_LOG_ERROR, "cannot load geofences; keeping the sites in use", "file",
                   e->cfg.geofences_file, "error", err, FP_KV_END);
         fp_counter_inc(e->m_reloads_failed);
         return -1;
     }
-    fp_geofences_free(e->geofences);
+    geofence_free(e->geofences);
     e->geofences = g;
-    fp_gauge_set(e->m_sites, (double)fp_geofences_count(g));
+    fp_gauge_set(e->m_sites, (double)geofence_count(g));
     fp_counter_inc(e->m_reloads_ok);
-    fp_info("geofences loaded: %zu sites from %s", fp_geofences_count(g), e->cfg.geofences_file);
+    fp_info("geofences loaded: %zu sites from %s", geofence_count(g), e->cfg.geofences_file);
     return 0;
 }
 
@@ -408,7 +409,7 @@ int main(int argc, char **argv)
     fp_stage_free(e.st);
     fp_kafka_output_free(ko);
     lookup_engine_free(e.lookups);
-    fp_geofences_free(e.geofences);
+    geofence_free(e.geofences);
     pending_free(e.items);
     fp_buf_free(&e.out);
     curl_global_cleanup();

@@ -1,16 +1,16 @@
-#include "pending.h"
+#include "enricher-svc/pending.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "reorder.h"
+#include "enricher-svc/reorder.h"
 
 #define NO_ITEM UINT32_MAX
 
 struct pending {
     pending_item *items;
     uint32_t nitems, used, free_head;
-    fp_reorder *order;
+    reorder_buffer *order;
 };
 
 pending *pending_new(void)
@@ -20,7 +20,7 @@ pending *pending_new(void)
     if (p == NULL)
         return NULL;
     p->free_head = NO_ITEM;
-    p->order = fp_reorder_new();
+    p->order = reorder_new();
     if (p->order == NULL) {
         free(p);
         return NULL;
@@ -35,7 +35,7 @@ void pending_free(pending *p)
     for (uint32_t i = 0; i < p->nitems; i++)
         fp_record_free(&p->items[i].rec);
     free(p->items);
-    fp_reorder_free(p->order);
+    reorder_free(p->order);
     free(p);
 }
 
@@ -106,7 +106,7 @@ int pending_enqueue(pending *p, uint64_t id, int32_t partition)
     if (it == NULL)
         return -1;
     it->partition = partition;
-    return fp_reorder_push(p->order, partition, id);
+    return reorder_push(p->order, partition, id);
 }
 
 int pending_flush(pending *p, int32_t partition, int (*emit)(pending_item *it, void *ctx),
@@ -115,18 +115,18 @@ int pending_flush(pending *p, int32_t partition, int (*emit)(pending_item *it, v
     uint64_t id;
     int n = 0;
 
-    while (fp_reorder_head(p->order, partition, &id) == 0) {
+    while (reorder_head(p->order, partition, &id) == 0) {
         pending_item *it = pending_get(p, id);
 
         if (it == NULL) { /* cannot happen: items leave only through here or a drop */
-            fp_reorder_pop(p->order, partition);
+            reorder_pop(p->order, partition);
             continue;
         }
         if (!it->done)
             break;
         if (emit(it, ctx) < 0)
             return -1;
-        fp_reorder_pop(p->order, partition);
+        reorder_pop(p->order, partition);
         pending_release(p, id);
         n++;
     }
@@ -137,8 +137,8 @@ void pending_drop_partition(pending *p, int32_t partition)
 {
     uint64_t id;
 
-    while (fp_reorder_head(p->order, partition, &id) == 0) {
-        fp_reorder_pop(p->order, partition);
+    while (reorder_head(p->order, partition, &id) == 0) {
+        reorder_pop(p->order, partition);
         pending_release(p, id);
     }
 }

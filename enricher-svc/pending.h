@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_record.h"
+#include "common/fp_record.h"
 
 typedef struct pending_item {
     uint32_t gen;

@@ -1,4 +1,4 @@
-#include "reorder.h"
+#include "enricher-svc/reorder.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +11,17 @@ typedef struct queue {
     size_t cap, head, len;
 } queue;
 
-struct fp_reorder {
+struct reorder_buffer {
     queue *parts;
     size_t nparts;
 };
 
-fp_reorder *fp_reorder_new(void)
+reorder_buffer *reorder_new(void)
 {
-    return calloc(1, sizeof(fp_reorder));
+    return calloc(1, sizeof(reorder_buffer));
 }
 
-void fp_reorder_free(fp_reorder *q)
+void reorder_free(reorder_buffer *q)
 {
     if (q == NULL)
         return;
@@ -31,7 +31,7 @@ void fp_reorder_free(fp_reorder *q)
     free(q);
 }
 
-int fp_reorder_push(fp_reorder *q, int32_t partition, uint64_t id)
+int reorder_push(reorder_buffer *q, int32_t partition, uint64_t id)
 {
     queue *p;
 
@@ -66,7 +66,7 @@ int fp_reorder_push(fp_reorder *q, int32_t partition, uint64_t id)
     return 0;
 }
 
-int fp_reorder_head(const fp_reorder *q, int32_t partition, uint64_t *id)
+int reorder_head(const reorder_buffer *q, int32_t partition, uint64_t *id)
 {
     const queue *p;
 
@@ -79,7 +79,7 @@ int fp_reorder_head(const fp_reorder *q, int32_t partition, uint64_t *id)
     return 0;
 }
 
-void fp_reorder_pop(fp_reorder *q, int32_t partition)
+void reorder_pop(reorder_buffer *q, int32_t partition)
 {
     queue *p = &q->parts[partition];
 
@@ -87,7 +87,7 @@ void fp_reorder_pop(fp_reorder *q, int32_t partition)
     p->len--;
 }
 
-size_t fp_reorder_len(const fp_reorder *q, int32_t partition)
+size_t reorder_len(const reorder_buffer *q, int32_t partition)
 {
     if (partition < 0 || (size_t)partition >= q->nparts)
         return 0;

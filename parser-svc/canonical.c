@@ -1,7 +1,7 @@
 /* Canonical JSON records on telemetry.raw, from gateways that normalise themselves. */
 #include <string.h>
 
-#include "decode.h"
+#include "parser-svc/decode.h"
 
 /* A JSON object, possibly after whitespace. */
 static bool canonical_sniff(const uint8_t *data, size_t len)
@@ -13,13 +13,13 @@ static bool canonical_sniff(const uint8_t *data, size_t len)
     return i < len && data[i] == '{';
 }
 
-static int canonical_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode_error *err)
+static int canonical_decode(const decode_input *in, fp_record_batch *out, decode_error *err)
 {
-    fp_record *r = fp_batch_next(out);
+    fp_record *r = decode_batch_next(out);
     int rc;
 
     if (r == NULL)
-        return fp_decode_fail(err, "no_memory", "out of memory");
+        return decode_fail(err, "no_memory", "out of memory");
     rc = fp_record_decode_json(r, (const char *)in->data, in->len, err->message,
                                sizeof(err->message));
     if (rc < 0) {
@@ -32,7 +32,7 @@ static int canonical_decode(const fp_decode_input *in, fp_record_batch *out, fp_
     return 0;
 }
 
-const fp_decoder fp_decoder_canonical = {
+const decoder decoder_canonical = {
     .name = "canonical",
     .content_types = "application/json|application/vnd.fleetpipe.record+json",
     .sniff = canonical_sniff,

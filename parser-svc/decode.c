@@ -1,4 +1,4 @@
-#include "decode.h"
+#include "parser-svc/decode.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -6,15 +6,15 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fp_record_check.h"
-#include "fp_time.h"
+#include "common/fp_record_check.h"
+#include "common/fp_time.h"
 
 /* Every decoder, in sniffing order: the first whose sniffer accepts the bytes wins. */
-static const fp_decoder *const decoders[] = {
-    &fp_decoder_teltonika_tcp,
-    &fp_decoder_teltonika_udp,
-    &fp_decoder_senml,
-    &fp_decoder_canonical,
+static const decoder *const decoders[] = {
+    &decoder_teltonika_tcp,
+    &decoder_teltonika_udp,
+    &decoder_senml,
+    &decoder_canonical,
 };
 
 #define NDECODERS (sizeof(decoders) / sizeof(decoders[0]))
@@ -24,7 +24,7 @@ static const fp_decoder *const decoders[] = {
 /* Event times may run ahead of the broker's clock by at most this (device clock drift). */
 #define TS_MAX_AHEAD_MS (INT64_C(24) * 3600 * 1000)
 
-fp_record *fp_batch_next(fp_record_batch *b)
+fp_record *decode_batch_next(fp_record_batch *b)
 {
     if (b->len == b->cap) {
         size_t cap = b->cap != 0 ? b->cap * 2 : 16;
@@ -41,12 +41,12 @@ fp_record *fp_batch_next(fp_record_batch *b)
     return &b->recs[b->len++];
 }
 
-void fp_batch_clear(fp_record_batch *b)
+void decode_batch_clear(fp_record_batch *b)
 {
     b->len = 0;
 }
 
-void fp_batch_free(fp_record_batch *b)
+void decode_batch_free(fp_record_batch *b)
 {
     if (b == NULL)
         return;
@@ -57,7 +57,7 @@ void fp_batch_free(fp_record_batch *b)
     b->len = b->cap = 0;
 }
 
-int fp_decode_fail(fp_decode_error *err, const char *code, const char *fmt, ...)
+int decode_fail(decode_error *err, const char *code, const char *fmt, ...)
 {
     va_list ap;
 
@@ -68,7 +68,7 @@ int fp_decode_fail(fp_decode_error *err, const char *code, const char *fmt, ...)
     return -1;
 }
 
-const fp_decoder *fp_decoder_by_name(const char *name)
+const decoder *decoder_by_name(const char *name)
 {
     for (size_t i = 0; i < NDECODERS; i++)
         if (strcmp(decoders[i]->name, name) == 0)
@@ -100,8 +100,8 @@ static bool content_type_matches(const char *ct, size_t ct_len, const char *name
     return false;
 }
 
-const fp_decoder *fp_decoder_detect(const char *content_type, size_t ct_len, const uint8_t *data,
-                                    size_t len)
+const decoder *decoder_detect(const char *content_type, size_t ct_len, const uint8_t *data,
+                              size_t len)
 {
     if (content_type != NULL) {
         for (size_t i = 0; i < NDECODERS; i++)
@@ -115,18 +115,18 @@ const fp_decoder *fp_decoder_detect(const char *content_type, size_t ct_len, con
 }
 
 /* Checks what every canonical record must hold, whatever format it came from. */
-static int check_record(fp_record *r, const fp_decode_input *in, fp_decode_error *err)
+static int check_record(fp_record *r, const decode_input *in, decode_error *err)
 {
     char ts[32];
     int rc;
 
     if (r->device_id[0] == '\0')
-        return fp_decode_fail(err, "missing_device_id", "record has no device id");
+        return decode_fail(err, "missing_device_id", "record has no device id");
     if (r->ts_ms < TS_MIN_MS || r->ts_ms > in->received_at_ms + TS_MAX_AHEAD_MS) {
         if (fp_time_format_ms(r->ts_ms, ts, sizeof(ts)) < 0)
             snprintf(ts, sizeof(ts), "%lld ms", (long long)r->ts_ms);
-        return fp_decode_fail(err, "ts_out_of_range",
-                              "timestamp %s is before 2000 or more than a day after receipt", ts);
+        return decode_fail(err, "ts_out_of_range",
+                           "timestamp %s is before 2000 or more than a day after receipt", ts);
     }
     /* The one check of what the database can store, for every decoder's output. */
     rc = fp_record_check(r, err->message, sizeof(err->message));
@@ -138,23 +138,23 @@ static int check_record(fp_record *r, const fp_decode_input *in, fp_decode_error
     return 0;
 }
 
-int fp_decode_payload(const fp_decoder *dec, const char *content_type, size_t ct_len,
-                      const fp_decode_input *in, fp_record_batch *out, fp_decode_error *err)
+int decode_payload(const decoder *dec, const char *content_type, size_t ct_len,
+                   const decode_input *in, fp_record_batch *out, decode_error *err)
 {
-    fp_batch_clear(out);
+    decode_batch_clear(out);
     if (in->len == 0)
-        return fp_decode_fail(err, "empty", "empty payload");
+        return decode_fail(err, "empty", "empty payload");
     if (dec == NULL)
-        dec = fp_decoder_detect(content_type, ct_len, in->data, in->len);
+        dec = decoder_detect(content_type, ct_len, in->data, in->len);
     if (dec == NULL)
-        return fp_decode_fail(err, "unknown_format", "payload is in no known format");
+        return decode_fail(err, "unknown_format", "payload is in no known format");
     if (dec->decode(in, out, err) < 0) {
-        fp_batch_clear(out);
+        decode_batch_clear(out);
         return -1;
     }
     for (size_t i = 0; i < out->len; i++) {
         if (check_record(&out->recs[i], in, err) < 0) {
-            fp_batch_clear(out);
+            decode_batch_clear(out);
             return -1;
         }
     }

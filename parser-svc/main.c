@@ -8,16 +8,16 @@
 #include <string.h>
 #include <strings.h>
 
-#include "decode.h"
-#include "fp_buf.h"
-#include "fp_config.h"
-#include "fp_http.h"
-#include "fp_kafka_output.h"
-#include "fp_log.h"
-#include "fp_metrics.h"
-#include "fp_signal.h"
-#include "fp_stage.h"
-#include "fp_time.h"
+#include "parser-svc/decode.h"
+#include "common/fp_buf.h"
+#include "common/fp_config.h"
+#include "common/fp_http.h"
+#include "common/fp_kafka_output.h"
+#include "common/fp_log.h"
+#include "common/fp_metrics.h"
+#include "common/fp_signal.h"
+#include "common/fp_stage.h"
+#include "common/fp_time.h"
 
 typedef struct parser_config {
     fp_common_config common;
@@ -52,13 +52,12 @@ static int handle_raw(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
     parser *p = ctx;
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(msg, &tstype);
-    fp_decode_input in = {msg->payload, msg->len, msg->key, msg->key_len,
-                          ts >= 0 ? ts : fp_now_ms()};
-    fp_decode_error err = {0};
+    decode_input in = {msg->payload, msg->len, msg->key, msg->key_len, ts >= 0 ? ts : fp_now_ms()};
+    decode_error err = {0};
     size_t ct_len = 0;
     const char *ct = content_type_of(msg, &ct_len);
 
-    if (fp_decode_payload(NULL, ct, ct_len, &in, &p->batch, &err) < 0)
+    if (decode_payload(NULL, ct, ct_len, &in, &p->batch, &err) < 0)
         return fp_stage_reject(st, err.code, err.message);
     for (size_t i = 0; i < p->batch.len; i++) {
         const fp_record *r = &p->batch.recs[i];
@@ -114,12 +113,12 @@ static const char decode_usage[] =
 /* `parser-svc decode`: one payload from stdin to JSON lines on stdout. */
 static int decode_command(int argc, char **argv)
 {
-    const fp_decoder *dec = NULL;
+    const decoder *dec = NULL;
     const char *device_id = NULL;
     bool hex = false;
     fp_buf input = {0}, out = {0};
     fp_record_batch batch = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     char chunk[65536];
     size_t n;
     int rc = 1;
@@ -128,7 +127,7 @@ static int decode_command(int argc, char **argv)
         if (strcmp(argv[i], "--hex") == 0) {
             hex = true;
         } else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
-            dec = fp_decoder_by_name(argv[++i]);
+            dec = decoder_by_name(argv[++i]);
             if (dec == NULL) {
                 fprintf(stderr, "parser-svc decode: unknown format \"%s\"\n", argv[i]);
                 return 2;
@@ -156,10 +155,10 @@ static int decode_command(int argc, char **argv)
         input.len = (size_t)len;
     }
     {
-        fp_decode_input in = {(const uint8_t *)input.data, input.len, device_id,
-                              device_id != NULL ? strlen(device_id) : 0, fp_now_ms()};
+        decode_input in = {(const uint8_t *)input.data, input.len, device_id,
+                           device_id != NULL ? strlen(device_id) : 0, fp_now_ms()};
 
-        if (fp_decode_payload(dec, NULL, 0, &in, &batch, &err) < 0) {
+        if (decode_payload(dec, NULL, 0, &in, &batch, &err) < 0) {
             fprintf(stderr, "%s: %s\n", err.code, err.message);
             goto done;
         }
@@ -176,7 +175,7 @@ static int decode_command(int argc, char **argv)
 done:
     fp_buf_free(&input);
     fp_buf_free(&out);
-    fp_batch_free(&batch);
+    decode_batch_free(&batch);
     return rc;
 }
 
@@ -221,7 +220,7 @@ int main(int argc, char **argv)
     fp_stage_free(st);
     fp_kafka_output_free(ko);
     fp_http_stop(http);
-    fp_batch_free(&p.batch);
+    decode_batch_free(&p.batch);
     fp_buf_free(&p.out);
     return rc;
 }

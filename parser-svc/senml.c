@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "fp_json.h"
-#include "fp_time.h"
+#include "parser-svc/decode.h"
+#include "common/fp_json.h"
+#include "common/fp_time.h"
 
 #define SENML_RECORDS_MAX 10000
 #define SENML_VERSION_MAX 10             /* the highest bver this reader supports */
@@ -165,9 +165,9 @@ struct senml_base {
 };
 
 struct senml_ctx {
-    const fp_decode_input *in;
+    const decode_input *in;
     fp_record_batch *out;
-    fp_decode_error *err;
+    decode_error *err;
     struct senml_base base;
     struct senml_group *groups;
     size_t ngroups;
@@ -332,16 +332,16 @@ static int collect_labels(struct senml_ctx *c, size_t idx, const struct senml_me
             size_t klen = strlen(key);
 
             if (klen > 0 && key[klen - 1] == '_')
-                return fp_decode_fail(c->err, "senml_unknown_mandatory",
-                                      "pack[%zu]: unknown mandatory label \"%.32s\"", idx, key);
+                return decode_fail(c->err, "senml_unknown_mandatory",
+                                   "pack[%zu]: unknown mandatory label \"%.32s\"", idx, key);
             continue;
         }
         code = label_defs[k].is_value ? "senml_value" : "senml_bad_field";
         if (lab[k] != NULL)
-            return fp_decode_fail(c->err, code, "pack[%zu]: label \"%s\" given twice", idx, key);
+            return decode_fail(c->err, code, "pack[%zu]: label \"%s\" given twice", idx, key);
         if (!type_ok(el, label_defs[k].type))
-            return fp_decode_fail(c->err, code, "pack[%zu]: %s: expected a %s", idx, key,
-                                  type_name(label_defs[k].type));
+            return decode_fail(c->err, code, "pack[%zu]: %s: expected a %s", idx, key,
+                               type_name(label_defs[k].type));
         lab[k] = el;
     }
     return 0;
@@ -361,7 +361,7 @@ static int check_unique_members(struct senml_ctx *c, size_t idx, const struct se
     if (count > sizeof(local) / sizeof(local[0])) {
         keys = malloc(count * sizeof(*keys));
         if (keys == NULL)
-            return fp_decode_fail(c->err, "no_memory", "out of memory");
+            return decode_fail(c->err, "no_memory", "out of memory");
     }
     for (size_t i = 0; i < count; i++)
         keys[i] = (fp_json_key){members[i].key, strlen(members[i].key)};
@@ -369,8 +369,8 @@ static int check_unique_members(struct senml_ctx *c, size_t idx, const struct se
     if (keys != local)
         free(keys);
     if (found)
-        return fp_decode_fail(c->err, "duplicate_key", "pack[%zu]: member \"%.32s\" given twice",
-                              idx, repeated.s);
+        return decode_fail(c->err, "duplicate_key", "pack[%zu]: member \"%.32s\" given twice", idx,
+                           repeated.s);
     return 0;
 }
 
@@ -381,9 +381,8 @@ static int update_base(struct senml_ctx *c, size_t idx, const struct senml_membe
     struct senml_base *b = &c->base;
 
     if (lab[L_BVER] != NULL && lab[L_BVER]->num > SENML_VERSION_MAX)
-        return fp_decode_fail(c->err, "senml_version",
-                              "pack[%zu]: bver %g is above the supported %d", idx, lab[L_BVER]->num,
-                              SENML_VERSION_MAX);
+        return decode_fail(c->err, "senml_version", "pack[%zu]: bver %g is above the supported %d",
+                           idx, lab[L_BVER]->num, SENML_VERSION_MAX);
     if (lab[L_BN] != NULL) {
         b->bn_len = strlen(lab[L_BN]->str);
         b->bn = b->bn_len > 0 ? lab[L_BN]->str : NULL;
@@ -432,17 +431,17 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
 
     /* Name = bn + n, then the measurement's own part of it. */
     if (bn_len + n_len == 0)
-        return fp_decode_fail(c->err, "senml_bad_name", "pack[%zu]: empty name", res->idx);
+        return decode_fail(c->err, "senml_bad_name", "pack[%zu]: empty name", res->idx);
     if (bn_len > SENML_NAME_MAX || n_len > SENML_NAME_MAX - bn_len)
-        return fp_decode_fail(c->err, "senml_bad_name", "pack[%zu]: name longer than %d bytes",
-                              res->idx, SENML_NAME_MAX);
+        return decode_fail(c->err, "senml_bad_name", "pack[%zu]: name longer than %d bytes",
+                           res->idx, SENML_NAME_MAX);
     if (bn_len > 0)
         memcpy(name, b->bn, bn_len);
     memcpy(name + bn_len, n, n_len);
     name[bn_len + n_len] = '\0';
     if (!name_ok(name, bn_len + n_len))
-        return fp_decode_fail(c->err, "senml_bad_name", "pack[%zu]: bad name \"%.64s\"", res->idx,
-                              name);
+        return decode_fail(c->err, "senml_bad_name", "pack[%zu]: bad name \"%.64s\"", res->idx,
+                           name);
     if (bn_len > 0 && n_len > 0) {
         last = n;
         last_len = n_len;
@@ -456,8 +455,8 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
     }
     res->stem_len = sanitize(last, last_len, res->stem);
     if (res->stem_len == 0)
-        return fp_decode_fail(c->err, "senml_bad_name",
-                              "pack[%zu]: name \"%.64s\" names no measurement", res->idx, name);
+        return decode_fail(c->err, "senml_bad_name",
+                           "pack[%zu]: name \"%.64s\" names no measurement", res->idx, name);
 
     /* Unit = u, else bu; known units take their conventional suffix. */
     res->unit = lab[L_U] != NULL ? lab[L_U]->str : b->bu;
@@ -466,8 +465,8 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
         size_t i = 0, unit_len = strlen(res->unit);
 
         if (unit_len > SENML_UNIT_MAX)
-            return fp_decode_fail(c->err, "senml_bad_field", "pack[%zu]: unit longer than %d bytes",
-                                  res->idx, SENML_UNIT_MAX);
+            return decode_fail(c->err, "senml_bad_field", "pack[%zu]: unit longer than %d bytes",
+                               res->idx, SENML_UNIT_MAX);
         while (i < sizeof(unit_suffixes) / sizeof(unit_suffixes[0]) &&
                !str_eq(unit_suffixes[i].unit, res->unit))
             i++;
@@ -485,8 +484,7 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
         double t = b->bt + (lab[L_T] != NULL ? lab[L_T]->num : 0.0);
 
         if (!isfinite(t))
-            return fp_decode_fail(c->err, "senml_bad_field", "pack[%zu]: time out of range",
-                                  res->idx);
+            return decode_fail(c->err, "senml_bad_field", "pack[%zu]: time out of range", res->idx);
         res->ts_ms = resolve_time_ms(t, c->in->received_at_ms);
     }
 
@@ -495,9 +493,9 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
         /* Invalid UTF-8 would be re-encoded as U+FFFD and could then no longer fit. */
         if (c->in->key_len >= FP_DEVICE_ID_MAX || memchr(c->in->key, '\0', c->in->key_len) ||
             !fp_json_utf8_valid(c->in->key, c->in->key_len, NULL))
-            return fp_decode_fail(c->err, "bad_device_id",
-                                  "message key is not a UTF-8 device id of at most %d bytes",
-                                  FP_DEVICE_ID_MAX - 1);
+            return decode_fail(c->err, "bad_device_id",
+                               "message key is not a UTF-8 device id of at most %d bytes",
+                               FP_DEVICE_ID_MAX - 1);
         memcpy(res->device, c->in->key, c->in->key_len);
         res->device[c->in->key_len] = '\0';
     } else {
@@ -506,13 +504,13 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
         if (dlen > 0 && is_separator(b->bn[dlen - 1]))
             dlen--;
         if (dlen == 0)
-            return fp_decode_fail(c->err, "missing_device_id",
-                                  "pack[%zu]: no message key and no base name to name the device",
-                                  res->idx);
+            return decode_fail(c->err, "missing_device_id",
+                               "pack[%zu]: no message key and no base name to name the device",
+                               res->idx);
         if (dlen >= FP_DEVICE_ID_MAX)
-            return fp_decode_fail(c->err, "bad_device_id",
-                                  "pack[%zu]: device id from the base name is longer than %d bytes",
-                                  res->idx, FP_DEVICE_ID_MAX - 1);
+            return decode_fail(c->err, "bad_device_id",
+                               "pack[%zu]: device id from the base name is longer than %d bytes",
+                               res->idx, FP_DEVICE_ID_MAX - 1);
         memcpy(res->device, b->bn, dlen);
         res->device[dlen] = '\0';
     }
@@ -538,7 +536,7 @@ static int32_t find_group(struct senml_ctx *c, const struct senml_resolved *res)
                 return t->slots[i].group;
         }
     }
-    r = fp_batch_next(c->out);
+    r = decode_batch_next(c->out);
     if (r == NULL)
         return -1;
     memcpy(r->device_id, res->device, dlen + 1);
@@ -655,23 +653,22 @@ static int put_position(struct senml_ctx *c, int32_t g, enum senml_pos field,
     struct senml_group *grp = &c->groups[g];
 
     if (units[field] != NULL && !unit_is(res->unit, units[field]))
-        return fp_decode_fail(c->err, "senml_position",
-                              "pack[%zu]: %s: unit \"%.32s\" not supported", res->idx, res->stem,
-                              res->unit != NULL ? res->unit : "");
+        return decode_fail(c->err, "senml_position", "pack[%zu]: %s: unit \"%.32s\" not supported",
+                           res->idx, res->stem, res->unit != NULL ? res->unit : "");
     if (field == P_SPEED && res->unit != NULL && strcmp(res->unit, "m/s") == 0)
         v *= 3.6;
     if (!isfinite(v))
-        return fp_decode_fail(c->err, "senml_position", "pack[%zu]: %s out of range", res->idx,
-                              res->stem);
+        return decode_fail(c->err, "senml_position", "pack[%zu]: %s out of range", res->idx,
+                           res->stem);
     if (field == P_LAT && !(v >= -90 && v <= 90))
-        return fp_decode_fail(c->err, "senml_position",
-                              "pack[%zu]: latitude %g out of range [-90, 90]", res->idx, v);
+        return decode_fail(c->err, "senml_position",
+                           "pack[%zu]: latitude %g out of range [-90, 90]", res->idx, v);
     if (field == P_LON && !(v >= -180 && v <= 180))
-        return fp_decode_fail(c->err, "senml_position",
-                              "pack[%zu]: longitude %g out of range [-180, 180]", res->idx, v);
+        return decode_fail(c->err, "senml_position",
+                           "pack[%zu]: longitude %g out of range [-180, 180]", res->idx, v);
     if (field == P_SATELLITES && !(v >= 0 && v <= 255 && v == trunc(v)))
-        return fp_decode_fail(c->err, "senml_position",
-                              "pack[%zu]: satellites %g is not an integer 0..255", res->idx, v);
+        return decode_fail(c->err, "senml_position",
+                           "pack[%zu]: satellites %g is not an integer 0..255", res->idx, v);
     grp->pos[field] = v;
     grp->pos_seen |= 1u << field;
     return 0;
@@ -691,29 +688,29 @@ static int decode_one(struct senml_ctx *c, size_t idx, const struct senml_pack *
     size_t p = 0;
 
     if (!entry->is_object)
-        return fp_decode_fail(c->err, "senml_not_array", "pack[%zu]: expected an object", idx);
+        return decode_fail(c->err, "senml_not_array", "pack[%zu]: expected an object", idx);
     if (collect_labels(c, idx, members, entry->count, lab) < 0 ||
         check_unique_members(c, idx, members, entry->count) < 0 || update_base(c, idx, lab) < 0)
         return -1;
     nvalues = (lab[L_V] != NULL) + (lab[L_VS] != NULL) + (lab[L_VB] != NULL) + (lab[L_VD] != NULL);
     if (nvalues > 1 || (nvalues == 0 && lab[L_S] == NULL))
-        return fp_decode_fail(c->err, "senml_value",
-                              "pack[%zu]: expected exactly one of v, vs, vb, vd (or a sum s)", idx);
+        return decode_fail(c->err, "senml_value",
+                           "pack[%zu]: expected exactly one of v, vs, vb, vd (or a sum s)", idx);
     res.idx = idx;
     if (resolve(c, lab, &res) < 0)
         return -1;
     g = find_group(c, &res);
     if (g < 0)
-        return fp_decode_fail(c->err, "no_memory", "out of memory");
+        return decode_fail(c->err, "no_memory", "out of memory");
 
     while (p < sizeof(pos_names) / sizeof(pos_names[0]) && !str_eq(pos_names[p].name, res.stem))
         p++;
     if (nvalues > 0 && p < sizeof(pos_names) / sizeof(pos_names[0])) {
         if (lab[L_V] == NULL)
-            return fp_decode_fail(c->err, "senml_position",
-                                  "pack[%zu]: %s: expected a number value (v)", idx, res.stem);
+            return decode_fail(c->err, "senml_position",
+                               "pack[%zu]: %s: expected a number value (v)", idx, res.stem);
         if (!isfinite(c->base.bv + lab[L_V]->num))
-            return fp_decode_fail(c->err, "senml_value", "pack[%zu]: value out of range", idx);
+            return decode_fail(c->err, "senml_value", "pack[%zu]: value out of range", idx);
         if (put_position(c, g, pos_names[p].field, &res, c->base.bv + lab[L_V]->num) < 0)
             return -1;
     } else if (nvalues > 0) {
@@ -724,7 +721,7 @@ static int decode_one(struct senml_ctx *c, size_t idx, const struct senml_pack *
             double v = c->base.bv + lab[L_V]->num;
 
             if (!isfinite(v))
-                return fp_decode_fail(c->err, "senml_value", "pack[%zu]: value out of range", idx);
+                return decode_fail(c->err, "senml_value", "pack[%zu]: value out of range", idx);
             rc = put_metric(c, g, name, FP_METRIC_NUMBER, v, false, NULL);
         } else if (lab[L_VB] != NULL) {
             rc = put_metric(c, g, name, FP_METRIC_BOOL, 0, lab[L_VB]->type == J_TRUE, NULL);
@@ -734,16 +731,16 @@ static int decode_one(struct senml_ctx *c, size_t idx, const struct senml_pack *
             rc = put_metric(c, g, name, FP_METRIC_STRING, 0, false, s->str);
         }
         if (rc < 0)
-            return fp_decode_fail(c->err, "no_memory", "out of memory");
+            return decode_fail(c->err, "no_memory", "out of memory");
     }
     if (lab[L_S] != NULL) {
         double s = c->base.bs + lab[L_S]->num;
 
         if (!isfinite(s))
-            return fp_decode_fail(c->err, "senml_value", "pack[%zu]: sum out of range", idx);
+            return decode_fail(c->err, "senml_value", "pack[%zu]: sum out of range", idx);
         metric_name(&res, true, name);
         if (put_metric(c, g, name, FP_METRIC_NUMBER, s, false, NULL) < 0)
-            return fp_decode_fail(c->err, "no_memory", "out of memory");
+            return decode_fail(c->err, "no_memory", "out of memory");
     }
     return 0;
 }
@@ -780,15 +777,15 @@ static int finish_positions(struct senml_ctx *c)
 
             if (fp_time_format_ms(r->ts_ms, ts, sizeof(ts)) < 0)
                 memcpy(ts, "(time out of range)", sizeof("(time out of range)"));
-            return fp_decode_fail(c->err, "senml_position", "%s at %s: %s", r->device_id, ts,
-                                  (g->pos_seen & 1u << P_LAT) != 0 ? "latitude without longitude"
-                                                                   : "longitude without latitude");
+            return decode_fail(c->err, "senml_position", "%s at %s: %s", r->device_id, ts,
+                               (g->pos_seen & 1u << P_LAT) != 0 ? "latitude without longitude"
+                                                                : "longitude without latitude");
         }
         for (int f = P_ALT; f < P_COUNT; f++) {
             if ((g->pos_seen & 1u << f) != 0 &&
                 put_metric(c, (int32_t)i, pos_metric_names[f], FP_METRIC_NUMBER, g->pos[f], false,
                            NULL) < 0)
-                return fp_decode_fail(c->err, "no_memory", "out of memory");
+                return decode_fail(c->err, "no_memory", "out of memory");
         }
     }
     return 0;
@@ -1113,7 +1110,7 @@ static void cjson_member(const cJSON *el, struct senml_member *m)
 /* Reads the pack with cJSON into pk: any JSON it parses, with its errors. Fails on what does not
  * parse, on trailing data, and on anything but an array of 1 to SENML_RECORDS_MAX elements.
  * Returns 0, or -1 with err filled in. */
-static int cjson_read(struct senml_pack *pk, const char *json, size_t len, fp_decode_error *err)
+static int cjson_read(struct senml_pack *pk, const char *json, size_t len, decode_error *err)
 {
     const char *end = NULL;
     const cJSON *el;
@@ -1123,41 +1120,41 @@ static int cjson_read(struct senml_pack *pk, const char *json, size_t len, fp_de
     if (pk->root == NULL) {
         size_t at = end != NULL && end >= json && end <= json + len ? (size_t)(end - json) : 0;
 
-        return fp_decode_fail(err, "json_syntax", "json: syntax error at byte %zu", at);
+        return decode_fail(err, "json_syntax", "json: syntax error at byte %zu", at);
     }
     /* cJSON stops after the first value; anything but whitespace after it is not one JSON
      * document. */
     for (const char *p = end; p != NULL && p < json + len; p++)
         if (!is_space((uint8_t)*p))
-            return fp_decode_fail(err, "json_syntax", "json: trailing data at byte %zu",
-                                  (size_t)(p - json));
+            return decode_fail(err, "json_syntax", "json: trailing data at byte %zu",
+                               (size_t)(p - json));
     /* cJSON cuts a string at U+0000 (the strict reader declines any escape, so only this reader
      * can meet one); PostgreSQL could not store it either. */
     {
         size_t at = 0;
 
         if (fp_json_find_nul(json, len, &at))
-            return fp_decode_fail(err, "nul_character", "json: U+0000 in a string at byte %zu", at);
+            return decode_fail(err, "nul_character", "json: U+0000 in a string at byte %zu", at);
     }
     if (!cJSON_IsArray(pk->root))
-        return fp_decode_fail(err, "senml_not_array", "a SenML pack is a JSON array of records");
+        return decode_fail(err, "senml_not_array", "a SenML pack is a JSON array of records");
     cJSON_ArrayForEach(el, pk->root)
     {
         const cJSON *member;
 
         if (++n > SENML_RECORDS_MAX)
-            return fp_decode_fail(err, "senml_too_large", "more than %d records in the pack",
-                                  SENML_RECORDS_MAX);
+            return decode_fail(err, "senml_too_large", "more than %d records in the pack",
+                               SENML_RECORDS_MAX);
         if (cJSON_IsObject(el))
             cJSON_ArrayForEach(member, el) nmembers++;
     }
     if (n == 0)
-        return fp_decode_fail(err, "senml_empty", "empty SenML pack");
+        return decode_fail(err, "senml_empty", "empty SenML pack");
 
     pk->entries = malloc(n * sizeof(*pk->entries));
     pk->members = malloc((nmembers > 0 ? nmembers : 1) * sizeof(*pk->members));
     if (pk->entries == NULL || pk->members == NULL)
-        return fp_decode_fail(err, "no_memory", "out of memory");
+        return decode_fail(err, "no_memory", "out of memory");
     pk->entries_cap = n;
     pk->members_cap = nmembers;
     cJSON_ArrayForEach(el, pk->root)
@@ -1183,7 +1180,7 @@ static int cjson_read(struct senml_pack *pk, const char *json, size_t len, fp_de
 
 /* Decodes a whole pack into out (which the caller cleared): one record per device and time.
  * Returns 0, or -1 with err filled in and nothing left in out. */
-static int senml_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode_error *err)
+static int senml_decode(const decode_input *in, fp_record_batch *out, decode_error *err)
 {
     struct senml_ctx c = {in, out, err};
     struct senml_pack pack = {0};
@@ -1197,7 +1194,7 @@ static int senml_decode(const fp_decode_input *in, fp_record_batch *out, fp_deco
         size_t bad = 0;
 
         if (!fp_json_utf8_valid(json, in->len, &bad))
-            return fp_decode_fail(err, "json_syntax", "json: invalid UTF-8 at byte %zu", bad);
+            return decode_fail(err, "json_syntax", "json: invalid UTF-8 at byte %zu", bad);
     }
     if (!strict_read(&pack, json, in->len)) {
         pack_free(&pack);
@@ -1209,7 +1206,7 @@ static int senml_decode(const fp_decode_input *in, fp_record_batch *out, fp_deco
     c.groups = malloc(n * sizeof(*c.groups));
     if (c.groups == NULL || table_init(&c.group_table, n) < 0 ||
         table_init(&c.metric_table, 6 * n) < 0) {
-        fp_decode_fail(err, "no_memory", "out of memory");
+        decode_fail(err, "no_memory", "out of memory");
         goto done;
     }
     for (size_t idx = 0; idx < n; idx++)
@@ -1226,7 +1223,7 @@ done:
     return rc;
 }
 
-const fp_decoder fp_decoder_senml = {
+const decoder decoder_senml = {
     .name = "senml",
     .content_types = "application/senml+json",
     .sniff = senml_sniff,

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "teltonika_frame.h"
+#include "parser-svc/decode.h"
+#include "parser-svc/teltonika_frame.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -290,19 +290,19 @@ struct walk {
     size_t end;
     const char *region; /* what ends at `end`, for messages */
     unsigned rec;       /* 1-based number of the record being read, 0 outside records */
-    fp_decode_error *err;
+    decode_error *err;
 };
 
 static int fail_truncated(const struct walk *w, size_t n, const char *what)
 {
     if (w->rec > 0)
-        return fp_decode_fail(w->err, "truncated",
-                              "record %u: %s needs %zu bytes at offset %zu, but the %s ends at "
-                              "offset %zu",
-                              w->rec, what, n, w->pos, w->region, w->end);
-    return fp_decode_fail(w->err, "truncated",
-                          "%s needs %zu bytes at offset %zu, but the %s ends at offset %zu", what,
-                          n, w->pos, w->region, w->end);
+        return decode_fail(w->err, "truncated",
+                           "record %u: %s needs %zu bytes at offset %zu, but the %s ends at "
+                           "offset %zu",
+                           w->rec, what, n, w->pos, w->region, w->end);
+    return decode_fail(w->err, "truncated",
+                       "%s needs %zu bytes at offset %zu, but the %s ends at offset %zu", what, n,
+                       w->pos, w->region, w->end);
 }
 
 /* Fails with "truncated" unless n more bytes are left in the region. */
@@ -327,10 +327,10 @@ static int read_group(struct walk *w, const struct codec *c, unsigned size, uint
     n = (uint32_t)be_uint(w->data + w->pos, c->count_w);
     w->pos += c->count_w;
     if (n > *left)
-        return fp_decode_fail(w->err, "io_count_mismatch",
-                              "record %u: the %u-byte IO group at offset %zu counts %u elements, "
-                              "more than the %u the total IO count leaves",
-                              w->rec, size, count_at, n, *left);
+        return decode_fail(w->err, "io_count_mismatch",
+                           "record %u: the %u-byte IO group at offset %zu counts %u elements, "
+                           "more than the %u the total IO count leaves",
+                           w->rec, size, count_at, n, *left);
     if ((w->end - w->pos) / entry < n) {
         char what[64];
 
@@ -344,10 +344,10 @@ static int read_group(struct walk *w, const struct codec *c, unsigned size, uint
         uint64_t v = be_uint(p + c->id_w, size);
 
         if (fp_record_add_io_uint(r, id, v) < 0)
-            return fp_decode_fail(w->err, "no_memory", "out of memory");
+            return decode_fail(w->err, "no_memory", "out of memory");
         if (id < NAMED_ID_LIMIT && named_index[id] != 0 &&
             add_named(r, s, named_index[id] - 1u, size, v, NULL, 0) < 0)
-            return fp_decode_fail(w->err, "no_memory", "out of memory");
+            return decode_fail(w->err, "no_memory", "out of memory");
     }
     w->pos += n * entry;
     return 0;
@@ -364,10 +364,10 @@ static int read_nx_group(struct walk *w, uint32_t *left, fp_record *r, struct me
     n = be16(w->data + w->pos);
     w->pos += 2;
     if (n > *left)
-        return fp_decode_fail(w->err, "io_count_mismatch",
-                              "record %u: the NX IO group at offset %zu counts %u elements, more "
-                              "than the %u the total IO count leaves",
-                              w->rec, count_at, n, *left);
+        return decode_fail(w->err, "io_count_mismatch",
+                           "record %u: the NX IO group at offset %zu counts %u elements, more "
+                           "than the %u the total IO count leaves",
+                           w->rec, count_at, n, *left);
     *left -= n;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *p;
@@ -379,15 +379,15 @@ static int read_nx_group(struct walk *w, uint32_t *left, fp_record *r, struct me
         id = be16(p);
         len = be16(p + 2);
         if (len > w->end - w->pos - 4)
-            return fp_decode_fail(w->err, "bad_io",
-                                  "record %u: NX IO element %u at offset %zu declares %u bytes, "
-                                  "but the %s has %zu left",
-                                  w->rec, id, w->pos, len, w->region, w->end - w->pos - 4);
+            return decode_fail(w->err, "bad_io",
+                               "record %u: NX IO element %u at offset %zu declares %u bytes, "
+                               "but the %s has %zu left",
+                               w->rec, id, w->pos, len, w->region, w->end - w->pos - 4);
         if (fp_record_add_io_hex(r, id, p + 4, len) < 0)
-            return fp_decode_fail(w->err, "no_memory", "out of memory");
+            return decode_fail(w->err, "no_memory", "out of memory");
         if (id < NAMED_ID_LIMIT && named_index[id] != 0 &&
             add_named(r, s, named_index[id] - 1u, 0, 0, p + 4, len) < 0)
-            return fp_decode_fail(w->err, "no_memory", "out of memory");
+            return decode_fail(w->err, "no_memory", "out of memory");
         w->pos += 4 + (size_t)len;
     }
     return 0;
@@ -412,10 +412,10 @@ static int read_record(struct walk *w, const struct codec *c, fp_record *r)
     /* int32 degrees × 10^7 reach ±214.7°: a value past the poles or the antimeridian is a
      * broken unit or frame, not a place, and no canonical record can hold it. */
     if (lat_e7 < -900000000 || lat_e7 > 900000000 || lon_e7 < -1800000000 || lon_e7 > 1800000000)
-        return fp_decode_fail(w->err, "bad_position",
-                              "record %u: latitude %d or longitude %d (degrees x 10^7) at offset "
-                              "%zu is outside [-90, 90] / [-180, 180]",
-                              w->rec, lat_e7, lon_e7, w->pos + 9);
+        return decode_fail(w->err, "bad_position",
+                           "record %u: latitude %d or longitude %d (degrees x 10^7) at offset "
+                           "%zu is outside [-90, 90] / [-180, 180]",
+                           w->rec, lat_e7, lon_e7, w->pos + 9);
     /* Exactly zero in both is how a unit without a fix reports its position. */
     if (lat_e7 != 0 || lon_e7 != 0) {
         r->has_position = true;
@@ -448,10 +448,10 @@ static int read_record(struct walk *w, const struct codec *c, fp_record *r)
     if (c->nx && read_nx_group(w, &left, r, &slots) < 0)
         return -1;
     if (left != 0)
-        return fp_decode_fail(w->err, "io_count_mismatch",
-                              "record %u: total IO count at offset %zu is %u, but the groups hold "
-                              "%u elements",
-                              w->rec, total_at, total, total - left);
+        return decode_fail(w->err, "io_count_mismatch",
+                           "record %u: total IO count at offset %zu is %u, but the groups hold "
+                           "%u elements",
+                           w->rec, total_at, total, total - left);
     memcpy(r->format, c->format, strlen(c->format) + 1);
     return 0;
 }
@@ -473,13 +473,13 @@ static int read_avl_data(struct walk *w, fp_record_batch *out)
             c = &codecs[i];
     if (c == NULL) {
         if (id >= 0x0C && id <= 0x0E)
-            return fp_decode_fail(w->err, "unknown_codec",
-                                  "codec 0x%02X at offset %zu carries commands, not records", id,
-                                  w->pos);
-        return fp_decode_fail(w->err, "unknown_codec",
-                              "codec 0x%02X at offset %zu: expected 0x08 (Codec 8), 0x8E "
-                              "(Codec 8 Extended) or 0x10 (Codec 16)",
-                              id, w->pos);
+            return decode_fail(w->err, "unknown_codec",
+                               "codec 0x%02X at offset %zu carries commands, not records", id,
+                               w->pos);
+        return decode_fail(w->err, "unknown_codec",
+                           "codec 0x%02X at offset %zu: expected 0x08 (Codec 8), 0x8E "
+                           "(Codec 8 Extended) or 0x10 (Codec 16)",
+                           id, w->pos);
     }
     w->pos++;
     if (need(w, 1, "record count 1") < 0)
@@ -487,15 +487,15 @@ static int read_avl_data(struct walk *w, fp_record_batch *out)
     count1_at = w->pos;
     count1 = w->data[w->pos++];
     if (count1 == 0)
-        return fp_decode_fail(w->err, "no_records",
-                              "record count 1 at offset %zu is 0: the packet holds no records",
-                              count1_at);
+        return decode_fail(w->err, "no_records",
+                           "record count 1 at offset %zu is 0: the packet holds no records",
+                           count1_at);
     /* count1 <= 255 bounds the batch. */
     for (unsigned i = 1; i <= count1; i++) {
-        fp_record *r = fp_batch_next(out);
+        fp_record *r = decode_batch_next(out);
 
         if (r == NULL)
-            return fp_decode_fail(w->err, "no_memory", "out of memory");
+            return decode_fail(w->err, "no_memory", "out of memory");
         w->rec = i;
         if (read_record(w, c, r) < 0)
             return -1;
@@ -505,16 +505,16 @@ static int read_avl_data(struct walk *w, fp_record_batch *out)
         return -1;
     count2 = w->data[w->pos];
     if (count2 != count1)
-        return fp_decode_fail(w->err, "count_mismatch",
-                              "record count 2 at offset %zu is %u, but record count 1 at offset "
-                              "%zu is %u",
-                              w->pos, count2, count1_at, count1);
+        return decode_fail(w->err, "count_mismatch",
+                           "record count 2 at offset %zu is %u, but record count 1 at offset "
+                           "%zu is %u",
+                           w->pos, count2, count1_at, count1);
     w->pos++;
     if (w->pos != w->end)
-        return fp_decode_fail(w->err, "length_mismatch",
-                              "%zu bytes follow record count 2 (offset %zu) up to the end of the "
-                              "%s at offset %zu",
-                              w->end - w->pos, w->pos - 1, w->region, w->end);
+        return decode_fail(w->err, "length_mismatch",
+                           "%zu bytes follow record count 2 (offset %zu) up to the end of the "
+                           "%s at offset %zu",
+                           w->end - w->pos, w->pos - 1, w->region, w->end);
     return 0;
 }
 
@@ -535,7 +535,7 @@ static bool tcp_sniff(const uint8_t *data, size_t len)
     return len >= 12 && data[0] == 0 && data[1] == 0 && data[2] == 0 && data[3] == 0;
 }
 
-static int tcp_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode_error *err)
+static int tcp_decode(const decode_input *in, fp_record_batch *out, decode_error *err)
 {
     const uint8_t *d = in->data;
     size_t first = out->len;
@@ -548,30 +548,30 @@ static int tcp_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode
     if (need(&w, 4, "preamble") < 0)
         return -1;
     if (be32(d) != 0)
-        return fp_decode_fail(err, "bad_preamble",
-                              "expected preamble 00000000 at offset 0, found %08X", be32(d));
+        return decode_fail(err, "bad_preamble",
+                           "expected preamble 00000000 at offset 0, found %08X", be32(d));
     w.pos = 4;
     if (need(&w, 4, "data field length") < 0)
         return -1;
     dlen = be32(d + 4);
     frame_len = (uint64_t)dlen + 12;
     if (in->len < frame_len)
-        return fp_decode_fail(err, "truncated",
-                              "data field length %u at offset 4 makes a %llu-byte frame, but "
-                              "only %zu bytes are present",
-                              dlen, (unsigned long long)frame_len, in->len);
+        return decode_fail(err, "truncated",
+                           "data field length %u at offset 4 makes a %llu-byte frame, but "
+                           "only %zu bytes are present",
+                           dlen, (unsigned long long)frame_len, in->len);
     if (in->len > frame_len)
-        return fp_decode_fail(err, "length_mismatch",
-                              "data field length %u at offset 4 makes a %llu-byte frame, but "
-                              "%zu bytes are present",
-                              dlen, (unsigned long long)frame_len, in->len);
+        return decode_fail(err, "length_mismatch",
+                           "data field length %u at offset 4 makes a %llu-byte frame, but "
+                           "%zu bytes are present",
+                           dlen, (unsigned long long)frame_len, in->len);
     crc_field = be32(d + 8 + dlen);
     crc = tk_crc16(d + 8, dlen);
     if (crc_field != crc)
-        return fp_decode_fail(err, "crc_mismatch",
-                              "CRC field at offset %u is 0x%08X, but the data field's CRC-16 is "
-                              "0x%04X",
-                              8 + dlen, crc_field, crc);
+        return decode_fail(err, "crc_mismatch",
+                           "CRC field at offset %u is 0x%08X, but the data field's CRC-16 is "
+                           "0x%04X",
+                           8 + dlen, crc_field, crc);
 
     w.pos = 8;
     w.end = 8 + (size_t)dlen;
@@ -580,24 +580,24 @@ static int tcp_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode
         goto err;
     /* The frame is sound; the IMEI is the gateway's key. */
     if (in->key == NULL || in->key_len == 0) {
-        fp_decode_fail(err, "missing_device_id",
-                       "a TCP-framed packet carries no IMEI, and the message key that should "
-                       "hold it is empty");
+        decode_fail(err, "missing_device_id",
+                    "a TCP-framed packet carries no IMEI, and the message key that should "
+                    "hold it is empty");
         goto err;
     }
     if (in->key_len >= FP_DEVICE_ID_MAX) {
-        fp_decode_fail(err, "bad_device_id", "device id (message key) is %zu bytes; at most %d fit",
-                       in->key_len, FP_DEVICE_ID_MAX - 1);
+        decode_fail(err, "bad_device_id", "device id (message key) is %zu bytes; at most %d fit",
+                    in->key_len, FP_DEVICE_ID_MAX - 1);
         goto err;
     }
     for (size_t i = 0; i < in->key_len; i++) {
         unsigned char ch = (unsigned char)in->key[i];
 
         if (ch <= 0x20 || ch >= 0x7f) {
-            fp_decode_fail(err, "bad_device_id",
-                           "device id (message key) has byte 0x%02X at position %zu; expected "
-                           "printable ASCII without spaces",
-                           ch, i);
+            decode_fail(err, "bad_device_id",
+                        "device id (message key) has byte 0x%02X at position %zu; expected "
+                        "printable ASCII without spaces",
+                        ch, i);
             goto err;
         }
     }
@@ -624,7 +624,7 @@ static bool udp_sniff(const uint8_t *data, size_t len)
     return imei_len > 0 && imei_len <= len - 8;
 }
 
-static int udp_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode_error *err)
+static int udp_decode(const decode_input *in, fp_record_batch *out, decode_error *err)
 {
     const uint8_t *d = in->data;
     size_t first = out->len, declared, imei_len;
@@ -636,36 +636,35 @@ static int udp_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode
         return -1;
     declared = be16(d);
     if (in->len - 2 < declared)
-        return fp_decode_fail(err, "truncated",
-                              "length field at offset 0 declares %zu bytes after it, but only "
-                              "%zu follow",
-                              declared, in->len - 2);
+        return decode_fail(err, "truncated",
+                           "length field at offset 0 declares %zu bytes after it, but only "
+                           "%zu follow",
+                           declared, in->len - 2);
     if (in->len - 2 > declared)
-        return fp_decode_fail(err, "length_mismatch",
-                              "length field at offset 0 declares %zu bytes after it, but %zu "
-                              "follow",
-                              declared, in->len - 2);
+        return decode_fail(err, "length_mismatch",
+                           "length field at offset 0 declares %zu bytes after it, but %zu "
+                           "follow",
+                           declared, in->len - 2);
     w.pos = 2;
     if (need(&w, 6, "packet id, 0x01, AVL packet id and IMEI length") < 0)
         return -1;
     if (d[4] != 0x01)
-        return fp_decode_fail(err, "bad_preamble",
-                              "expected 0x01 at offset 4 (after the packet id), found 0x%02X",
-                              d[4]);
+        return decode_fail(err, "bad_preamble",
+                           "expected 0x01 at offset 4 (after the packet id), found 0x%02X", d[4]);
     imei_len = be16(d + 6);
     w.pos = 8;
     if (need(&w, imei_len, "IMEI") < 0)
         return -1;
     imei = d + 8;
     if (imei_len == 0 || imei_len >= FP_DEVICE_ID_MAX)
-        return fp_decode_fail(err, "bad_device_id",
-                              "IMEI length at offset 6 is %zu; expected 1 to %d digits", imei_len,
-                              FP_DEVICE_ID_MAX - 1);
+        return decode_fail(err, "bad_device_id",
+                           "IMEI length at offset 6 is %zu; expected 1 to %d digits", imei_len,
+                           FP_DEVICE_ID_MAX - 1);
     for (size_t i = 0; i < imei_len; i++)
         if (imei[i] < '0' || imei[i] > '9')
-            return fp_decode_fail(err, "bad_device_id",
-                                  "IMEI byte at offset %zu is 0x%02X; expected a decimal digit",
-                                  8 + i, imei[i]);
+            return decode_fail(err, "bad_device_id",
+                               "IMEI byte at offset %zu is 0x%02X; expected a decimal digit", 8 + i,
+                               imei[i]);
     w.pos += imei_len;
     if (read_avl_data(&w, out) < 0) {
         out->len = first;
@@ -677,14 +676,14 @@ static int udp_decode(const fp_decode_input *in, fp_record_batch *out, fp_decode
     return 0;
 }
 
-const fp_decoder fp_decoder_teltonika_tcp = {
+const decoder decoder_teltonika_tcp = {
     .name = "teltonika-tcp",
     .content_types = "application/vnd.teltonika.avl",
     .sniff = tcp_sniff,
     .decode = tcp_decode,
 };
 
-const fp_decoder fp_decoder_teltonika_udp = {
+const decoder decoder_teltonika_udp = {
     .name = "teltonika-udp",
     .content_types = "application/vnd.teltonika.avl+udp",
     .sniff = udp_sniff,

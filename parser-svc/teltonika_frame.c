@@ -1,5 +1,5 @@
 /* teltonika_frame: building Teltonika AVL packets byte for byte (see teltonika_frame.h). */
-#include "teltonika_frame.h"
+#include "parser-svc/teltonika_frame.h"
 
 #include <pthread.h>
 #include <stdbool.h>

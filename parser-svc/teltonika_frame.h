@@ -1,13 +1,13 @@
 /* teltonika_frame: building Teltonika AVL packets (Codec 8, 8 Extended, 16) in TCP and UDP
  * framing, byte for byte as the units send them (PROTOCOLS.md). Used by
  * fleet-sim, the unit tests and the fuzz seeds; the decoder lives in teltonika.c. */
-#ifndef FP_TELTONIKA_FRAME_H
-#define FP_TELTONIKA_FRAME_H
+#ifndef TELTONIKA_FRAME_H
+#define TELTONIKA_FRAME_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_buf.h"
+#include "common/fp_buf.h"
 
 #define TK_CODEC8  0x08
 #define TK_CODEC8E 0x8E

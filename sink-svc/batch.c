@@ -1,13 +1,13 @@
-#include "batch.h"
+#include "sink-svc/batch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_log.h"
-#include "fp_metrics.h"
-#include "fp_signal.h"
-#include "fp_time.h"
+#include "common/fp_log.h"
+#include "common/fp_metrics.h"
+#include "common/fp_signal.h"
+#include "common/fp_time.h"
 
 /* The most partitions one batch's offsets list (more would be a misconfigured topic). */
 #define MAX_PARTITIONS 1024
@@ -15,10 +15,10 @@
 struct batch {
     fp_output ops;
     batch_settings set;
-    fp_pg *pg;
+    pg_conn *pg;
     batch_row *rows;
     fp_record *recs;
-    fp_pg_row *pgrows;
+    pg_row *pgrows;
     size_t len, cap, bytes;
     int64_t started_ms;
     int64_t last_db_check_ms;
@@ -56,7 +56,7 @@ static int grow(batch *b)
     size_t cap = b->cap != 0 ? b->cap * 2 : 256;
     batch_row *rows = realloc(b->rows, cap * sizeof(*rows));
     fp_record *recs;
-    fp_pg_row *pgrows;
+    pg_row *pgrows;
 
     if (rows == NULL)
         return -1;
@@ -196,7 +196,7 @@ typedef struct settle_ctx {
     batch *b;
 } settle_ctx;
 
-static int settle_dead_letters(const fp_pg_row *pgrows, size_t n, void *ctx)
+static int settle_dead_letters(const pg_row *pgrows, size_t n, void *ctx)
 {
     fp_stage *st = ((settle_ctx *)ctx)->st;
     batch *b = ((settle_ctx *)ctx)->b;
@@ -226,7 +226,7 @@ static int settle_dead_letters(const fp_pg_row *pgrows, size_t n, void *ctx)
 }
 
 /* The next offset of each partition in the batch (messages of one partition come in order). */
-static size_t next_offsets(const batch *b, fp_pg_offset *out, size_t max)
+static size_t next_offsets(const batch *b, pg_offset *out, size_t max)
 {
     size_t n = 0;
 
@@ -250,7 +250,7 @@ static size_t next_offsets(const batch *b, fp_pg_offset *out, size_t max)
 static fp_flush_result out_flush(fp_stage *st, void *ctx)
 {
     batch *b = ctx;
-    fp_pg_offset offs[MAX_PARTITIONS];
+    pg_offset offs[MAX_PARTITIONS];
     size_t noffs;
     uint64_t inserted = 0, written = 0;
     double start = fp_mono_seconds();
@@ -263,8 +263,8 @@ static fp_flush_result out_flush(fp_stage *st, void *ctx)
         b->pgrows[i].rec = &b->recs[i];
     noffs = next_offsets(b, offs, MAX_PARTITIONS);
     b->last_db_check_ms = fp_mono_ms();
-    if (fp_pg_write(b->pg, b->pgrows, b->len, b->set.group, b->set.topic, offs, noffs,
-                    settle_dead_letters, &sc, &inserted) != FP_PG_OK) {
+    if (pg_write(b->pg, b->pgrows, b->len, b->set.group, b->set.topic, offs, noffs,
+                 settle_dead_letters, &sc, &inserted) != PG_OK) {
         fp_counter_inc(b->m_retries);
         return FP_FLUSH_RETRY;
     }
@@ -286,7 +286,7 @@ static fp_flush_result out_assign(fp_stage *st, rd_kafka_topic_partition_list_t 
     batch *b = ctx;
 
     (void)st;
-    if (fp_pg_load_offsets(b->pg, b->set.group, parts) != FP_PG_OK)
+    if (pg_load_offsets(b->pg, b->set.group, parts) != PG_OK)
         return FP_FLUSH_RETRY;
     fp_info("resuming %d partitions from the database's offsets", parts->cnt);
     return FP_FLUSH_OK;
@@ -323,9 +323,9 @@ static bool out_ready(fp_stage *st, const char **why, void *ctx)
     (void)st;
     if (b->len == 0 && now - b->last_db_check_ms >= 1000) {
         b->last_db_check_ms = now;
-        fp_pg_ping(b->pg);
+        pg_ping(b->pg);
     }
-    up = fp_pg_ok(b->pg);
+    up = pg_ok(b->pg);
     fp_gauge_set(b->m_db_up, up ? 1 : 0);
     if (!up)
         *why = "database unavailable";
@@ -344,7 +344,7 @@ static void out_dead_letter_done(fp_stage *st, uint64_t token, rd_kafka_resp_err
     batch_dead_letter_done(ctx, token, err == RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
-batch *batch_new(fp_pg *pg, const batch_settings *set)
+batch *batch_new(pg_conn *pg, const batch_settings *set)
 {
     batch *b = calloc(1, sizeof(*b));
 

@@ -19,10 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_output.h"
-#include "fp_record.h"
-#include "fp_stage.h"
-#include "pg.h"
+#include "common/fp_output.h"
+#include "common/fp_record.h"
+#include "common/fp_stage.h"
+#include "sink-svc/pg.h"
 
 typedef enum batch_dead_letter {
     BATCH_DL_NONE = 0,  /* none owed, or owed and not sent yet (code set) */
@@ -51,7 +51,7 @@ typedef struct batch_settings {
 typedef struct batch batch;
 
 /* A batch writer on `pg` (not owned; may be NULL in tests that only exercise the rows). */
-batch *batch_new(fp_pg *pg, const batch_settings *set);
+batch *batch_new(pg_conn *pg, const batch_settings *set);
 void batch_free(batch *b); /* accepts NULL */
 const fp_output *batch_output(batch *b);
 

@@ -1,17 +1,17 @@
-#include "dialect.h"
+#include "sink-svc/dialect.h"
 
 #include <string.h>
 
-#include "rows.h"
+#include "sink-svc/rows.h"
 
-int fp_dialect_parse(const char *name, fp_dialect *out)
+int dialect_parse(const char *name, sql_dialect *out)
 {
     if (name != NULL && strcmp(name, "postgres") == 0) {
-        *out = FP_DIALECT_POSTGRES;
+        *out = DIALECT_POSTGRES;
         return 0;
     }
     if (name != NULL && strcmp(name, "cratedb") == 0) {
-        *out = FP_DIALECT_CRATEDB;
+        *out = DIALECT_CRATEDB;
         return 0;
     }
     return -1;
@@ -19,7 +19,7 @@ int fp_dialect_parse(const char *name, fp_dialect *out)
 
 /* The same columns as PostgreSQL's telemetry table, OBJECT for the JSON ones. Very large
  * deployments would partition by month (the partition column then joins the primary key). */
-const char *const fp_cratedb_schema[] = {
+const char *const dialect_cratedb_schema[] = {
     "CREATE TABLE IF NOT EXISTS telemetry ("
     "device_id TEXT NOT NULL, ts TIMESTAMP WITH TIME ZONE NOT NULL, "
     "received_at TIMESTAMP WITH TIME ZONE, "
@@ -50,23 +50,23 @@ const char *const fp_cratedb_schema[] = {
     NULL,
 };
 
-const char fp_cratedb_offsets_sql[] =
+const char dialect_cratedb_offsets_sql[] =
     "INSERT INTO fleetpipe_offsets (consumer_group, topic, partition, next_offset, updated_at) "
     "VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP) ON CONFLICT (consumer_group, topic, partition) "
     "DO UPDATE SET next_offset = GREATEST(next_offset, excluded.next_offset), "
     "updated_at = CURRENT_TIMESTAMP";
 
-const char fp_cratedb_load_offset_sql[] =
+const char dialect_cratedb_load_offset_sql[] =
     "SELECT next_offset FROM fleetpipe_offsets WHERE consumer_group = $1 AND topic = $2 AND "
     "partition = $3";
 
-const char fp_cratedb_refresh_sql[] = "REFRESH TABLE telemetry";
+const char dialect_cratedb_refresh_sql[] = "REFRESH TABLE telemetry";
 
-const char fp_cratedb_next_row_sql[] =
+const char dialect_cratedb_next_row_sql[] =
     "SELECT CAST(min(ts) AS BIGINT) FROM telemetry WHERE device_id = $1 AND "
     "ts >= $2::TIMESTAMP WITH TIME ZONE";
 
-const char fp_cratedb_prev_row_sql[] =
+const char dialect_cratedb_prev_row_sql[] =
     "SELECT CAST(max(ts) AS BIGINT) FROM telemetry WHERE device_id = $1 AND "
     "ts < $2::TIMESTAMP WITH TIME ZONE";
 
@@ -74,7 +74,7 @@ const char fp_cratedb_prev_row_sql[] =
  * previous row; the outer WHERE keeps the bucket's own rows. GROUP BY makes an empty bucket
  * write nothing (an aggregate without it returns one row). TRY_CAST reads a metric that is not
  * a number as missing. */
-const char fp_cratedb_recompute_sql[] =
+const char dialect_cratedb_recompute_sql[] =
     "INSERT INTO telemetry_hourly (device_id, bucket, samples, first_ts, last_ts, max_speed_kmh, "
     "engine_hours_h, distance_km, ignition_on_s, updated_at) "
     "(SELECT device_id, $2::TIMESTAMP WITH TIME ZONE, count(*), min(ts), max(ts), "
@@ -98,23 +98,23 @@ const char fp_cratedb_recompute_sql[] =
     "distance_km = excluded.distance_km, ignition_on_s = excluded.ignition_on_s, "
     "updated_at = excluded.updated_at";
 
-int fp_cratedb_insert_sql(fp_buf *out, size_t nrows)
+int dialect_cratedb_insert_sql(fp_buf *out, size_t nrows)
 {
     size_t n = 1;
 
-    if (nrows == 0 || nrows > FP_CRATEDB_MAX_ROWS)
+    if (nrows == 0 || nrows > DIALECT_CRATEDB_MAX_ROWS)
         return -1;
-    if (fp_buf_puts(out, "INSERT INTO telemetry (") < 0 || fp_buf_puts(out, fp_rows_columns) < 0 ||
+    if (fp_buf_puts(out, "INSERT INTO telemetry (") < 0 || fp_buf_puts(out, rows_columns) < 0 ||
         fp_buf_puts(out, ") VALUES ") < 0)
         return -1;
     for (size_t r = 0; r < nrows; r++) {
         if (fp_buf_puts(out, r > 0 ? ", (" : "(") < 0)
             return -1;
-        for (int c = 0; c < FP_ROWS_NCOLS; c++, n++) {
+        for (int c = 0; c < ROWS_NCOLS; c++, n++) {
             /* Timestamps travel as RFC 3339 text, the two JSON columns as objects. */
             const char *cast = c == 1 || c == 2 ? "::TIMESTAMP WITH TIME ZONE"
-                               : c == FP_ROWS_NCOLS - 2 || c == FP_ROWS_NCOLS - 1 ? "::OBJECT"
-                                                                                  : "";
+                               : c == ROWS_NCOLS - 2 || c == ROWS_NCOLS - 1 ? "::OBJECT"
+                                                                            : "";
 
             if (fp_buf_printf(out, "%s$%zu%s", c > 0 ? ", " : "", n, cast) < 0)
                 return -1;

@@ -9,32 +9,32 @@
  * ignored by the primary key, and their buckets are recomputed again, which is idempotent.
  *
  * No CrateDB server can run on the build machine: this SQL is covered by unit tests only. */
-#ifndef FP_DIALECT_H
-#define FP_DIALECT_H
+#ifndef DIALECT_H
+#define DIALECT_H
 
 #include <stddef.h>
 
-#include "fp_buf.h"
+#include "common/fp_buf.h"
 
-typedef enum fp_dialect { FP_DIALECT_POSTGRES = 0, FP_DIALECT_CRATEDB = 1 } fp_dialect;
+typedef enum sql_dialect { DIALECT_POSTGRES = 0, DIALECT_CRATEDB = 1 } sql_dialect;
 
 /* "postgres" or "cratedb". Returns 0, or -1 for anything else. */
-int fp_dialect_parse(const char *name, fp_dialect *out);
+int dialect_parse(const char *name, sql_dialect *out);
 
 /* CrateDB's schema: statements to run in order at start-up (each idempotent), NULL-ended. */
-extern const char *const fp_cratedb_schema[];
+extern const char *const dialect_cratedb_schema[];
 
 /* Appends "INSERT INTO telemetry (…) VALUES ($1, …, $29::OBJECT), (…) ON CONFLICT (device_id,
- * ts) DO NOTHING" for nrows rows (1 ≤ nrows ≤ FP_CRATEDB_MAX_ROWS). Returns 0, or -1 on out of
+ * ts) DO NOTHING" for nrows rows (1 ≤ nrows ≤ DIALECT_CRATEDB_MAX_ROWS). Returns 0, or -1 on out of
  * memory or a bad nrows. */
-#define FP_CRATEDB_MAX_ROWS 1000
-int fp_cratedb_insert_sql(fp_buf *out, size_t nrows);
+#define DIALECT_CRATEDB_MAX_ROWS 1000
+int dialect_cratedb_insert_sql(fp_buf *out, size_t nrows);
 
 /* The offsets upsert for CrateDB, parameters $1 group, $2 topic, $3 partition, $4 next offset. */
-extern const char fp_cratedb_offsets_sql[];
+extern const char dialect_cratedb_offsets_sql[];
 
 /* The offsets lookup for CrateDB (a primary-key get, which CrateDB answers in real time). */
-extern const char fp_cratedb_load_offset_sql[];
+extern const char dialect_cratedb_load_offset_sql[];
 
 /* The rollups for CrateDB (rollup.c recomputes every bucket a batch touches; see rollup.h).
  * Times are bound as RFC 3339 text and come back as epoch milliseconds (CAST … AS BIGINT).
@@ -46,9 +46,9 @@ extern const char fp_cratedb_load_offset_sql[];
  *            before the bucket, or the bucket's start): upserts the bucket's telemetry_hourly
  *            row computed from the stored rows, the same arithmetic as PostgreSQL's
  *            telemetry_hourly_reference (a metric that is not a number reads as missing). */
-extern const char fp_cratedb_refresh_sql[];
-extern const char fp_cratedb_next_row_sql[];
-extern const char fp_cratedb_prev_row_sql[];
-extern const char fp_cratedb_recompute_sql[];
+extern const char dialect_cratedb_refresh_sql[];
+extern const char dialect_cratedb_next_row_sql[];
+extern const char dialect_cratedb_prev_row_sql[];
+extern const char dialect_cratedb_recompute_sql[];
 
 #endif

@@ -2,8 +2,8 @@
 # order given (the Makefile sorts them), so that sink-svc carries its schema inside the binary.
 BEGIN {
     print "/* Generated from sink-svc/migrations by embed-sql.awk; do not edit. */"
-    print "#include \"migrations.h\""
-    print "const struct fp_migration fp_migrations[] = {"
+    print "#include \"sink-svc/migrations.h\""
+    print "const struct migration migrations_table[] = {"
     n = 0
 }
 FNR == 1 {
@@ -22,5 +22,5 @@ FNR == 1 {
 END {
     if (n > 0) print "    },"
     print "};"
-    printf "const int fp_migrations_count = %d;\n", n
+    printf "const int migrations_count = %d;\n", n
 }

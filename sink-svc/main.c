@@ -11,14 +11,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "batch.h"
-#include "fp_config.h"
-#include "fp_http.h"
-#include "fp_log.h"
-#include "fp_metrics.h"
-#include "fp_signal.h"
-#include "fp_stage.h"
-#include "pg.h"
+#include "sink-svc/batch.h"
+#include "common/fp_config.h"
+#include "common/fp_http.h"
+#include "common/fp_log.h"
+#include "common/fp_metrics.h"
+#include "common/fp_signal.h"
+#include "common/fp_stage.h"
+#include "sink-svc/pg.h"
 
 typedef struct sink_config {
     fp_common_config common;
@@ -70,9 +70,9 @@ static void backoff_wait(int64_t ms)
 
 /* Connects and applies the migrations, retrying until the database answers or a stop signal:
  * nothing is consumed before the schema is there. Returns 0, or -1 when asked to stop. */
-static int connect_database(fp_pg *pg)
+static int connect_database(pg_conn *pg)
 {
-    for (int64_t wait_ms = 100; fp_pg_ensure(pg) != FP_PG_OK;
+    for (int64_t wait_ms = 100; pg_ensure(pg) != PG_OK;
          wait_ms = wait_ms < 2000 ? wait_ms * 2 : wait_ms) {
         if (fp_signal_stop_requested())
             return -1;
@@ -84,8 +84,8 @@ static int connect_database(fp_pg *pg)
 int main(int argc, char **argv)
 {
     sink_config cfg;
-    fp_dialect dialect = FP_DIALECT_POSTGRES;
-    fp_pg *pg;
+    sql_dialect dialect = DIALECT_POSTGRES;
+    pg_conn *pg;
     batch *b = NULL;
     fp_stage *st = NULL;
     fp_http *http = NULL;
@@ -100,9 +100,9 @@ int main(int argc, char **argv)
                       sink_options, &cfg);
     fp_signal_install();
     fp_metrics_register_process("sink-svc", FP_VERSION);
-    fp_dialect_parse(cfg.dialect, &dialect); /* the configuration table already checked it */
-    pg = fp_pg_new(cfg.pg_dsn, dialect);
-    if (pg != NULL && fp_pg_set_rollups(pg, strcmp(cfg.rollups, "on") == 0) == 0) {
+    dialect_parse(cfg.dialect, &dialect); /* the configuration table already checked it */
+    pg = pg_new(cfg.pg_dsn, dialect);
+    if (pg != NULL && pg_set_rollups(pg, strcmp(cfg.rollups, "on") == 0) == 0) {
         batch_settings set = {
             .max_rows = cfg.batch_max,
             .max_bytes = cfg.batch_bytes,
@@ -130,7 +130,7 @@ out:
     fp_http_stop(http);
     batch_free(b); /* its messages go before the consumer that made them */
     fp_stage_free(st);
-    fp_pg_free(pg);
+    pg_free(pg);
     fp_info("stopped");
     return rc;
 }

@@ -1,15 +1,15 @@
 /* The schema migrations, embedded from the .sql files in sink-svc/migrations at build time
  * (embed-sql.awk), in file-name order. Each is applied once, in its own transaction, and recorded
  * in fleetpipe_schema_migrations. */
-#ifndef FP_MIGRATIONS_H
-#define FP_MIGRATIONS_H
+#ifndef MIGRATIONS_H
+#define MIGRATIONS_H
 
-struct fp_migration {
+struct migration {
     const char *name;
     const char *sql;
 };
 
-extern const struct fp_migration fp_migrations[];
-extern const int fp_migrations_count;
+extern const struct migration migrations_table[];
+extern const int migrations_count;
 
 #endif

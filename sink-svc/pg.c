@@ -1,22 +1,22 @@
-#include "pg.h"
+#include "sink-svc/pg.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_buf.h"
-#include "fp_log.h"
-#include "migrations.h"
-#include "rollup.h"
-#include "rows.h"
+#include "common/fp_buf.h"
+#include "common/fp_log.h"
+#include "sink-svc/migrations.h"
+#include "sink-svc/rollup.h"
+#include "sink-svc/rows.h"
 
 /* Key of the advisory lock that serialises migrations across replicas ("fleetpi" in ASCII). */
 #define MIGRATION_LOCK_KEY "7378373865727469"
 
-struct fp_pg {
+struct pg_conn {
     char *dsn;
-    fp_dialect dialect;
+    sql_dialect dialect;
     PGconn *conn;
     bool ok;
     bool outage_logged; /* the current outage's reason was logged (see infra_failure) */
@@ -26,42 +26,42 @@ struct fp_pg {
     size_t *row_at; /* row i's text is copy[row_at[i] .. row_at[i+1]) */
     size_t row_cap;
     fp_buf scratch;
-    fp_buf stmt;         /* the INSERT of write_range */
-    fp_rollup *rollup;   /* telemetry_hourly, kept in each batch's transaction (rollup.h) */
-    fp_rollup_key *keys; /* CrateDB: the written rows' keys */
+    fp_buf stmt;        /* the INSERT of write_range */
+    rollup_set *rollup; /* telemetry_hourly, kept in each batch's transaction (rollup.h) */
+    rollup_key *keys;   /* CrateDB: the written rows' keys */
     size_t keys_cap;
 };
 
 typedef enum failure { FAIL_NONE = 0, FAIL_DATA, FAIL_INFRA } failure;
 
-fp_pg *fp_pg_new(const char *dsn, fp_dialect dialect)
+pg_conn *pg_new(const char *dsn, sql_dialect dialect)
 {
-    fp_pg *pg = calloc(1, sizeof(*pg));
+    pg_conn *pg = calloc(1, sizeof(*pg));
 
     if (pg == NULL)
         return NULL;
     pg->dialect = dialect;
     pg->dsn = strdup(dsn);
-    pg->rollup = fp_rollup_new(true);
+    pg->rollup = rollup_new(true);
     if (pg->dsn == NULL || pg->rollup == NULL) {
-        fp_pg_free(pg);
+        pg_free(pg);
         return NULL;
     }
     return pg;
 }
 
-int fp_pg_set_rollups(fp_pg *pg, bool on)
+int pg_set_rollups(pg_conn *pg, bool on)
 {
-    fp_rollup *r = fp_rollup_new(on);
+    rollup_set *r = rollup_new(on);
 
     if (r == NULL)
         return -1;
-    fp_rollup_free(pg->rollup);
+    rollup_free(pg->rollup);
     pg->rollup = r;
     return 0;
 }
 
-void fp_pg_free(fp_pg *pg)
+void pg_free(pg_conn *pg)
 {
     if (pg == NULL)
         return;
@@ -71,13 +71,13 @@ void fp_pg_free(fp_pg *pg)
     fp_buf_free(&pg->copy);
     fp_buf_free(&pg->scratch);
     fp_buf_free(&pg->stmt);
-    fp_rollup_free(pg->rollup);
+    rollup_free(pg->rollup);
     free(pg->keys);
     free(pg->row_at);
     free(pg);
 }
 
-bool fp_pg_ok(const fp_pg *pg)
+bool pg_ok(const pg_conn *pg)
 {
     return pg->ok;
 }
@@ -94,7 +94,7 @@ static const char *const data_sqlstates[] = {
     "22P02", "22003", "22007", "22008", "22021", "22P05", "23502", "23514",
 };
 
-bool fp_pg_sqlstate_is_data(const char *sqlstate)
+bool pg_sqlstate_is_data(const char *sqlstate)
 {
     if (sqlstate == NULL)
         return false;
@@ -104,20 +104,20 @@ bool fp_pg_sqlstate_is_data(const char *sqlstate)
     return false;
 }
 
-/* Classifies a failed result: the data's fault (fp_pg_sqlstate_is_data) or the
+/* Classifies a failed result: the data's fault (pg_sqlstate_is_data) or the
  * infrastructure's (everything else, including a lost connection). */
-static failure classify(fp_pg *pg, const PGresult *res)
+static failure classify(pg_conn *pg, const PGresult *res)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
     snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", state != NULL ? state : "");
     if (PQstatus(pg->conn) != CONNECTION_OK || state == NULL)
         return FAIL_INFRA;
-    return fp_pg_sqlstate_is_data(state) ? FAIL_DATA : FAIL_INFRA;
+    return pg_sqlstate_is_data(state) ? FAIL_DATA : FAIL_INFRA;
 }
 
 /* The database's message for a failed result, one line. */
-static const char *result_error(fp_pg *pg, const PGresult *res)
+static const char *result_error(pg_conn *pg, const PGresult *res)
 {
     const char *msg = res != NULL ? PQresultErrorMessage(res) : NULL;
 
@@ -127,7 +127,7 @@ static const char *result_error(fp_pg *pg, const PGresult *res)
 }
 
 /* Records that the database works; the next failure starts a new outage and is logged. */
-static void mark_up(fp_pg *pg)
+static void mark_up(pg_conn *pg)
 {
     pg->ok = true;
     pg->outage_logged = false;
@@ -136,7 +136,7 @@ static void mark_up(fp_pg *pg)
 /* Marks the connection broken after an infrastructure failure. Why is logged once per outage:
  * at the first failure after the database worked, and at the first failure of all (a sink that
  * never connects says why, instead of only answering 503 on /readyz). */
-static int infra_failure(fp_pg *pg, const char *what, const PGresult *res)
+static int infra_failure(pg_conn *pg, const char *what, const PGresult *res)
 {
     const char *msg = result_error(pg, res);
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : pg->sqlstate;
@@ -158,12 +158,13 @@ static int infra_failure(fp_pg *pg, const char *what, const PGresult *res)
         pg->conn = NULL;
         pg->session_ready = false;
     }
-    return FP_PG_RETRY;
+    return PG_RETRY;
 }
 
 /* Runs a command that returns no rows. Returns FAIL_NONE or the failure's class; on failure the
  * result's message is copied into err when err is not NULL. */
-static failure exec_cmd(fp_pg *pg, const char *sql, char *err, size_t err_size, uint64_t *affected)
+static failure exec_cmd(pg_conn *pg, const char *sql, char *err, size_t err_size,
+                        uint64_t *affected)
 {
     PGresult *res = PQexec(pg->conn, sql);
     failure f = FAIL_NONE;
@@ -180,10 +181,10 @@ static failure exec_cmd(fp_pg *pg, const char *sql, char *err, size_t err_size, 
 }
 
 /* Applies every migration not yet recorded, each in its own transaction, under the lock. */
-static int migrate(fp_pg *pg)
+static int migrate(pg_conn *pg)
 {
     char err[512];
-    int rc = FP_PG_OK;
+    int rc = PG_OK;
 
     if (exec_cmd(pg, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", err, sizeof(err), NULL) !=
         FAIL_NONE)
@@ -195,8 +196,8 @@ static int migrate(fp_pg *pg)
         rc = infra_failure(pg, "migration table", NULL);
         goto out;
     }
-    for (int i = 0; i < fp_migrations_count; i++) {
-        const char *params[1] = {fp_migrations[i].name};
+    for (int i = 0; i < migrations_count; i++) {
+        const char *params[1] = {migrations_table[i].name};
         PGresult *res =
             PQexecParams(pg->conn, "SELECT 1 FROM fleetpipe_schema_migrations WHERE name = $1", 1,
                          NULL, params, NULL, NULL, 0);
@@ -210,11 +211,11 @@ static int migrate(fp_pg *pg)
         PQclear(res);
         if (applied)
             continue;
-        fp_info("applying migration %s", fp_migrations[i].name);
+        fp_info("applying migration %s", migrations_table[i].name);
         if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE ||
-            exec_cmd(pg, fp_migrations[i].sql, err, sizeof(err), NULL) != FAIL_NONE) {
-            fp_log_kv(FP_LOG_ERROR, "migration failed", "migration", fp_migrations[i].name, "error",
-                      err, FP_KV_END);
+            exec_cmd(pg, migrations_table[i].sql, err, sizeof(err), NULL) != FAIL_NONE) {
+            fp_log_kv(FP_LOG_ERROR, "migration failed", "migration", migrations_table[i].name,
+                      "error", err, FP_KV_END);
             exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
             rc = infra_failure(pg, "migration", NULL);
             goto out;
@@ -243,12 +244,12 @@ static void on_notice(void *arg, const char *message)
     fp_log_kv(FP_LOG_DEBUG, "database notice", "notice", message, FP_KV_END);
 }
 
-int fp_pg_ensure(fp_pg *pg)
+int pg_ensure(pg_conn *pg)
 {
     char err[512];
 
     if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK && pg->session_ready)
-        return FP_PG_OK;
+        return PG_OK;
     if (pg->conn != NULL) {
         PQfinish(pg->conn);
         pg->conn = NULL;
@@ -258,47 +259,47 @@ int fp_pg_ensure(fp_pg *pg)
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
         return infra_failure(pg, "connect", NULL);
     PQsetNoticeProcessor(pg->conn, on_notice, NULL);
-    if (pg->dialect == FP_DIALECT_CRATEDB) {
+    if (pg->dialect == DIALECT_CRATEDB) {
         /* CrateDB: idempotent DDL, no staging table (no COPY), no advisory locks. */
-        for (int i = 0; fp_cratedb_schema[i] != NULL; i++)
-            if (exec_cmd(pg, fp_cratedb_schema[i], err, sizeof(err), NULL) != FAIL_NONE)
+        for (int i = 0; dialect_cratedb_schema[i] != NULL; i++)
+            if (exec_cmd(pg, dialect_cratedb_schema[i], err, sizeof(err), NULL) != FAIL_NONE)
                 return infra_failure(pg, "schema", NULL);
         pg->session_ready = true;
         mark_up(pg);
-        return FP_PG_OK;
+        return PG_OK;
     }
-    if (migrate(pg) != FP_PG_OK)
-        return FP_PG_RETRY;
+    if (migrate(pg) != PG_OK)
+        return PG_RETRY;
     /* The staging table lives as long as the session and empties itself at every commit. */
     if (exec_cmd(pg,
                  "CREATE TEMP TABLE IF NOT EXISTS telemetry_stage "
                  "(LIKE telemetry INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
                  err, sizeof(err), NULL) != FAIL_NONE)
         return infra_failure(pg, "staging table", NULL);
-    if (fp_rollup_session(pg->rollup, pg->conn) < 0)
+    if (rollup_session(pg->rollup, pg->conn) < 0)
         return infra_failure(pg, "rollups", NULL);
     pg->session_ready = true;
     if (!pg->ok)
         fp_info("database connected");
     mark_up(pg);
-    return FP_PG_OK;
+    return PG_OK;
 }
 
-int fp_pg_ping(fp_pg *pg)
+int pg_ping(pg_conn *pg)
 {
-    if (fp_pg_ensure(pg) != FP_PG_OK)
-        return FP_PG_RETRY;
+    if (pg_ensure(pg) != PG_OK)
+        return PG_RETRY;
     if (exec_cmd(pg, "SELECT 1", NULL, 0, NULL) != FAIL_NONE)
         return infra_failure(pg, "ping", NULL);
-    return FP_PG_OK;
+    return PG_OK;
 }
 
-int fp_pg_load_offsets(fp_pg *pg, const char *group, rd_kafka_topic_partition_list_t *parts)
+int pg_load_offsets(pg_conn *pg, const char *group, rd_kafka_topic_partition_list_t *parts)
 {
     PGresult *res;
 
-    if (fp_pg_ensure(pg) != FP_PG_OK)
-        return FP_PG_RETRY;
+    if (pg_ensure(pg) != PG_OK)
+        return PG_RETRY;
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         char partition[16];
@@ -318,11 +319,11 @@ int fp_pg_load_offsets(fp_pg *pg, const char *group, rd_kafka_topic_partition_li
             tp->offset = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         PQclear(res);
     }
-    return FP_PG_OK;
+    return PG_OK;
 }
 
 /* Encodes the rows to write into pg->copy, remembering where each starts. */
-static int encode_rows(fp_pg *pg, const fp_pg_row *rows, size_t n)
+static int encode_rows(pg_conn *pg, const pg_row *rows, size_t n)
 {
     if (pg->row_cap < n + 1) {
         size_t *at = realloc(pg->row_at, (n + 1) * sizeof(*at));
@@ -335,7 +336,7 @@ static int encode_rows(fp_pg *pg, const fp_pg_row *rows, size_t n)
     fp_buf_clear(&pg->copy);
     for (size_t i = 0; i < n; i++) {
         pg->row_at[i] = pg->copy.len;
-        if (!rows[i].skip && fp_rows_append_copy(&pg->copy, rows[i].rec, &pg->scratch) < 0)
+        if (!rows[i].skip && rows_append_copy(&pg->copy, rows[i].rec, &pg->scratch) < 0)
             return -1;
     }
     pg->row_at[n] = pg->copy.len;
@@ -362,7 +363,7 @@ static int put_copy_data(PGconn *conn, const char *data, size_t len)
 
 /* COPYs rows [lo, hi) into the staging table and moves them into telemetry. Returns FAIL_NONE
  * (adding the rows inserted to *inserted) or the failure's class with the message in err. */
-static failure write_range(fp_pg *pg, size_t lo, size_t hi, uint64_t *inserted, char *err,
+static failure write_range(pg_conn *pg, size_t lo, size_t hi, uint64_t *inserted, char *err,
                            size_t err_size)
 {
     static const char insert_sql[] = "INSERT INTO telemetry (%s) SELECT %s FROM telemetry_stage "
@@ -375,7 +376,7 @@ static failure write_range(fp_pg *pg, size_t lo, size_t hi, uint64_t *inserted, 
 
     if (len == 0)
         return FAIL_NONE;
-    snprintf(sql, sizeof(sql), "COPY telemetry_stage (%s) FROM STDIN", fp_rows_columns);
+    snprintf(sql, sizeof(sql), "COPY telemetry_stage (%s) FROM STDIN", rows_columns);
     res = PQexec(pg->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         f = classify(pg, res);
@@ -399,10 +400,10 @@ static failure write_range(fp_pg *pg, size_t lo, size_t hi, uint64_t *inserted, 
     }
     if (f != FAIL_NONE)
         return f;
-    snprintf(sql, sizeof(sql), insert_sql, fp_rows_columns, fp_rows_columns);
+    snprintf(sql, sizeof(sql), insert_sql, rows_columns, rows_columns);
     /* The rollups learn which rows this INSERT really inserted. */
     fp_buf_clear(&pg->stmt);
-    if (fp_rollup_capture_sql(pg->rollup, &pg->stmt, sql) < 0) {
+    if (rollup_capture_sql(pg->rollup, &pg->stmt, sql) < 0) {
         snprintf(err, err_size, "out of memory");
         return FAIL_INFRA;
     }
@@ -416,7 +417,7 @@ static failure write_range(fp_pg *pg, size_t lo, size_t hi, uint64_t *inserted, 
 
 /* Writes rows [lo, hi) inside a savepoint; when the database rejects them, splits the range
  * until each rejected row stands alone and marks it. Returns FAIL_NONE or FAIL_INFRA. */
-static failure isolate(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, uint64_t *inserted)
+static failure isolate(pg_conn *pg, pg_row *rows, size_t lo, size_t hi, uint64_t *inserted)
 {
     char err[512];
     uint64_t got = 0;
@@ -454,8 +455,8 @@ static failure isolate(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, uint64_
 }
 
 /* Upserts the batch's offsets; they only move forward, so a late writer cannot rewind them. */
-static failure store_offsets(fp_pg *pg, const char *group, const char *topic,
-                             const fp_pg_offset *offsets, size_t n, char *err, size_t err_size)
+static failure store_offsets(pg_conn *pg, const char *group, const char *topic,
+                             const pg_offset *offsets, size_t n, char *err, size_t err_size)
 {
     fp_buf parts = {0}, offs = {0};
     const char *params[4];
@@ -532,7 +533,7 @@ static int collect_param(void *ctx, int i, const char *text, size_t len)
 }
 
 /* CrateDB: INSERTs rows [lo, hi) (skipped ones left out) in one statement. */
-static failure crate_insert(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, uint64_t *inserted,
+static failure crate_insert(pg_conn *pg, pg_row *rows, size_t lo, size_t hi, uint64_t *inserted,
                             char *err, size_t err_size)
 {
     param_rows p = {{0}, NULL, NULL, 0, 0};
@@ -545,7 +546,7 @@ static failure crate_insert(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, ui
     for (size_t i = lo; i < hi; i++) {
         if (rows[i].skip)
             continue;
-        if (fp_rows_fields(rows[i].rec, &pg->scratch, collect_param, &p) != 0) {
+        if (rows_fields(rows[i].rec, &pg->scratch, collect_param, &p) != 0) {
             snprintf(err, err_size, "out of memory");
             f = FAIL_INFRA;
             goto out;
@@ -555,7 +556,7 @@ static failure crate_insert(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, ui
     if (nrows == 0)
         goto out;
     values = malloc(p.n * sizeof(*values));
-    if (values == NULL || fp_cratedb_insert_sql(&sql, nrows) < 0) {
+    if (values == NULL || dialect_cratedb_insert_sql(&sql, nrows) < 0) {
         snprintf(err, err_size, "out of memory");
         f = FAIL_INFRA;
         goto out;
@@ -582,13 +583,13 @@ out:
 /* CrateDB: writes rows [lo, hi); when a value is refused, halves the range until each refused
  * row stands alone and marks it. Rows are idempotent (primary key), so writing a half again is
  * harmless. Returns FAIL_NONE or FAIL_INFRA. */
-static failure crate_isolate(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, uint64_t *inserted)
+static failure crate_isolate(pg_conn *pg, pg_row *rows, size_t lo, size_t hi, uint64_t *inserted)
 {
     char err[512];
     failure f;
 
-    if (hi - lo > FP_CRATEDB_MAX_ROWS) {
-        size_t mid = lo + FP_CRATEDB_MAX_ROWS;
+    if (hi - lo > DIALECT_CRATEDB_MAX_ROWS) {
+        size_t mid = lo + DIALECT_CRATEDB_MAX_ROWS;
 
         f = crate_isolate(pg, rows, lo, mid, inserted);
         return f == FAIL_NONE ? crate_isolate(pg, rows, mid, hi, inserted) : f;
@@ -608,14 +609,14 @@ static failure crate_isolate(fp_pg *pg, fp_pg_row *rows, size_t lo, size_t hi, u
 
 /* CrateDB: recomputes the rollups of the rows written (inserted or already stored: a replay
  * after a crash must redo what its first attempt may have left undone). */
-static int crate_rollups(fp_pg *pg, const fp_pg_row *rows, size_t n)
+static int crate_rollups(pg_conn *pg, const pg_row *rows, size_t n)
 {
     size_t nkeys = 0;
 
-    if (!fp_rollup_enabled(pg->rollup))
+    if (!rollup_enabled(pg->rollup))
         return 0;
     if (pg->keys_cap < n) {
-        fp_rollup_key *k = realloc(pg->keys, n * sizeof(*k));
+        rollup_key *k = realloc(pg->keys, n * sizeof(*k));
 
         if (k == NULL)
             return -1;
@@ -629,21 +630,21 @@ static int crate_rollups(fp_pg *pg, const fp_pg_row *rows, size_t n)
         pg->keys[nkeys].ts_ms = rows[i].rec->ts_ms;
         nkeys++;
     }
-    return fp_rollup_crate_apply(pg->rollup, pg->conn, pg->keys, nkeys);
+    return rollup_crate_apply(pg->rollup, pg->conn, pg->keys, nkeys);
 }
 
 /* CrateDB has no transactions: rows first (idempotent), their rollups (idempotent), the DLQ,
  * then the offsets. */
-static int crate_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const char *topic,
-                       const fp_pg_offset *offsets, size_t noffsets,
-                       fp_pg_before_commit before_commit, void *ctx, uint64_t *inserted)
+static int crate_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char *topic,
+                       const pg_offset *offsets, size_t noffsets, pg_before_commit before_commit,
+                       void *ctx, uint64_t *inserted)
 {
     if (n > 0 && crate_isolate(pg, rows, 0, n, inserted) != FAIL_NONE)
         return infra_failure(pg, "write batch", NULL);
     if (crate_rollups(pg, rows, n) < 0)
         return infra_failure(pg, "rollups", NULL);
     if (before_commit != NULL && before_commit(rows, n, ctx) < 0)
-        return FP_PG_RETRY;
+        return PG_RETRY;
     for (size_t i = 0; i < noffsets; i++) {
         char part[16], next[32];
         const char *params[4] = {group, topic, part, next};
@@ -651,7 +652,7 @@ static int crate_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, 
 
         snprintf(part, sizeof(part), "%d", (int)offsets[i].partition);
         snprintf(next, sizeof(next), "%lld", (long long)offsets[i].next_offset);
-        res = PQexecParams(pg->conn, fp_cratedb_offsets_sql, 4, NULL, params, NULL, NULL, 0);
+        res = PQexecParams(pg->conn, dialect_cratedb_offsets_sql, 4, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             int rc = infra_failure(pg, "store offsets", res);
 
@@ -660,14 +661,14 @@ static int crate_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, 
         }
         PQclear(res);
     }
-    fp_rollup_committed(pg->rollup);
+    rollup_committed(pg->rollup);
     mark_up(pg);
-    return FP_PG_OK;
+    return PG_OK;
 }
 
-int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const char *topic,
-                const fp_pg_offset *offsets, size_t noffsets, fp_pg_before_commit before_commit,
-                void *ctx, uint64_t *inserted)
+int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char *topic,
+             const pg_offset *offsets, size_t noffsets, pg_before_commit before_commit, void *ctx,
+             uint64_t *inserted)
 {
     char err[512];
     failure f;
@@ -675,14 +676,14 @@ int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const c
     *inserted = 0;
     for (size_t i = 0; i < n; i++)
         rows[i].rejected = false;
-    if (fp_pg_ensure(pg) != FP_PG_OK)
-        return FP_PG_RETRY;
-    if (pg->dialect == FP_DIALECT_CRATEDB)
+    if (pg_ensure(pg) != PG_OK)
+        return PG_RETRY;
+    if (pg->dialect == DIALECT_CRATEDB)
         return crate_write(pg, rows, n, group, topic, offsets, noffsets, before_commit, ctx,
                            inserted);
     if (encode_rows(pg, rows, n) < 0) {
         fp_error("out of memory encoding a batch of %zu rows", n);
-        return FP_PG_RETRY;
+        return PG_RETRY;
     }
     if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE)
         return infra_failure(pg, "begin", NULL);
@@ -697,7 +698,7 @@ int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const c
             return infra_failure(pg, "rollback", NULL);
         f = isolate(pg, rows, 0, n, inserted);
     }
-    if (f == FAIL_NONE && fp_rollup_apply(pg->rollup, pg->conn) < 0)
+    if (f == FAIL_NONE && rollup_apply(pg->rollup, pg->conn) < 0)
         f = FAIL_INFRA;
     if (f == FAIL_NONE)
         f = store_offsets(pg, group, topic, offsets, noffsets, err, sizeof(err));
@@ -707,13 +708,13 @@ int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const c
     }
     if (before_commit != NULL && before_commit(rows, n, ctx) < 0) {
         exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
-        return FP_PG_RETRY;
+        return PG_RETRY;
     }
     if (exec_cmd(pg, "COMMIT", err, sizeof(err), NULL) != FAIL_NONE)
         return infra_failure(pg, "commit", NULL);
-    fp_rollup_committed(pg->rollup);
+    rollup_committed(pg->rollup);
     if (!pg->ok)
         fp_info("database available again");
     mark_up(pg);
-    return FP_PG_OK;
+    return PG_OK;
 }

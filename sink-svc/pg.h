@@ -9,81 +9,81 @@
  * offsets in the database, so nothing is lost and nothing is written twice.
  *
  * Failures are classified once: a value the database rejects with one of a short list of
- * SQLSTATEs (fp_pg_sqlstate_is_data) is the data's fault — the batch is split until the bad rows
+ * SQLSTATEs (pg_sqlstate_is_data) is the data's fault — the batch is split until the bad rows
  * are isolated, they are reported for the DLQ and the rest is committed; everything else
  * (connection lost, server down or read-only, disk full, serialization failure, a constraint or
  * a narrower column an operator added) is the infrastructure's — the transaction is abandoned
  * and the caller retries the whole batch later. */
-#ifndef FP_PG_H
-#define FP_PG_H
+#ifndef PG_H
+#define PG_H
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dialect.h"
-#include "fp_record.h"
+#include "sink-svc/dialect.h"
+#include "common/fp_record.h"
 
-typedef struct fp_pg fp_pg;
+typedef struct pg_conn pg_conn;
 
 enum {
-    FP_PG_OK = 0,
-    FP_PG_RETRY = -1 /* infrastructure failure: nothing was committed, try again later */
+    PG_OK = 0,
+    PG_RETRY = -1 /* infrastructure failure: nothing was committed, try again later */
 };
 
-/* One row of a batch. `rejected` and `error` are set by fp_pg_write for rows the database
+/* One row of a batch. `rejected` and `error` are set by pg_write for rows the database
  * refused; `skip` rows (already rejected upstream) are not written but their offsets count. */
-typedef struct fp_pg_row {
+typedef struct pg_row {
     const fp_record *rec;
     bool skip;
     bool rejected;
     char error[256];
-} fp_pg_row;
+} pg_row;
 
 /* The next offset to read of one partition, committed with the batch. */
-typedef struct fp_pg_offset {
+typedef struct pg_offset {
     int32_t partition;
     int64_t next_offset;
-} fp_pg_offset;
+} pg_offset;
 
 /* Called after the rows are written and before COMMIT, so that the DLQ messages of rejected rows
  * are durable before their offsets are. Returns 0, or -1 to abandon the batch (retry later). */
-typedef int (*fp_pg_before_commit)(const fp_pg_row *rows, size_t n, void *ctx);
+typedef int (*pg_before_commit)(const pg_row *rows, size_t n, void *ctx);
 
 /* True when a failure with this SQLSTATE is the row's fault (the row goes to the DLQ), false
  * when it is the infrastructure's (the batch is retried). NULL is the infrastructure's. */
-bool fp_pg_sqlstate_is_data(const char *sqlstate);
+bool pg_sqlstate_is_data(const char *sqlstate);
 
 /* Creates a handle for a database of the given dialect; does not connect. Returns NULL on out
  * of memory. */
-fp_pg *fp_pg_new(const char *dsn, fp_dialect dialect);
-void fp_pg_free(fp_pg *pg); /* accepts NULL */
+pg_conn *pg_new(const char *dsn, sql_dialect dialect);
+void pg_free(pg_conn *pg); /* accepts NULL */
 
 /* Whether each batch also keeps the hourly rollups (telemetry_hourly, rollup.h); on by default.
- * Call before the first fp_pg_ensure. Returns 0, or -1 on out of memory (setting unchanged). */
-int fp_pg_set_rollups(fp_pg *pg, bool on);
+ * Call before the first pg_ensure. Returns 0, or -1 on out of memory (setting unchanged). */
+int pg_set_rollups(pg_conn *pg, bool on);
 
 /* Connects when not connected, applies the migrations (under an advisory lock, so replicas
- * starting together do not race) and prepares the session. Returns FP_PG_OK or FP_PG_RETRY
+ * starting together do not race) and prepares the session. Returns PG_OK or PG_RETRY
  * (logged). */
-int fp_pg_ensure(fp_pg *pg);
+int pg_ensure(pg_conn *pg);
 
 /* True while the last operation found the connection working. */
-bool fp_pg_ok(const fp_pg *pg);
+bool pg_ok(const pg_conn *pg);
 
-/* Checks the connection with a trivial query. Returns FP_PG_OK or FP_PG_RETRY. */
-int fp_pg_ping(fp_pg *pg);
+/* Checks the connection with a trivial query. Returns PG_OK or PG_RETRY. */
+int pg_ping(pg_conn *pg);
 
 /* Reads the stored next offsets of `group` for the partitions in `parts` (topic as listed) and
- * sets them; partitions without a stored offset are left as they are. Returns FP_PG_OK or
- * FP_PG_RETRY. */
-int fp_pg_load_offsets(fp_pg *pg, const char *group, rd_kafka_topic_partition_list_t *parts);
+ * sets them; partitions without a stored offset are left as they are. Returns PG_OK or
+ * PG_RETRY. */
+int pg_load_offsets(pg_conn *pg, const char *group, rd_kafka_topic_partition_list_t *parts);
 
-/* Writes a batch and its offsets in one transaction (see above). On FP_PG_OK, *inserted is the
+/* Writes a batch and its offsets in one transaction (see above). On PG_OK, *inserted is the
  * number of new rows (duplicates excluded). */
-int fp_pg_write(fp_pg *pg, fp_pg_row *rows, size_t n, const char *group, const char *topic,
-                const fp_pg_offset *offsets, size_t noffsets, fp_pg_before_commit before_commit,
-                void *ctx, uint64_t *inserted);
+int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char *topic,
+             const pg_offset *offsets, size_t noffsets, pg_before_commit before_commit, void *ctx,
+             uint64_t *inserted);
 
 #endif

@@ -1,17 +1,17 @@
-#include "rollup.h"
+#include "sink-svc/rollup.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dialect.h"
-#include "fp_log.h"
-#include "fp_metrics.h"
-#include "fp_time.h"
+#include "sink-svc/dialect.h"
+#include "common/fp_log.h"
+#include "common/fp_metrics.h"
+#include "common/fp_time.h"
 
-struct fp_rollup {
+struct rollup_set {
     bool enabled;
-    fp_rollup_counts last;
+    rollup_counts last;
     fp_counter *m_late;
     fp_counter *m_recomputed;
     fp_histogram *m_changed;
@@ -31,9 +31,9 @@ static const char capture_head[] = "WITH fp_inserted AS (";
 static const char capture_tail[] = " RETURNING device_id, ts) INSERT INTO telemetry_rollup_keys "
                                    "(device_id, ts) SELECT device_id, ts FROM fp_inserted";
 
-fp_rollup *fp_rollup_new(bool enabled)
+rollup_set *rollup_new(bool enabled)
 {
-    fp_rollup *r = calloc(1, sizeof(*r));
+    rollup_set *r = calloc(1, sizeof(*r));
 
     if (r == NULL)
         return NULL;
@@ -52,17 +52,17 @@ fp_rollup *fp_rollup_new(bool enabled)
     return r;
 }
 
-void fp_rollup_free(fp_rollup *r)
+void rollup_free(rollup_set *r)
 {
     free(r);
 }
 
-bool fp_rollup_enabled(const fp_rollup *r)
+bool rollup_enabled(const rollup_set *r)
 {
     return r->enabled;
 }
 
-fp_rollup_counts fp_rollup_last(const fp_rollup *r)
+rollup_counts rollup_last(const rollup_set *r)
 {
     return r->last;
 }
@@ -103,7 +103,7 @@ static uint64_t value_u64(const PGresult *res, int col)
     return strtoull(PQgetvalue(res, 0, col), NULL, 10);
 }
 
-int fp_rollup_session(fp_rollup *r, PGconn *conn)
+int rollup_session(rollup_set *r, PGconn *conn)
 {
     PGresult *res;
     bool valid;
@@ -134,7 +134,7 @@ int fp_rollup_session(fp_rollup *r, PGconn *conn)
     return 0;
 }
 
-int fp_rollup_capture_sql(const fp_rollup *r, fp_buf *out, const char *insert_sql)
+int rollup_capture_sql(const rollup_set *r, fp_buf *out, const char *insert_sql)
 {
     if (!r->enabled)
         return fp_buf_puts(out, insert_sql);
@@ -144,7 +144,7 @@ int fp_rollup_capture_sql(const fp_rollup *r, fp_buf *out, const char *insert_sq
     return 0;
 }
 
-int fp_rollup_apply(fp_rollup *r, PGconn *conn)
+int rollup_apply(rollup_set *r, PGconn *conn)
 {
     PGresult *res;
 
@@ -166,7 +166,7 @@ int fp_rollup_apply(fp_rollup *r, PGconn *conn)
     return 0;
 }
 
-void fp_rollup_committed(fp_rollup *r)
+void rollup_committed(rollup_set *r)
 {
     if (!r->enabled)
         return;
@@ -175,13 +175,13 @@ void fp_rollup_committed(fp_rollup *r)
     fp_histogram_observe(r->m_changed, (double)r->last.rows_changed);
 }
 
-int64_t fp_rollup_bucket_ms(int64_t ts_ms)
+int64_t rollup_bucket_ms(int64_t ts_ms)
 {
-    int64_t b = ts_ms / FP_ROLLUP_BUCKET_MS * FP_ROLLUP_BUCKET_MS;
+    int64_t b = ts_ms / ROLLUP_BUCKET_MS * ROLLUP_BUCKET_MS;
 
     /* C division truncates toward zero: before 1970 the floor is one hour further down. */
     if (b > ts_ms)
-        b -= FP_ROLLUP_BUCKET_MS;
+        b -= ROLLUP_BUCKET_MS;
     return b;
 }
 
@@ -196,12 +196,12 @@ static int cmp_bucket(const char *da, int64_t ba, const char *db, int64_t bb)
 
 static int cmp_key(const void *a, const void *b)
 {
-    const fp_rollup_key *x = a, *y = b;
+    const rollup_key *x = a, *y = b;
 
     return cmp_bucket(x->device_id, x->ts_ms, y->device_id, y->ts_ms);
 }
 
-size_t fp_rollup_buckets(fp_rollup_key *keys, size_t n, fp_rollup_bucket *out)
+size_t rollup_buckets(rollup_key *keys, size_t n, rollup_bucket *out)
 {
     size_t len = 0;
 
@@ -209,7 +209,7 @@ size_t fp_rollup_buckets(fp_rollup_key *keys, size_t n, fp_rollup_bucket *out)
         return 0;
     qsort(keys, n, sizeof(*keys), cmp_key);
     for (size_t i = 0; i < n; i++) {
-        int64_t b = fp_rollup_bucket_ms(keys[i].ts_ms);
+        int64_t b = rollup_bucket_ms(keys[i].ts_ms);
 
         if (len > 0 && strcmp(out[len - 1].device_id, keys[i].device_id) == 0 &&
             out[len - 1].bucket_ms == b)
@@ -221,10 +221,10 @@ size_t fp_rollup_buckets(fp_rollup_key *keys, size_t n, fp_rollup_bucket *out)
     return len;
 }
 
-int fp_rollup_bucket_add(fp_rollup_bucket *set, size_t *len, size_t cap, const char *device_id,
-                         int64_t next_ts_ms)
+int rollup_bucket_add(rollup_bucket *set, size_t *len, size_t cap, const char *device_id,
+                      int64_t next_ts_ms)
 {
-    int64_t b = fp_rollup_bucket_ms(next_ts_ms);
+    int64_t b = rollup_bucket_ms(next_ts_ms);
     size_t lo = 0, hi = *len;
 
     while (lo < hi) {
@@ -270,7 +270,7 @@ static int crate_exec(PGconn *conn, const char *what, const char *sql, int npara
 
 /* CrateDB: recomputes one bucket from the stored rows: reads from the row before the bucket
  * (its first row's interval starts there) to the bucket's end. */
-static int crate_recompute(PGconn *conn, const fp_rollup_bucket *b)
+static int crate_recompute(PGconn *conn, const rollup_bucket *b)
 {
     char start[32], end[32], from[32];
     const char *params[4] = {b->device_id, start, end, from};
@@ -278,19 +278,20 @@ static int crate_recompute(PGconn *conn, const fp_rollup_bucket *b)
     bool found = false;
 
     if (fp_time_format_ms(b->bucket_ms, start, sizeof(start)) < 0 ||
-        fp_time_format_ms(b->bucket_ms + FP_ROLLUP_BUCKET_MS, end, sizeof(end)) < 0)
+        fp_time_format_ms(b->bucket_ms + ROLLUP_BUCKET_MS, end, sizeof(end)) < 0)
         return -1;
-    if (crate_exec(conn, "rollup previous row", fp_cratedb_prev_row_sql, 2, params, &prev_ms,
+    if (crate_exec(conn, "rollup previous row", dialect_cratedb_prev_row_sql, 2, params, &prev_ms,
                    &found) < 0)
         return -1;
     if (fp_time_format_ms(found ? prev_ms : b->bucket_ms, from, sizeof(from)) < 0)
         return -1;
-    return crate_exec(conn, "rollup recompute", fp_cratedb_recompute_sql, 4, params, NULL, NULL);
+    return crate_exec(conn, "rollup recompute", dialect_cratedb_recompute_sql, 4, params, NULL,
+                      NULL);
 }
 
-int fp_rollup_crate_apply(fp_rollup *r, PGconn *conn, fp_rollup_key *keys, size_t n)
+int rollup_crate_apply(rollup_set *r, PGconn *conn, rollup_key *keys, size_t n)
 {
-    fp_rollup_bucket *set = NULL, *own = NULL;
+    rollup_bucket *set = NULL, *own = NULL;
     size_t len, nown;
     int rc = -1;
 
@@ -298,7 +299,7 @@ int fp_rollup_crate_apply(fp_rollup *r, PGconn *conn, fp_rollup_key *keys, size_
     if (!r->enabled || n == 0)
         return 0;
     /* Rows written a moment ago become visible to queries only after a refresh. */
-    if (crate_exec(conn, "rollup refresh", fp_cratedb_refresh_sql, 0, NULL, NULL, NULL) < 0)
+    if (crate_exec(conn, "rollup refresh", dialect_cratedb_refresh_sql, 0, NULL, NULL, NULL) < 0)
         return -1;
     set = malloc(2 * n * sizeof(*set));
     own = malloc(n * sizeof(*own));
@@ -306,7 +307,7 @@ int fp_rollup_crate_apply(fp_rollup *r, PGconn *conn, fp_rollup_key *keys, size_
         fp_error("out of memory computing the rollup buckets of %zu rows", n);
         goto err;
     }
-    nown = fp_rollup_buckets(keys, n, own);
+    nown = rollup_buckets(keys, n, own);
     memcpy(set, own, nown * sizeof(*own));
     len = nown;
     for (size_t i = 0; i < nown; i++) {
@@ -315,12 +316,12 @@ int fp_rollup_crate_apply(fp_rollup *r, PGconn *conn, fp_rollup_key *keys, size_
         int64_t next_ms = 0;
         bool found = false;
 
-        if (fp_time_format_ms(own[i].bucket_ms + FP_ROLLUP_BUCKET_MS, end, sizeof(end)) < 0)
+        if (fp_time_format_ms(own[i].bucket_ms + ROLLUP_BUCKET_MS, end, sizeof(end)) < 0)
             goto err;
-        if (crate_exec(conn, "rollup next row", fp_cratedb_next_row_sql, 2, params, &next_ms,
+        if (crate_exec(conn, "rollup next row", dialect_cratedb_next_row_sql, 2, params, &next_ms,
                        &found) < 0)
             goto err;
-        if (found && fp_rollup_bucket_add(set, &len, 2 * n, own[i].device_id, next_ms) < 0)
+        if (found && rollup_bucket_add(set, &len, 2 * n, own[i].device_id, next_ms) < 0)
             goto err;
     }
     for (size_t i = 0; i < len; i++)

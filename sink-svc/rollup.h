@@ -6,105 +6,105 @@
  * this module only has to hand it the rows a transaction really inserted, and that is its whole
  * contract with the insert path. With PostgreSQL a write transaction
  *
- *   1. inserts its rows with the statement fp_rollup_capture_sql made of its INSERT: the same
+ *   1. inserts its rows with the statement rollup_capture_sql made of its INSERT: the same
  *      INSERT, whose RETURNING device_id, ts goes into the session table telemetry_rollup_keys
  *      (a duplicate is not inserted, so it is not listed and changes nothing). A path that
  *      writes rows otherwise (COPY straight into telemetry) inserts their keys into
  *      telemetry_rollup_keys itself, each once;
- *   2. calls fp_rollup_apply once, after the last row and before COMMIT;
- *   3. after COMMIT calls fp_rollup_committed (metrics).
+ *   2. calls rollup_apply once, after the last row and before COMMIT;
+ *   3. after COMMIT calls rollup_committed (metrics).
  * Savepoints need no care: a range rolled back takes its keys with it.
  *
- * With SINK_ROLLUPS=off the sink keeps nothing, and fp_rollup_apply marks the rollups stale in
+ * With SINK_ROLLUPS=off the sink keeps nothing, and rollup_apply marks the rollups stale in
  * the transaction instead; the next sink with rollups on that connects rebuilds them from
- * telemetry (fp_rollup_session).
+ * telemetry (rollup_session).
  *
  * CrateDB has no transactions, so a crash can leave rows written and rollups not: there every
- * bucket a batch touches is recomputed from the stored rows (fp_rollup_crate_apply), which is
+ * bucket a batch touches is recomputed from the stored rows (rollup_crate_apply), which is
  * idempotent, so a replayed batch fixes whatever its first attempt left. The buckets a batch
  * touches are those of its rows, and for each of those the bucket of the first stored row after
  * its end (a row that is the last of its bucket starts the interval of that row). */
-#ifndef FP_ROLLUP_H
-#define FP_ROLLUP_H
+#ifndef ROLLUP_H
+#define ROLLUP_H
 
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fp_buf.h"
+#include "common/fp_buf.h"
 
-#define FP_ROLLUP_BUCKET_MS 3600000 /* one hour */
+#define ROLLUP_BUCKET_MS 3600000 /* one hour */
 
-typedef struct fp_rollup fp_rollup;
+typedef struct rollup_set rollup_set;
 
-/* What the last fp_rollup_apply or fp_rollup_crate_apply did. */
-typedef struct fp_rollup_counts {
+/* What the last rollup_apply or rollup_crate_apply did. */
+typedef struct rollup_counts {
     uint64_t late_rows;    /* rows older than their device's newest stored row when written */
     uint64_t rows_changed; /* telemetry_hourly rows written */
     uint64_t recomputed;   /* of those, recomputed from the stored rows */
-} fp_rollup_counts;
+} rollup_counts;
 
 /* One written row's key (CrateDB). device_id is borrowed. */
-typedef struct fp_rollup_key {
+typedef struct rollup_key {
     const char *device_id;
     int64_t ts_ms;
-} fp_rollup_key;
+} rollup_key;
 
 /* One device's hour. device_id is borrowed from the keys it came from. */
-typedef struct fp_rollup_bucket {
+typedef struct rollup_bucket {
     const char *device_id;
     int64_t bucket_ms; /* start of the UTC hour, ms since epoch */
-} fp_rollup_bucket;
+} rollup_bucket;
 
 /* Creates the module, enabled or not, and registers its metrics. Returns NULL on out of
  * memory. */
-fp_rollup *fp_rollup_new(bool enabled);
-void fp_rollup_free(fp_rollup *r); /* accepts NULL */
-bool fp_rollup_enabled(const fp_rollup *r);
+rollup_set *rollup_new(bool enabled);
+void rollup_free(rollup_set *r); /* accepts NULL */
+bool rollup_enabled(const rollup_set *r);
 
 /* PostgreSQL, once per session after the migrations, outside a transaction: when enabled,
  * creates the session's key table and rebuilds the rollups if a sink with rollups off has
  * written since they were last complete (one pass over telemetry, logged). Returns 0, or -1
  * with the connection's error message set. */
-int fp_rollup_session(fp_rollup *r, PGconn *conn);
+int rollup_session(rollup_set *r, PGconn *conn);
 
 /* Appends to `out` the statement that runs `insert_sql` (an INSERT INTO telemetry … without
  * RETURNING) and records the keys of the rows it inserts: `insert_sql` itself when rollups are
  * off. Its command tag's row count is still the number of rows inserted. Returns 0, or -1 on out
  * of memory. */
-int fp_rollup_capture_sql(const fp_rollup *r, fp_buf *out, const char *insert_sql);
+int rollup_capture_sql(const rollup_set *r, fp_buf *out, const char *insert_sql);
 
 /* PostgreSQL, inside the write transaction after its last row: applies the inserted rows to
  * telemetry_hourly (or, when off, marks the rollups stale). Waits for another writer of the same
  * devices to commit first. Returns 0, or -1 (logged; the caller abandons the transaction and
  * retries it: the database's troubles, never the data's). */
-int fp_rollup_apply(fp_rollup *r, PGconn *conn);
+int rollup_apply(rollup_set *r, PGconn *conn);
 
 /* After COMMIT: counts what the last apply did in the metrics. */
-void fp_rollup_committed(fp_rollup *r);
+void rollup_committed(rollup_set *r);
 
-/* What the last apply did (also before fp_rollup_committed). */
-fp_rollup_counts fp_rollup_last(const fp_rollup *r);
+/* What the last apply did (also before rollup_committed). */
+rollup_counts rollup_last(const rollup_set *r);
 
 /* CrateDB, after the batch's rows are written: recomputes every bucket they touch. `keys` are
  * the rows written (inserted or already there) and are reordered. Returns 0, or -1 (logged;
  * the caller retries the batch). Does nothing when rollups are off. */
-int fp_rollup_crate_apply(fp_rollup *r, PGconn *conn, fp_rollup_key *keys, size_t n);
+int rollup_crate_apply(rollup_set *r, PGconn *conn, rollup_key *keys, size_t n);
 
 /* The bucket arithmetic, for the CrateDB path and its tests. */
 
 /* The start of the UTC hour holding ts_ms (floor, also before 1970). */
-int64_t fp_rollup_bucket_ms(int64_t ts_ms);
+int64_t rollup_bucket_ms(int64_t ts_ms);
 
 /* Sorts keys by device and time and writes the distinct (device, bucket) pairs they fall in
  * into out (room for n), sorted by device and bucket. Returns how many. */
-size_t fp_rollup_buckets(fp_rollup_key *keys, size_t n, fp_rollup_bucket *out);
+size_t rollup_buckets(rollup_key *keys, size_t n, rollup_bucket *out);
 
 /* Adds (device_id, bucket of next_ts_ms) to the sorted, distinct set[0..*len) unless present,
  * keeping it sorted; set has room for cap. The bucket after a touched one: the first stored row
  * at or after a touched bucket's end starts the next interval. Returns 0, or -1 when full. */
-int fp_rollup_bucket_add(fp_rollup_bucket *set, size_t *len, size_t cap, const char *device_id,
-                         int64_t next_ts_ms);
+int rollup_bucket_add(rollup_bucket *set, size_t *len, size_t cap, const char *device_id,
+                      int64_t next_ts_ms);
 
 #endif

@@ -1,12 +1,12 @@
-#include "rows.h"
+#include "sink-svc/rows.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "fp_json.h"
-#include "fp_time.h"
+#include "common/fp_json.h"
+#include "common/fp_time.h"
 
-const char fp_rows_columns[] =
+const char rows_columns[] =
     "device_id,ts,received_at,format,priority,event_io,lat,lon,alt_m,heading_deg,speed_kmh,"
     "satellites,ignition,enrichment_status,site_id,site_name,address,road,city,postcode,country,"
     "country_code,asset_customer,asset_oem,asset_model,asset_serial_number,asset_machine_type,"
@@ -69,8 +69,8 @@ static int emit_int(visit *v, bool present, int64_t n)
     return emit(v, v->num.data, v->num.len);
 }
 
-int fp_rows_fields(const fp_record *r, fp_buf *scratch,
-                   int (*field)(void *ctx, int i, const char *text, size_t len), void *ctx)
+int rows_fields(const fp_record *r, fp_buf *scratch,
+                int (*field)(void *ctx, int i, const char *text, size_t len), void *ctx)
 {
     const fp_enrichment *e = &r->enrichment;
     const fp_metric *ign = fp_record_metric(r, "ignition");
@@ -165,11 +165,11 @@ static int copy_field(void *ctx, int i, const char *text, size_t len)
     return text == NULL ? fp_buf_puts(out, "\\N") : put_copy_text(out, text, len);
 }
 
-int fp_rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch)
+int rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch)
 {
     size_t mark = out->len;
 
-    if (fp_rows_fields(r, scratch, copy_field, out) != 0 || fp_buf_putc(out, '\n') < 0) {
+    if (rows_fields(r, scratch, copy_field, out) != 0 || fp_buf_putc(out, '\n') < 0) {
         out->len = mark;
         return -1;
     }

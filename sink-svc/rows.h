@@ -1,30 +1,30 @@
 /* rows: canonical records as rows of the telemetry table.
  *
- * One list of columns (fp_rows_columns) and one function that produces each column's text
- * (fp_rows_fields), shared by both ways rows reach a database: PostgreSQL's COPY text format
- * (fp_rows_append_copy) and the parameters of a multi-row INSERT (CrateDB, dialect.c). */
-#ifndef FP_ROWS_H
-#define FP_ROWS_H
+ * One list of columns (rows_columns) and one function that produces each column's text
+ * (rows_fields), shared by both ways rows reach a database: PostgreSQL's COPY text format
+ * (rows_append_copy) and the parameters of a multi-row INSERT (CrateDB, dialect.c). */
+#ifndef ROWS_H
+#define ROWS_H
 
 #include <stddef.h>
 
-#include "fp_buf.h"
-#include "fp_record.h"
+#include "common/fp_buf.h"
+#include "common/fp_record.h"
 
-#define FP_ROWS_NCOLS 29
+#define ROWS_NCOLS 29
 
-/* The columns written, comma-separated, in the order fp_rows_fields produces them. */
-extern const char fp_rows_columns[];
+/* The columns written, comma-separated, in the order rows_fields produces them. */
+extern const char rows_columns[];
 
 /* Calls field(ctx, i, text, len) for each column i in order, with the column's value as text
  * (not NUL-terminated, valid during the call only), or text == NULL for SQL NULL. `scratch`
  * is a work buffer. Returns 0, or the first non-zero value a call returned, or -1 on out of
  * memory. */
-int fp_rows_fields(const fp_record *r, fp_buf *scratch,
-                   int (*field)(void *ctx, int i, const char *text, size_t len), void *ctx);
+int rows_fields(const fp_record *r, fp_buf *scratch,
+                int (*field)(void *ctx, int i, const char *text, size_t len), void *ctx);
 
 /* Appends one COPY text-format line (tab-separated, \N for NULL, ending in '\n') for the
  * record. `scratch` is a work buffer. Returns 0 or -1 on out of memory (out unchanged). */
-int fp_rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch);
+int rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch);
 
 #endif

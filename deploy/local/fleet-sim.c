@@ -61,11 +61,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "fp_buf.h"
-#include "fp_hash.h"
-#include "fp_signal.h"
-#include "fp_time.h"
-#include "teltonika_frame.h"
+#include "common/fp_buf.h"
+#include "common/fp_hash.h"
+#include "common/fp_signal.h"
+#include "common/fp_time.h"
+#include "parser-svc/teltonika_frame.h"
 
 #define MAX_DEVICES        1000000L /* the IMEI serials stay distinct up to here */
 #define MAX_SITES          1000L

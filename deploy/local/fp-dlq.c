@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_time.h"
-#include "fp_hash.h"
+#include "common/fp_time.h"
+#include "common/fp_hash.h"
 
 /* Prints a header's value (or "-") without spaces, so that lines split on spaces. */
 static void print_header(rd_kafka_headers_t *h, const char *name)

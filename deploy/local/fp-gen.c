@@ -16,9 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "fp_buf.h"
-#include "fp_record.h"
-#include "fp_time.h"
+#include "common/fp_buf.h"
+#include "common/fp_record.h"
+#include "common/fp_time.h"
 
 typedef struct gen_options {
     const char *brokers;

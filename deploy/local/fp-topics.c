@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_time.h"
+#include "common/fp_time.h"
 
 #define MAX_TOPICS 64
 

@@ -85,12 +85,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fp_buf.h"
-#include "fp_json.h"
-#include "fp_http.h"
-#include "fp_log.h"
-#include "fp_signal.h"
-#include "fp_time.h"
+#include "common/fp_buf.h"
+#include "common/fp_json.h"
+#include "common/fp_http.h"
+#include "common/fp_log.h"
+#include "common/fp_signal.h"
+#include "common/fp_time.h"
 
 #ifndef FP_VERSION
 #define FP_VERSION "dev"

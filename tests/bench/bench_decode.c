@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "fp_buf.h"
-#include "fp_record.h"
-#include "fp_time.h"
+#include "parser-svc/decode.h"
+#include "common/fp_buf.h"
+#include "common/fp_record.h"
+#include "common/fp_time.h"
 
 typedef struct message {
     const char *key;
@@ -78,11 +78,11 @@ static size_t decode_pass(const message *msgs, size_t n, fp_record_batch *batch,
     size_t records = 0;
 
     for (size_t i = 0; i < n; i++) {
-        fp_decode_input in = {msgs[i].value, msgs[i].len, msgs[i].key, msgs[i].key_len,
-                              INT64_C(1893456000000)};
-        fp_decode_error err;
+        decode_input in = {msgs[i].value, msgs[i].len, msgs[i].key, msgs[i].key_len,
+                           INT64_C(1893456000000)};
+        decode_error err;
 
-        if (fp_decode_payload(NULL, NULL, 0, &in, batch, &err) < 0) {
+        if (decode_payload(NULL, NULL, 0, &in, batch, &err) < 0) {
             (*bad)++;
             continue;
         }
@@ -109,7 +109,7 @@ static double measure(const message *msgs, size_t n, double seconds, bool encode
         records += decode_pass(msgs, n, &batch, &out, encode, &bad);
         elapsed = fp_mono_seconds() - start;
     } while (elapsed < seconds);
-    fp_batch_free(&batch);
+    decode_batch_free(&batch);
     fp_buf_free(&out);
     return (double)records / elapsed;
 }
@@ -123,14 +123,14 @@ static double measure_encode(const message *msgs, size_t n, double seconds)
     size_t records = 0;
 
     for (size_t i = 0; i < n; i++) {
-        fp_decode_input in = {msgs[i].value, msgs[i].len, msgs[i].key, msgs[i].key_len,
-                              INT64_C(1893456000000)};
-        fp_decode_error err;
+        decode_input in = {msgs[i].value, msgs[i].len, msgs[i].key, msgs[i].key_len,
+                           INT64_C(1893456000000)};
+        decode_error err;
 
-        if (fp_decode_payload(NULL, NULL, 0, &in, &one, &err) < 0)
+        if (decode_payload(NULL, NULL, 0, &in, &one, &err) < 0)
             continue;
         for (size_t j = 0; j < one.len; j++) {
-            fp_record *r = fp_batch_next(&all);
+            fp_record *r = decode_batch_next(&all);
 
             fp_buf_clear(&out);
             fp_record_encode_json(&one.recs[j], &out);
@@ -146,8 +146,8 @@ static double measure_encode(const message *msgs, size_t n, double seconds)
         records += all.len;
         elapsed = fp_mono_seconds() - start;
     } while (elapsed < seconds);
-    fp_batch_free(&all);
-    fp_batch_free(&one);
+    decode_batch_free(&all);
+    decode_batch_free(&one);
     fp_buf_free(&out);
     return (double)records / elapsed;
 }
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
         fp_buf out = {0};
 
         decode_pass(msgs, n, &batch, &out, false, &bad);
-        fp_batch_free(&batch);
+        decode_batch_free(&batch);
         fp_buf_free(&out);
     }
     for (int r = 0; r < repeat; r++) {

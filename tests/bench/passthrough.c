@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_time.h"
+#include "common/fp_time.h"
 
 static long delivered;
 static long failed;

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "fp_buf.h"
-#include "fp_record.h"
+#include "parser-svc/decode.h"
+#include "common/fp_buf.h"
+#include "common/fp_record.h"
 
 #ifndef FUZZ_DECODER
 #error "build with -DFUZZ_DECODER=fp_decoder_<name>"
@@ -37,15 +37,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char key[] = "356307042441013";
     /* A copy of exactly `size` bytes, so that AddressSanitizer sees any read past the end. */
     uint8_t *copy = malloc(size > 0 ? size : 1);
-    fp_decode_input in = {copy, size, key, sizeof(key) - 1, INT64_C(1772437513204)};
-    fp_decode_error err = {0};
+    decode_input in = {copy, size, key, sizeof(key) - 1, INT64_C(1772437513204)};
+    decode_error err = {0};
     int rc;
 
     if (copy == NULL)
         return 0;
     if (size > 0)
         memcpy(copy, data, size);
-    rc = fp_decode_payload(&FUZZ_DECODER, NULL, 0, &in, &batch, &err);
+    rc = decode_payload(&FUZZ_DECODER, NULL, 0, &in, &batch, &err);
     if (rc < 0) {
         if (err.code == NULL || err.code[0] == '\0' || err.message[0] == '\0')
             oracle_failed("a failure without a code or a message", NULL, NULL);

@@ -1,6 +1,6 @@
 /* Tests of sink-svc/batch.c's rows: a dead letter is owed until confirmed, a failed one is sent
  * again on every retry, and the batch is due by rows, bytes or age. */
-#include "batch.h"
+#include "sink-svc/batch.h"
 #include "fp_test.h"
 
 static const char good[] = "{\"schema\":1,\"device_id\":\"d1\",\"ts\":\"2026-01-01T00:00:00Z\"}";

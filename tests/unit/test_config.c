@@ -2,9 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_config.h"
-#include "fp_kafka.h"
-#include "fp_log.h"
+#include "common/fp_config.h"
+#include "common/fp_kafka.h"
+#include "common/fp_log.h"
 #include "fp_test.h"
 
 typedef struct test_config {

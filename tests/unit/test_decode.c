@@ -1,23 +1,23 @@
 /* Tests of parser-svc/decode.c and canonical.c: format detection and record checks. */
 #include <string.h>
 
-#include "decode.h"
+#include "parser-svc/decode.h"
 #include "fp_test.h"
 
 #define NOW_MS INT64_C(1772437513204) /* 2026-03-02T07:45:13.204Z */
 
 /* Decodes a C string with detection; returns 0 or -1 and leaves the error in err. */
-static int decode(const char *payload, const char *ct, fp_record_batch *b, fp_decode_error *err)
+static int decode(const char *payload, const char *ct, fp_record_batch *b, decode_error *err)
 {
-    fp_decode_input in = {(const uint8_t *)payload, strlen(payload), NULL, 0, NOW_MS};
+    decode_input in = {(const uint8_t *)payload, strlen(payload), NULL, 0, NOW_MS};
 
-    return fp_decode_payload(NULL, ct, ct != NULL ? strlen(ct) : 0, &in, b, err);
+    return decode_payload(NULL, ct, ct != NULL ? strlen(ct) : 0, &in, b, err);
 }
 
 FP_TEST(decode_canonical_sets_received_at_and_format)
 {
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
 
     FP_CHECK_INT(decode("  {\"schema\":1,\"device_id\":\"356307042441013\","
                         "\"ts\":\"2026-03-02T07:45:12.000Z\"}",
@@ -28,7 +28,7 @@ FP_TEST(decode_canonical_sets_received_at_and_format)
     FP_CHECK_INT(b.recs[0].ts_ms, INT64_C(1772437512000));
     FP_CHECK_INT(b.recs[0].received_at_ms, NOW_MS);
     FP_CHECK_STR(b.recs[0].format, "canonical");
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 FP_TEST(decode_errors_have_stable_codes)
@@ -52,23 +52,22 @@ FP_TEST(decode_errors_have_stable_codes)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fp_record_batch b = {0};
-        fp_decode_error err = {0};
+        decode_error err = {0};
 
         FP_CHECK_INT(decode(cases[i].payload, cases[i].content_type, &b, &err), -1);
         FP_CHECK_STR(err.code, cases[i].code);
         FP_CHECK(err.message[0] != '\0');
         FP_CHECK_INT(b.len, 0);
-        fp_batch_free(&b);
+        decode_batch_free(&b);
     }
 }
 
 FP_TEST(decode_detect_by_name_and_content_type)
 {
-    FP_CHECK(fp_decoder_by_name("canonical") == &fp_decoder_canonical);
-    FP_CHECK(fp_decoder_by_name("nope") == NULL);
-    FP_CHECK(fp_decoder_detect("Application/JSON", 16, (const uint8_t *)"x", 1) ==
-             &fp_decoder_canonical);
-    FP_CHECK(fp_decoder_detect(NULL, 0, (const uint8_t *)"\x00\x00", 2) == NULL);
+    FP_CHECK(decoder_by_name("canonical") == &decoder_canonical);
+    FP_CHECK(decoder_by_name("nope") == NULL);
+    FP_CHECK(decoder_detect("Application/JSON", 16, (const uint8_t *)"x", 1) == &decoder_canonical);
+    FP_CHECK(decoder_detect(NULL, 0, (const uint8_t *)"\x00\x00", 2) == NULL);
 }
 
 /* What PostgreSQL's typed columns, text and jsonb cannot hold is refused in the parser, whatever
@@ -121,24 +120,24 @@ FP_TEST(decode_refuses_what_the_columns_cannot_hold)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *key = cases[i].key;
-        fp_decode_input in = {(const uint8_t *)cases[i].payload, strlen(cases[i].payload), key,
-                              key != NULL ? strlen(key) : 0, NOW_MS};
+        decode_input in = {(const uint8_t *)cases[i].payload, strlen(cases[i].payload), key,
+                           key != NULL ? strlen(key) : 0, NOW_MS};
         fp_record_batch b = {0};
-        fp_decode_error err = {0};
-        int rc = fp_decode_payload(NULL, NULL, 0, &in, &b, &err);
+        decode_error err = {0};
+        int rc = decode_payload(NULL, NULL, 0, &in, &b, &err);
 
         if (rc != -1 || err.code == NULL || strcmp(err.code, cases[i].code) != 0)
             fp_test_fail(__FILE__, __LINE__, "%s: rc %d, code %s (%s), expected %s",
                          cases[i].payload, rc, rc < 0 ? err.code : "-", err.message, cases[i].code);
         FP_CHECK_INT(b.len, 0);
-        fp_batch_free(&b);
+        decode_batch_free(&b);
     }
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         fp_record_batch b = {0};
-        fp_decode_error err = {0};
+        decode_error err = {0};
 
         if (decode(good[i], NULL, &b, &err) != 0)
             fp_test_fail(__FILE__, __LINE__, "%s: refused: %s %s", good[i], err.code, err.message);
-        fp_batch_free(&b);
+        decode_batch_free(&b);
     }
 }

@@ -2,20 +2,20 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dialect.h"
+#include "sink-svc/dialect.h"
 #include "fp_test.h"
-#include "rows.h"
+#include "sink-svc/rows.h"
 
 FP_TEST(dialect_parse)
 {
-    fp_dialect d = FP_DIALECT_CRATEDB;
+    sql_dialect d = DIALECT_CRATEDB;
 
-    FP_CHECK_INT(fp_dialect_parse("postgres", &d), 0);
-    FP_CHECK_INT(d, FP_DIALECT_POSTGRES);
-    FP_CHECK_INT(fp_dialect_parse("cratedb", &d), 0);
-    FP_CHECK_INT(d, FP_DIALECT_CRATEDB);
-    FP_CHECK_INT(fp_dialect_parse("mysql", &d), -1);
-    FP_CHECK_INT(fp_dialect_parse(NULL, &d), -1);
+    FP_CHECK_INT(dialect_parse("postgres", &d), 0);
+    FP_CHECK_INT(d, DIALECT_POSTGRES);
+    FP_CHECK_INT(dialect_parse("cratedb", &d), 0);
+    FP_CHECK_INT(d, DIALECT_CRATEDB);
+    FP_CHECK_INT(dialect_parse("mysql", &d), -1);
+    FP_CHECK_INT(dialect_parse(NULL, &d), -1);
 }
 
 FP_TEST(dialect_cratedb_insert_sql)
@@ -31,33 +31,34 @@ FP_TEST(dialect_cratedb_insert_sql)
     fp_buf b = {0};
     const char *sql;
 
-    FP_CHECK_INT(fp_cratedb_insert_sql(&b, 1), 0);
+    FP_CHECK_INT(dialect_cratedb_insert_sql(&b, 1), 0);
     FP_CHECK_STR(fp_buf_cstr(&b), one_row);
     fp_buf_clear(&b);
-    FP_CHECK_INT(fp_cratedb_insert_sql(&b, 3), 0);
+    FP_CHECK_INT(dialect_cratedb_insert_sql(&b, 3), 0);
     sql = fp_buf_cstr(&b);
     FP_CHECK(strstr(sql, "$29::OBJECT), ($30, $31::TIMESTAMP WITH TIME ZONE") != NULL);
     FP_CHECK(strstr(sql, "$86::OBJECT, $87::OBJECT) ON CONFLICT (device_id, ts) DO NOTHING") !=
              NULL);
     FP_CHECK(strstr(sql, "$88") == NULL);
     fp_buf_clear(&b);
-    FP_CHECK_INT(fp_cratedb_insert_sql(&b, 0), -1);
-    FP_CHECK_INT(fp_cratedb_insert_sql(&b, FP_CRATEDB_MAX_ROWS + 1), -1);
+    FP_CHECK_INT(dialect_cratedb_insert_sql(&b, 0), -1);
+    FP_CHECK_INT(dialect_cratedb_insert_sql(&b, DIALECT_CRATEDB_MAX_ROWS + 1), -1);
     fp_buf_free(&b);
 }
 
 FP_TEST(dialect_cratedb_schema_and_offsets)
 {
-    FP_CHECK(fp_cratedb_schema[0] != NULL && fp_cratedb_schema[1] != NULL &&
-             fp_cratedb_schema[2] != NULL && fp_cratedb_schema[3] != NULL &&
-             fp_cratedb_schema[4] == NULL);
-    FP_CHECK(strstr(fp_cratedb_schema[0], "CREATE TABLE IF NOT EXISTS telemetry (") != NULL);
-    FP_CHECK(strstr(fp_cratedb_schema[0], "metrics OBJECT(DYNAMIC), io OBJECT(IGNORED)") != NULL);
-    FP_CHECK(strstr(fp_cratedb_schema[0], "PRIMARY KEY (device_id, ts)") != NULL);
-    FP_CHECK(strstr(fp_cratedb_schema[0], "jsonb") == NULL);
-    FP_CHECK(strstr(fp_cratedb_schema[1], "PRIMARY KEY (consumer_group, topic, partition)") !=
+    FP_CHECK(dialect_cratedb_schema[0] != NULL && dialect_cratedb_schema[1] != NULL &&
+             dialect_cratedb_schema[2] != NULL && dialect_cratedb_schema[3] != NULL &&
+             dialect_cratedb_schema[4] == NULL);
+    FP_CHECK(strstr(dialect_cratedb_schema[0], "CREATE TABLE IF NOT EXISTS telemetry (") != NULL);
+    FP_CHECK(strstr(dialect_cratedb_schema[0], "metrics OBJECT(DYNAMIC), io OBJECT(IGNORED)") !=
              NULL);
-    FP_CHECK(strstr(fp_cratedb_offsets_sql,
+    FP_CHECK(strstr(dialect_cratedb_schema[0], "PRIMARY KEY (device_id, ts)") != NULL);
+    FP_CHECK(strstr(dialect_cratedb_schema[0], "jsonb") == NULL);
+    FP_CHECK(strstr(dialect_cratedb_schema[1], "PRIMARY KEY (consumer_group, topic, partition)") !=
+             NULL);
+    FP_CHECK(strstr(dialect_cratedb_offsets_sql,
                     "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = "
                     "GREATEST(next_offset, excluded.next_offset)") != NULL);
     /* Every column the INSERT names exists in the DDL. */
@@ -65,7 +66,7 @@ FP_TEST(dialect_cratedb_schema_and_offsets)
         char cols[512];
         char *p = cols;
 
-        snprintf(cols, sizeof(cols), "%s", fp_rows_columns);
+        snprintf(cols, sizeof(cols), "%s", rows_columns);
         while (p != NULL && *p != '\0') {
             char *comma = strchr(p, ',');
             char want[64];
@@ -73,7 +74,7 @@ FP_TEST(dialect_cratedb_schema_and_offsets)
             if (comma != NULL)
                 *comma = '\0';
             snprintf(want, sizeof(want), "%.60s ", p);
-            FP_CHECK(strstr(fp_cratedb_schema[0], want) != NULL);
+            FP_CHECK(strstr(dialect_cratedb_schema[0], want) != NULL);
             p = comma != NULL ? comma + 1 : NULL;
         }
     }
@@ -106,9 +107,9 @@ FP_TEST(rows_fields_for_parameters)
     r.schema = 1;
     memcpy(r.device_id, "dev\t1", 6);
     r.ts_ms = 0;
-    FP_CHECK_INT(fp_rows_fields(&r, &scratch, count_field, &s), 0);
-    FP_CHECK_INT(s.n, FP_ROWS_NCOLS);
-    FP_CHECK_INT(s.nulls, FP_ROWS_NCOLS - 2);
+    FP_CHECK_INT(rows_fields(&r, &scratch, count_field, &s), 0);
+    FP_CHECK_INT(s.n, ROWS_NCOLS);
+    FP_CHECK_INT(s.nulls, ROWS_NCOLS - 2);
     FP_CHECK_STR(s.first, "dev\t1"); /* parameters are not escaped */
     fp_record_free(&r);
     fp_buf_free(&scratch);

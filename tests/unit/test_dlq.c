@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fp_dlq.h"
-#include "fp_sha256.h"
+#include "common/fp_dlq.h"
+#include "common/fp_sha256.h"
 #include "fp_test.h"
 
 /* The value of the last header `name`, as a NUL-terminated copy in buf ("" when absent). */

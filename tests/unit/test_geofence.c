@@ -6,9 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fp_buf.h"
+#include "common/fp_buf.h"
 #include "fp_test.h"
-#include "geofence.h"
+#include "enricher-svc/geofence.h"
 
 /* GeoJSON pieces. Positions are [lon, lat]. */
 #define FC(features) "{\"type\":\"FeatureCollection\",\"features\":[" features "]}"
@@ -20,15 +20,15 @@
 #define SQUARE(x0, y0, x1, y1)                                                                     \
     "[[" #x0 "," #y0 "],[" #x1 "," #y0 "],[" #x1 "," #y1 "],[" #x0 "," #y1 "],[" #x0 "," #y0 "]]"
 
-static fp_geofences *parse(const char *json, char *err, size_t err_size)
+static geofence_set *parse(const char *json, char *err, size_t err_size)
 {
-    return fp_geofences_parse(json, strlen(json), err, err_size);
+    return geofence_parse(json, strlen(json), err, err_size);
 }
 
 /* The id of the site at (lat, lon), or "-" when there is none. */
-static const char *site_at(const fp_geofences *g, double lat, double lon)
+static const char *site_at(const geofence_set *g, double lat, double lon)
 {
-    const fp_site *s = fp_geofences_find(g, lat, lon);
+    const geofence_site *s = geofence_find(g, lat, lon);
 
     return s != NULL ? s->id : "-";
 }
@@ -36,13 +36,13 @@ static const char *site_at(const fp_geofences *g, double lat, double lon)
 FP_TEST(geofence_square_inside_outside_edge_vertex)
 {
     char err[256];
-    fp_geofences *g = parse(FC(FEATURE("\"yard\"", "Main yard", POLYGON(SQUARE(0, 0, 10, 10)))),
+    geofence_set *g = parse(FC(FEATURE("\"yard\"", "Main yard", POLYGON(SQUARE(0, 0, 10, 10)))),
                             err, sizeof(err));
 
     FP_CHECK(g != NULL);
     FP_CHECK_STR(err, "");
-    FP_CHECK_INT(fp_geofences_count(g), 1);
-    FP_CHECK_STR(fp_geofences_find(g, 5, 5)->name, "Main yard");
+    FP_CHECK_INT(geofence_count(g), 1);
+    FP_CHECK_STR(geofence_find(g, 5, 5)->name, "Main yard");
     FP_CHECK_STR(site_at(g, 5, 5), "yard");
     FP_CHECK_STR(site_at(g, 9.999, 0.001), "yard");
     /* Outside, on each side and diagonally. */
@@ -67,18 +67,18 @@ FP_TEST(geofence_square_inside_outside_edge_vertex)
     /* Not a number, and no set at all. */
     FP_CHECK_STR(site_at(g, NAN, 5), "-");
     FP_CHECK_STR(site_at(g, 5, NAN), "-");
-    FP_CHECK(fp_geofences_find(NULL, 5, 5) == NULL);
-    FP_CHECK_INT(fp_geofences_count(NULL), 0);
-    FP_CHECK_STR(fp_geofences_site(g, 0)->id, "yard");
-    FP_CHECK(fp_geofences_site(g, 1) == NULL);
-    fp_geofences_free(g);
-    fp_geofences_free(NULL);
+    FP_CHECK(geofence_find(NULL, 5, 5) == NULL);
+    FP_CHECK_INT(geofence_count(NULL), 0);
+    FP_CHECK_STR(geofence_site_at(g, 0)->id, "yard");
+    FP_CHECK(geofence_site_at(g, 1) == NULL);
+    geofence_free(g);
+    geofence_free(NULL);
 }
 
 FP_TEST(geofence_polygon_with_hole)
 {
     char err[256];
-    fp_geofences *g = parse(
+    geofence_set *g = parse(
         FC(FEATURE("\"ring\"", "Ring road", POLYGON(SQUARE(0, 0, 10, 10) "," SQUARE(4, 4, 6, 6)))),
         err, sizeof(err));
 
@@ -95,13 +95,13 @@ FP_TEST(geofence_polygon_with_hole)
     FP_CHECK_STR(site_at(g, 6, 6), "ring");
     /* On the outer edge: inside. */
     FP_CHECK_STR(site_at(g, 0, 5), "ring");
-    fp_geofences_free(g);
+    geofence_free(g);
 }
 
 FP_TEST(geofence_multipolygon)
 {
     char err[256];
-    fp_geofences *g =
+    geofence_set *g =
         parse(FC(FEATURE("\"depots\"", "Depots",
                          MULTIPOLYGON("[" SQUARE(0, 0, 1, 1) "],[" SQUARE(5, 5, 8, 8) "," SQUARE(
                              6, 6, 7, 7) "]")) "," FEATURE("\"other\"", "Other",
@@ -109,7 +109,7 @@ FP_TEST(geofence_multipolygon)
               err, sizeof(err));
 
     FP_CHECK(g != NULL);
-    FP_CHECK_INT(fp_geofences_count(g), 2);
+    FP_CHECK_INT(geofence_count(g), 2);
     FP_CHECK_STR(site_at(g, 0.5, 0.5), "depots");
     FP_CHECK_STR(site_at(g, 5.5, 5.5), "depots");
     FP_CHECK_STR(site_at(g, 1, 1), "depots");
@@ -117,14 +117,14 @@ FP_TEST(geofence_multipolygon)
     FP_CHECK_STR(site_at(g, 3, 3), "-");
     FP_CHECK_STR(site_at(g, 6.5, 6.5), "-");
     FP_CHECK_STR(site_at(g, 20.5, 20.5), "other");
-    fp_geofences_free(g);
+    geofence_free(g);
 }
 
 FP_TEST(geofence_overlapping_sites_smallest_wins)
 {
     char err[256];
     /* The largest first in the file, so that file order alone would pick the wrong one. */
-    fp_geofences *g = parse(
+    geofence_set *g = parse(
         FC(FEATURE("\"region\"", "Region", POLYGON(SQUARE(0, 0, 100, 60))) "," FEATURE("\"depot\"", "Depot", POLYGON(SQUARE(10, 10, 20, 20))) "," FEATURE(
             "\"dock\"", "Dock",
             POLYGON(SQUARE(
@@ -159,13 +159,13 @@ FP_TEST(geofence_overlapping_sites_smallest_wins)
     FP_CHECK_STR(site_at(g, 31, 31), "twin-a");
     FP_CHECK_STR(site_at(g, 41, 41.5), "left");
     FP_CHECK_STR(site_at(g, 41, 42.5), "right");
-    fp_geofences_free(g);
+    geofence_free(g);
 }
 
 FP_TEST(geofence_concave_l_shape)
 {
     char err[256];
-    fp_geofences *g = parse(FC(FEATURE("\"L\"", "L-shaped yard",
+    geofence_set *g = parse(FC(FEATURE("\"L\"", "L-shaped yard",
                                        POLYGON("[[0,0],[10,0],[10,2],[2,2],[2,10],[0,10],[0,0]]"))),
                             err, sizeof(err));
 
@@ -184,13 +184,13 @@ FP_TEST(geofence_concave_l_shape)
     FP_CHECK_STR(site_at(g, 1.999, 1), "L");
     /* ...and from here along the edge y = 2. */
     FP_CHECK_STR(site_at(g, 2, 1), "L");
-    fp_geofences_free(g);
+    geofence_free(g);
 }
 
 FP_TEST(geofence_negative_coordinates)
 {
     char err[256];
-    fp_geofences *g =
+    geofence_set *g =
         parse(FC(FEATURE("\"sao-paulo\"", "São Paulo depot",
                          POLYGON("[[-46.70,-23.60],[-46.60,-23.60],[-46.60,-23.50],[-46.70,-23.50],"
                                  "[-46.70,-23.60]]")) "," FEATURE("\"null-island\"", "Null Island",
@@ -199,7 +199,7 @@ FP_TEST(geofence_negative_coordinates)
 
     FP_CHECK(g != NULL);
     FP_CHECK_STR(site_at(g, -23.55, -46.65), "sao-paulo");
-    FP_CHECK_STR(fp_geofences_find(g, -23.55, -46.65)->name, "São Paulo depot");
+    FP_CHECK_STR(geofence_find(g, -23.55, -46.65)->name, "São Paulo depot");
     FP_CHECK_STR(site_at(g, -23.60, -46.70), "sao-paulo");
     /* Latitude and longitude swapped, and the mirror images in other hemispheres. */
     FP_CHECK_STR(site_at(g, -46.65, -23.55), "-");
@@ -208,26 +208,26 @@ FP_TEST(geofence_negative_coordinates)
     FP_CHECK_STR(site_at(g, 0, 0), "null-island");
     FP_CHECK_STR(site_at(g, -0.5, -0.5), "null-island");
     FP_CHECK_STR(site_at(g, -1, -1), "null-island");
-    fp_geofences_free(g);
+    geofence_free(g);
 }
 
 FP_TEST(geofence_ids_and_empty_collection)
 {
     char err[256];
-    fp_geofences *g = parse(FC(FEATURE("42", "Integer id", POLYGON(SQUARE(0, 0, 1, 1))) "," FEATURE(
+    geofence_set *g = parse(FC(FEATURE("42", "Integer id", POLYGON(SQUARE(0, 0, 1, 1))) "," FEATURE(
                                 "-7", "Negative id", POLYGON(SQUARE(2, 2, 3, 3)))),
                             err, sizeof(err));
 
     FP_CHECK(g != NULL);
     FP_CHECK_STR(site_at(g, 0.5, 0.5), "42");
     FP_CHECK_STR(site_at(g, 2.5, 2.5), "-7");
-    fp_geofences_free(g);
+    geofence_free(g);
 
     g = parse("{\"type\":\"FeatureCollection\",\"features\":[]}", err, sizeof(err));
     FP_CHECK(g != NULL);
-    FP_CHECK_INT(fp_geofences_count(g), 0);
+    FP_CHECK_INT(geofence_count(g), 0);
     FP_CHECK_STR(site_at(g, 0, 0), "-");
-    fp_geofences_free(g);
+    geofence_free(g);
 }
 
 FP_TEST(geofence_parse_errors)
@@ -331,11 +331,11 @@ FP_TEST(geofence_parse_errors)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[512];
-        fp_geofences *g = parse(cases[i].json, err, sizeof(err));
+        geofence_set *g = parse(cases[i].json, err, sizeof(err));
 
         FP_CHECK(g == NULL);
         FP_CHECK_STR(err, cases[i].message);
-        fp_geofences_free(g);
+        geofence_free(g);
     }
 }
 
@@ -345,24 +345,24 @@ FP_TEST(geofence_error_buffer_handling)
     const char *bad = FC(FEATURE("\"pin\"", "Pin", "{\"type\":\"Point\",\"coordinates\":[1,2]}"));
 
     /* No buffer at all, and one too small for the message: still NULL, still terminated. */
-    FP_CHECK(fp_geofences_parse(bad, strlen(bad), NULL, 0) == NULL);
-    FP_CHECK(fp_geofences_parse(bad, strlen(bad), small, sizeof(small)) == NULL);
+    FP_CHECK(geofence_parse(bad, strlen(bad), NULL, 0) == NULL);
+    FP_CHECK(geofence_parse(bad, strlen(bad), small, sizeof(small)) == NULL);
     FP_CHECK_STR(small, "features[0] (id");
-    FP_CHECK(fp_geofences_parse(NULL, 0, small, sizeof(small)) == NULL);
+    FP_CHECK(geofence_parse(NULL, 0, small, sizeof(small)) == NULL);
 }
 
 FP_TEST(geofence_input_limits)
 {
     fp_buf b = {0};
     char err[256];
-    fp_geofences *g;
+    geofence_set *g;
 
     /* One feature too many: refused before any feature is looked at. */
     fp_buf_puts(&b, "{\"type\":\"FeatureCollection\",\"features\":[0");
-    for (int i = 0; i < FP_GEOFENCES_MAX_FEATURES; i++)
+    for (int i = 0; i < GEOFENCE_MAX_FEATURES; i++)
         fp_buf_puts(&b, ",0");
     fp_buf_puts(&b, "]}");
-    g = fp_geofences_parse(b.data, b.len, err, sizeof(err));
+    g = geofence_parse(b.data, b.len, err, sizeof(err));
     FP_CHECK(g == NULL);
     FP_CHECK_STR(err, "FeatureCollection: more than 100000 features");
 
@@ -370,10 +370,10 @@ FP_TEST(geofence_input_limits)
     fp_buf_clear(&b);
     fp_buf_puts(&b, FC(FEATURE("\"big\"", "Big", POLYGON("[[0,0]"))));
     b.len -= strlen("]}}]}"); /* reopen the ring */
-    for (int i = 0; i < FP_GEOFENCES_MAX_VERTICES; i++)
+    for (int i = 0; i < GEOFENCE_MAX_VERTICES; i++)
         fp_buf_puts(&b, ",[0,0]");
     fp_buf_puts(&b, "]]}}]}");
-    g = fp_geofences_parse(b.data, b.len, err, sizeof(err));
+    g = geofence_parse(b.data, b.len, err, sizeof(err));
     FP_CHECK(g == NULL);
     FP_CHECK_STR(err, "features[0] (id \"big\"): geometry.coordinates[0]: more than 1000000 "
                       "positions in the file");
@@ -393,7 +393,7 @@ FP_TEST(geofence_10000_sites)
     enum { SIDE = 100 };
     fp_buf b = {0};
     char err[256];
-    fp_geofences *g;
+    geofence_set *g;
     uint64_t t0, t1, state = 0x9e3779b97f4a7c15u;
     size_t hits = 0;
 
@@ -411,21 +411,21 @@ FP_TEST(geofence_10000_sites)
                       i > 0 ? "," : "", i, i, x, y, x + 0.5, y, x + 0.5, y + 0.5, x, y + 0.5, x, y);
     }
     fp_buf_puts(&b, "]}");
-    g = fp_geofences_parse(b.data, b.len, err, sizeof(err));
+    g = geofence_parse(b.data, b.len, err, sizeof(err));
     fp_buf_free(&b);
     FP_CHECK(g != NULL);
     if (g == NULL) {
         fprintf(stderr, "%s\n", err);
         return;
     }
-    FP_CHECK_INT(fp_geofences_count(g), SIDE * SIDE);
+    FP_CHECK_INT(geofence_count(g), SIDE * SIDE);
     /* Every centre maps to its own site, every point between sites to none. */
     for (int i = 0; i < SIDE * SIDE; i++) {
         double x = -50 + i % SIDE, y = -50 + i / SIDE;
 
-        FP_CHECK(fp_geofences_find(g, y + 0.25, x + 0.25) == fp_geofences_site(g, (size_t)i));
-        FP_CHECK(fp_geofences_find(g, y + 0.75, x + 0.75) == NULL);
-        FP_CHECK(fp_geofences_find(g, y + 0.25, x + 0.75) == NULL);
+        FP_CHECK(geofence_find(g, y + 0.25, x + 0.25) == geofence_site_at(g, (size_t)i));
+        FP_CHECK(geofence_find(g, y + 0.75, x + 0.75) == NULL);
+        FP_CHECK(geofence_find(g, y + 0.25, x + 0.75) == NULL);
     }
 
     /* Time lookups spread over the whole grid, hits and misses alike. */
@@ -438,13 +438,13 @@ FP_TEST(geofence_10000_sites)
         state ^= state << 17;
         lon = -51 + (double)(state & 0xffffff) / 0xffffff * 102;
         lat = -51 + (double)(state >> 40) / 0xffffff * 102;
-        hits += fp_geofences_find(g, lat, lon) != NULL;
+        hits += geofence_find(g, lat, lon) != NULL;
     }
     t1 = now_ns();
     printf("     geofence: 10000 sites, %.0f ns/lookup (%zu of 1000000 in a site)\n",
            (double)(t1 - t0) / 1e6, hits);
     FP_CHECK(hits > 0);
-    fp_geofences_free(g);
+    geofence_free(g);
 }
 
 FP_TEST(geofence_load_files)
@@ -453,10 +453,10 @@ FP_TEST(geofence_load_files)
     const char *good = FC(FEATURE("\"yard\"", "Yard", POLYGON(SQUARE(0, 0, 1, 1))));
     const char *bad = FC(FEATURE("\"yard\"", "Yard", POLYGON("[[0,0],[1,0],[1,1],[0,1]]")));
     char expected[600];
-    fp_geofences *g;
+    geofence_set *g;
     int fd;
 
-    g = fp_geofences_load("/nonexistent/sites.geojson", err, sizeof(err));
+    g = geofence_load("/nonexistent/sites.geojson", err, sizeof(err));
     FP_CHECK(g == NULL);
     FP_CHECK_STR(err, "/nonexistent/sites.geojson: cannot open: No such file or directory");
 
@@ -465,15 +465,15 @@ FP_TEST(geofence_load_files)
     if (fd < 0)
         return;
     FP_CHECK_INT(write(fd, good, strlen(good)), strlen(good));
-    g = fp_geofences_load(path, err, sizeof(err));
+    g = geofence_load(path, err, sizeof(err));
     FP_CHECK(g != NULL);
     FP_CHECK_STR(err, "");
     FP_CHECK_STR(site_at(g, 0.5, 0.5), "yard");
-    fp_geofences_free(g);
+    geofence_free(g);
 
     FP_CHECK_INT(ftruncate(fd, 0), 0);
     FP_CHECK_INT(pwrite(fd, bad, strlen(bad), 0), strlen(bad));
-    g = fp_geofences_load(path, err, sizeof(err));
+    g = geofence_load(path, err, sizeof(err));
     FP_CHECK(g == NULL);
     snprintf(expected, sizeof(expected),
              "%s: features[0] (id \"yard\"): geometry.coordinates[0]: ring is not closed (its "
@@ -497,17 +497,17 @@ FP_TEST(geofence_site_center)
         "{\"type\":\"Polygon\",\"coordinates\":[[[-71,-34],[-70,-34],[-70,-33],[-71,-33],"
         "[-71,-34]]]}}]}";
     char err[256];
-    fp_geofences *g = fp_geofences_parse(json, sizeof(json) - 1, err, sizeof(err));
-    const fp_site *a, *b;
+    geofence_set *g = geofence_parse(json, sizeof(json) - 1, err, sizeof(err));
+    const geofence_site *a, *b;
 
     FP_CHECK(g != NULL);
     if (g == NULL)
         return;
-    a = fp_geofences_site(g, 0);
-    b = fp_geofences_site(g, 1);
+    a = geofence_site_at(g, 0);
+    b = geofence_site_at(g, 1);
     FP_CHECK(a->center_lon > 11.5 - 1e-9 && a->center_lon < 11.5 + 1e-9);
     FP_CHECK(a->center_lat > 51.5 - 1e-9 && a->center_lat < 51.5 + 1e-9);
     FP_CHECK(b->center_lon > -70.5 - 1e-9 && b->center_lon < -70.5 + 1e-9);
     FP_CHECK(b->center_lat > -33.5 - 1e-9 && b->center_lat < -33.5 + 1e-9);
-    fp_geofences_free(g);
+    geofence_free(g);
 }

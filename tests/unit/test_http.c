@@ -8,9 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "fp_http.h"
+#include "common/fp_http.h"
 #include "fp_test.h"
-#include "fp_time.h"
+#include "common/fp_time.h"
 
 /* A loopback port on which nothing listens now (bound, then closed). Returns 0 when none. */
 static int free_port(void)

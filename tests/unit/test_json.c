@@ -7,8 +7,8 @@
 
 #include <cJSON.h>
 
-#include "fp_buf.h"
-#include "fp_json.h"
+#include "common/fp_buf.h"
+#include "common/fp_json.h"
 #include "fp_test.h"
 
 /* Encodes len bytes of s with fp_json_put_string from an exact-size heap copy (so that

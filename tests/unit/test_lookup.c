@@ -7,10 +7,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "fp_metrics.h"
+#include "common/fp_metrics.h"
 #include "fp_test.h"
-#include "fp_time.h"
-#include "lookup.h"
+#include "common/fp_time.h"
+#include "enricher-svc/lookup.h"
 
 typedef enum server_mode { ANSWER, NOT_FOUND, UNAVAILABLE, GARBAGE } server_mode;
 

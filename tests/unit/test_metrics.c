@@ -1,5 +1,5 @@
 /* Tests of common/fp_metrics.c against a golden exposition text. */
-#include "fp_metrics.h"
+#include "common/fp_metrics.h"
 #include "fp_test.h"
 
 FP_TEST(metrics_exposition_golden)

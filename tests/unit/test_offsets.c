@@ -1,5 +1,5 @@
 /* Tests of common/fp_offsets.c: offsets move only over a contiguous finished prefix. */
-#include "fp_offsets.h"
+#include "common/fp_offsets.h"
 #include "fp_test.h"
 
 typedef struct seen {

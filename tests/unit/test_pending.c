@@ -1,7 +1,7 @@
 /* Tests of enricher-svc/pending.c: records leave in partition order, whatever order their
  * lookups finish in; dropped partitions' items and stale ids are gone. */
 #include "fp_test.h"
-#include "pending.h"
+#include "enricher-svc/pending.h"
 
 typedef struct emitted {
     uint64_t tokens[16];

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "fp_test.h"
-#include "pg.h"
+#include "sink-svc/pg.h"
 
 /* The SQLSTATEs that are the row's fault go to the DLQ; any other code, in the same classes
  * too, is the infrastructure's: narrowing a column (22001) or adding a unique index (23505) or a
@@ -26,12 +26,12 @@ FP_TEST(pg_sqlstate_allow_list)
         "53300", "57P01", "25006", "XX000", "22",    "",      "2200",  "22P021"};
 
     for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++)
-        if (!fp_pg_sqlstate_is_data(data[i]))
+        if (!pg_sqlstate_is_data(data[i]))
             fp_test_fail(__FILE__, __LINE__, "%s should be the row's fault", data[i]);
     for (size_t i = 0; i < sizeof(infra) / sizeof(infra[0]); i++)
-        if (fp_pg_sqlstate_is_data(infra[i]))
+        if (pg_sqlstate_is_data(infra[i]))
             fp_test_fail(__FILE__, __LINE__, "\"%s\" should be the infrastructure's", infra[i]);
-    FP_CHECK(!fp_pg_sqlstate_is_data(NULL));
+    FP_CHECK(!pg_sqlstate_is_data(NULL));
 }
 
 /* A loopback port on which nothing listens (bound, then closed). Returns 0 when none. */
@@ -57,17 +57,17 @@ FP_TEST(pg_first_connection_failure_is_logged_once)
 {
     char dsn[128];
     char *log;
-    fp_pg *pg;
+    pg_conn *pg;
     int port = closed_port();
 
     FP_CHECK(port > 0);
     snprintf(dsn, sizeof(dsn), "host=127.0.0.1 port=%d dbname=fleetpipe connect_timeout=2", port);
-    pg = fp_pg_new(dsn, FP_DIALECT_POSTGRES);
+    pg = pg_new(dsn, DIALECT_POSTGRES);
     FP_CHECK(pg != NULL);
     if (pg == NULL || fp_test_capture_stderr() < 0)
         return;
-    FP_CHECK_INT(fp_pg_ensure(pg), FP_PG_RETRY);
-    FP_CHECK_INT(fp_pg_ensure(pg), FP_PG_RETRY);
+    FP_CHECK_INT(pg_ensure(pg), PG_RETRY);
+    FP_CHECK_INT(pg_ensure(pg), PG_RETRY);
     log = fp_test_captured_stderr();
     FP_CHECK(log != NULL);
     if (log != NULL) {
@@ -82,5 +82,5 @@ FP_TEST(pg_first_connection_failure_is_logged_once)
             fprintf(stderr, "  captured: %s\n", log);
     }
     free(log);
-    fp_pg_free(pg);
+    pg_free(pg);
 }

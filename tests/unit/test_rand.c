@@ -4,7 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fp_rand.h"
+#include "common/fp_rand.h"
 #include "fp_test.h"
 
 FP_TEST(rand_seeds_differ)

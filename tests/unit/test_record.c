@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_buf.h"
-#include "fp_json.h"
-#include "fp_record.h"
+#include "common/fp_buf.h"
+#include "common/fp_json.h"
+#include "common/fp_record.h"
 #include "fp_test.h"
 
 /* The example record of README.md, "Architecture and contracts" (canonical record, schema

@@ -4,12 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dialect.h"
+#include "sink-svc/dialect.h"
 #include "fp_test.h"
-#include "fp_time.h"
-#include "rollup.h"
+#include "common/fp_time.h"
+#include "sink-svc/rollup.h"
 
-#define HOUR FP_ROLLUP_BUCKET_MS
+#define HOUR ROLLUP_BUCKET_MS
 
 static int64_t at(const char *rfc3339)
 {
@@ -22,31 +22,31 @@ static int64_t at(const char *rfc3339)
 
 FP_TEST(rollup_bucket_is_the_utc_hour)
 {
-    FP_CHECK_INT(fp_rollup_bucket_ms(at("2026-03-02T07:00:00.000Z")), at("2026-03-02T07:00:00Z"));
-    FP_CHECK_INT(fp_rollup_bucket_ms(at("2026-03-02T07:59:59.999Z")), at("2026-03-02T07:00:00Z"));
-    FP_CHECK_INT(fp_rollup_bucket_ms(at("2026-03-02T08:00:00.000Z")), at("2026-03-02T08:00:00Z"));
+    FP_CHECK_INT(rollup_bucket_ms(at("2026-03-02T07:00:00.000Z")), at("2026-03-02T07:00:00Z"));
+    FP_CHECK_INT(rollup_bucket_ms(at("2026-03-02T07:59:59.999Z")), at("2026-03-02T07:00:00Z"));
+    FP_CHECK_INT(rollup_bucket_ms(at("2026-03-02T08:00:00.000Z")), at("2026-03-02T08:00:00Z"));
     /* An offset is an instant like any other: 09:30+02:00 is 07:30 UTC. */
-    FP_CHECK_INT(fp_rollup_bucket_ms(at("2026-03-02T09:30:00+02:00")), at("2026-03-02T07:00:00Z"));
+    FP_CHECK_INT(rollup_bucket_ms(at("2026-03-02T09:30:00+02:00")), at("2026-03-02T07:00:00Z"));
     /* Half-hour zones do not shift the bucket off the UTC hour. */
-    FP_CHECK_INT(fp_rollup_bucket_ms(at("2026-03-02T12:15:00+05:30")), at("2026-03-02T06:00:00Z"));
-    FP_CHECK_INT(fp_rollup_bucket_ms(0), 0);
-    FP_CHECK_INT(fp_rollup_bucket_ms(HOUR - 1), 0);
+    FP_CHECK_INT(rollup_bucket_ms(at("2026-03-02T12:15:00+05:30")), at("2026-03-02T06:00:00Z"));
+    FP_CHECK_INT(rollup_bucket_ms(0), 0);
+    FP_CHECK_INT(rollup_bucket_ms(HOUR - 1), 0);
     /* Before 1970 the floor goes down, not toward zero. */
-    FP_CHECK_INT(fp_rollup_bucket_ms(-1), -HOUR);
-    FP_CHECK_INT(fp_rollup_bucket_ms(-HOUR), -HOUR);
-    FP_CHECK_INT(fp_rollup_bucket_ms(-HOUR - 1), -2 * HOUR);
+    FP_CHECK_INT(rollup_bucket_ms(-1), -HOUR);
+    FP_CHECK_INT(rollup_bucket_ms(-HOUR), -HOUR);
+    FP_CHECK_INT(rollup_bucket_ms(-HOUR - 1), -2 * HOUR);
 }
 
 FP_TEST(rollup_buckets_distinct_sorted_per_device)
 {
-    fp_rollup_key keys[] = {
+    rollup_key keys[] = {
         {"b", at("2026-01-01T10:30:00Z")},     {"a", at("2026-01-01T11:00:00Z")},
         {"a", at("2026-01-01T10:59:59.999Z")}, {"b", at("2026-01-01T10:00:00Z")},
         {"a", at("2026-01-01T10:00:00Z")},     {"a", at("2025-12-30T10:15:00Z")}, /* days late */
         {"a", at("2026-01-01T10:00:00Z")},                                        /* a resend */
     };
-    fp_rollup_bucket out[7];
-    size_t n = fp_rollup_buckets(keys, 7, out);
+    rollup_bucket out[7];
+    size_t n = rollup_buckets(keys, 7, out);
 
     FP_CHECK_INT(n, 4);
     FP_CHECK_STR(out[0].device_id, "a");
@@ -62,35 +62,35 @@ FP_TEST(rollup_buckets_distinct_sorted_per_device)
     FP_CHECK_INT(keys[0].ts_ms, at("2025-12-30T10:15:00Z"));
     FP_CHECK_STR(keys[6].device_id, "b");
     FP_CHECK_INT(keys[6].ts_ms, at("2026-01-01T10:30:00Z"));
-    FP_CHECK_INT(fp_rollup_buckets(keys, 0, out), 0);
+    FP_CHECK_INT(rollup_buckets(keys, 0, out), 0);
 }
 
 /* The neighbour: a row that is the last of its bucket starts the interval of the next stored
  * row, so the bucket of the first stored row at or after the bucket's end is touched too. */
 FP_TEST(rollup_neighbour_bucket_joins_the_set)
 {
-    fp_rollup_key keys[] = {
+    rollup_key keys[] = {
         {"a", at("2026-01-01T10:58:00Z")}, /* a late row that splits 10:05 -> 11:02 */
         {"c", at("2026-01-01T08:00:00Z")},
     };
-    fp_rollup_bucket set[4];
-    size_t len = fp_rollup_buckets(keys, 2, set);
+    rollup_bucket set[4];
+    size_t len = rollup_buckets(keys, 2, set);
 
     FP_CHECK_INT(len, 2);
     /* The next stored row of a's bucket is at 11:02: the 11:00 bucket changes too. */
-    FP_CHECK_INT(fp_rollup_bucket_add(set, &len, 4, "a", at("2026-01-01T11:02:00Z")), 0);
+    FP_CHECK_INT(rollup_bucket_add(set, &len, 4, "a", at("2026-01-01T11:02:00Z")), 0);
     FP_CHECK_INT(len, 3);
     FP_CHECK_STR(set[1].device_id, "a");
     FP_CHECK_INT(set[1].bucket_ms, at("2026-01-01T11:00:00Z"));
     FP_CHECK_STR(set[2].device_id, "c");
     /* Days later (a unit that was out of coverage): still one bucket, the right one. */
-    FP_CHECK_INT(fp_rollup_bucket_add(set, &len, 4, "c", at("2026-01-03T17:45:10Z")), 0);
+    FP_CHECK_INT(rollup_bucket_add(set, &len, 4, "c", at("2026-01-03T17:45:10Z")), 0);
     FP_CHECK_INT(len, 4);
     FP_CHECK_INT(set[3].bucket_ms, at("2026-01-03T17:00:00Z"));
     /* A neighbour already in the set is not added twice, even with the set full. */
-    FP_CHECK_INT(fp_rollup_bucket_add(set, &len, 4, "a", at("2026-01-01T11:59:59.999Z")), 0);
+    FP_CHECK_INT(rollup_bucket_add(set, &len, 4, "a", at("2026-01-01T11:59:59.999Z")), 0);
     FP_CHECK_INT(len, 4);
-    FP_CHECK_INT(fp_rollup_bucket_add(set, &len, 4, "b", at("2026-01-01T11:00:00Z")), -1);
+    FP_CHECK_INT(rollup_bucket_add(set, &len, 4, "b", at("2026-01-01T11:00:00Z")), -1);
     FP_CHECK_INT(len, 4);
     /* Sorted throughout: a, a, c, c. */
     FP_CHECK(strcmp(set[0].device_id, "a") == 0 && set[0].bucket_ms < set[1].bucket_ms);
@@ -101,11 +101,11 @@ FP_TEST(rollup_neighbour_bucket_joins_the_set)
  * now has a previous row. */
 FP_TEST(rollup_neighbour_of_a_row_before_the_first)
 {
-    fp_rollup_key keys[] = {{"d", at("2026-01-01T06:59:00Z")}};
-    fp_rollup_bucket set[2];
-    size_t len = fp_rollup_buckets(keys, 1, set);
+    rollup_key keys[] = {{"d", at("2026-01-01T06:59:00Z")}};
+    rollup_bucket set[2];
+    size_t len = rollup_buckets(keys, 1, set);
 
-    FP_CHECK_INT(fp_rollup_bucket_add(set, &len, 2, "d", at("2026-01-01T07:03:00Z")), 0);
+    FP_CHECK_INT(rollup_bucket_add(set, &len, 2, "d", at("2026-01-01T07:03:00Z")), 0);
     FP_CHECK_INT(len, 2);
     FP_CHECK_INT(set[0].bucket_ms, at("2026-01-01T06:00:00Z"));
     FP_CHECK_INT(set[1].bucket_ms, at("2026-01-01T07:00:00Z"));
@@ -113,44 +113,44 @@ FP_TEST(rollup_neighbour_of_a_row_before_the_first)
 
 FP_TEST(rollup_capture_sql_wraps_the_insert)
 {
-    fp_rollup *on = fp_rollup_new(true);
-    fp_rollup *off = fp_rollup_new(false);
+    rollup_set *on = rollup_new(true);
+    rollup_set *off = rollup_new(false);
     fp_buf b = {0};
 
     FP_CHECK(on != NULL && off != NULL);
-    FP_CHECK_INT(fp_rollup_capture_sql(on, &b, "INSERT INTO telemetry (a) SELECT a FROM s"), 0);
+    FP_CHECK_INT(rollup_capture_sql(on, &b, "INSERT INTO telemetry (a) SELECT a FROM s"), 0);
     FP_CHECK_STR(fp_buf_cstr(&b),
                  "WITH fp_inserted AS (INSERT INTO telemetry (a) SELECT a FROM s RETURNING "
                  "device_id, ts) INSERT INTO telemetry_rollup_keys (device_id, ts) SELECT "
                  "device_id, ts FROM fp_inserted");
     fp_buf_clear(&b);
-    FP_CHECK_INT(fp_rollup_capture_sql(off, &b, "INSERT INTO telemetry (a) SELECT a FROM s"), 0);
+    FP_CHECK_INT(rollup_capture_sql(off, &b, "INSERT INTO telemetry (a) SELECT a FROM s"), 0);
     FP_CHECK_STR(fp_buf_cstr(&b), "INSERT INTO telemetry (a) SELECT a FROM s");
-    FP_CHECK(fp_rollup_enabled(on) && !fp_rollup_enabled(off));
+    FP_CHECK(rollup_enabled(on) && !rollup_enabled(off));
     /* Off, CrateDB recomputes nothing (no connection needed to find that out). */
     {
-        fp_rollup_key k = {"a", 0};
+        rollup_key k = {"a", 0};
 
-        FP_CHECK_INT(fp_rollup_crate_apply(off, NULL, &k, 1), 0);
-        FP_CHECK_INT(fp_rollup_last(off).rows_changed, 0);
+        FP_CHECK_INT(rollup_crate_apply(off, NULL, &k, 1), 0);
+        FP_CHECK_INT(rollup_last(off).rows_changed, 0);
     }
     fp_buf_free(&b);
-    fp_rollup_free(on);
-    fp_rollup_free(off);
-    fp_rollup_free(NULL);
+    rollup_free(on);
+    rollup_free(off);
+    rollup_free(NULL);
 }
 
 /* The CrateDB rollup SQL (no CrateDB server runs here): the statements say what rollup.c
  * binds, and the recomputation is the reference's arithmetic. */
 FP_TEST(rollup_cratedb_sql)
 {
-    const char *r = fp_cratedb_recompute_sql;
+    const char *r = dialect_cratedb_recompute_sql;
 
-    FP_CHECK_STR(fp_cratedb_refresh_sql, "REFRESH TABLE telemetry");
-    FP_CHECK_STR(fp_cratedb_next_row_sql,
+    FP_CHECK_STR(dialect_cratedb_refresh_sql, "REFRESH TABLE telemetry");
+    FP_CHECK_STR(dialect_cratedb_next_row_sql,
                  "SELECT CAST(min(ts) AS BIGINT) FROM telemetry WHERE device_id = $1 AND "
                  "ts >= $2::TIMESTAMP WITH TIME ZONE");
-    FP_CHECK_STR(fp_cratedb_prev_row_sql,
+    FP_CHECK_STR(dialect_cratedb_prev_row_sql,
                  "SELECT CAST(max(ts) AS BIGINT) FROM telemetry WHERE device_id = $1 AND "
                  "ts < $2::TIMESTAMP WITH TIME ZONE");
     /* Reads from the row before the bucket ($4) to the bucket's end ($3), keeps the bucket's
@@ -174,8 +174,10 @@ FP_TEST(rollup_cratedb_sql)
     FP_CHECK(strstr(r, "samples + ") == NULL);
     FP_CHECK(strstr(r, "jsonb") == NULL);
     /* The schema has the table and the daily view. */
-    FP_CHECK(strstr(fp_cratedb_schema[2], "CREATE TABLE IF NOT EXISTS telemetry_hourly (") != NULL);
-    FP_CHECK(strstr(fp_cratedb_schema[2], "PRIMARY KEY (device_id, bucket)") != NULL);
-    FP_CHECK(strstr(fp_cratedb_schema[3], "CREATE OR REPLACE VIEW telemetry_daily AS") != NULL);
-    FP_CHECK(strstr(fp_cratedb_schema[3], "date_trunc('day', 'UTC', bucket)") != NULL);
+    FP_CHECK(strstr(dialect_cratedb_schema[2], "CREATE TABLE IF NOT EXISTS telemetry_hourly (") !=
+             NULL);
+    FP_CHECK(strstr(dialect_cratedb_schema[2], "PRIMARY KEY (device_id, bucket)") != NULL);
+    FP_CHECK(strstr(dialect_cratedb_schema[3], "CREATE OR REPLACE VIEW telemetry_daily AS") !=
+             NULL);
+    FP_CHECK(strstr(dialect_cratedb_schema[3], "date_trunc('day', 'UTC', bucket)") != NULL);
 }

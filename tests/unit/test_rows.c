@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "fp_test.h"
-#include "rows.h"
+#include "sink-svc/rows.h"
 
 /* Counts the columns of one COPY line (tabs + 1) and checks it ends in one newline. */
 static int columns(const char *line)
@@ -52,7 +52,7 @@ FP_TEST(rows_copy_line_full_record)
     FP_CHECK_INT(fp_record_set_enrich_str(&r, &r.enrichment.site_name, "North yard", 10), 0);
     FP_CHECK_INT(fp_record_set_enrich_str(&r, &r.enrichment.address_display, "Main St 1\\2", 11),
                  0);
-    FP_CHECK_INT(fp_rows_append_copy(&out, &r, &scratch), 0);
+    FP_CHECK_INT(rows_append_copy(&out, &r, &scratch), 0);
     FP_CHECK_STR(fp_buf_cstr(&out), expected);
     FP_CHECK_INT(columns(fp_buf_cstr(&out)), 29);
     fp_record_free(&r);
@@ -70,13 +70,13 @@ FP_TEST(rows_copy_line_minimal_record)
     fp_buf out = {0}, scratch = {0};
     int ncols = 1;
 
-    for (const char *p = fp_rows_columns; *p != '\0'; p++)
+    for (const char *p = rows_columns; *p != '\0'; p++)
         ncols += *p == ',';
     fp_record_init(&r);
     r.schema = 1;
     memcpy(r.device_id, "d", 2);
     r.ts_ms = INT64_C(1772437512000);
-    FP_CHECK_INT(fp_rows_append_copy(&out, &r, &scratch), 0);
+    FP_CHECK_INT(rows_append_copy(&out, &r, &scratch), 0);
     FP_CHECK_STR(fp_buf_cstr(&out), expected);
     FP_CHECK_INT(columns(fp_buf_cstr(&out)), ncols);
     fp_record_free(&r);

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "fp_buf.h"
-#include "fp_record.h"
+#include "parser-svc/decode.h"
+#include "common/fp_buf.h"
+#include "common/fp_record.h"
 #include "fp_test.h"
 
 #define NOW_MS  INT64_C(1772437513204) /* 2026-03-02T07:45:13.204Z */
@@ -23,7 +23,7 @@ static const char example_pack[] =
 /* Decodes a payload through detection (content type ct when not NULL, else sniffing) from an
  * exact-size heap copy, so that AddressSanitizer catches reads past its end. */
 static int decode_len(const char *payload, size_t len, const char *key, const char *ct,
-                      fp_record_batch *b, fp_decode_error *err)
+                      fp_record_batch *b, decode_error *err)
 {
     uint8_t *copy = malloc(len > 0 ? len : 1);
     int rc;
@@ -32,15 +32,15 @@ static int decode_len(const char *payload, size_t len, const char *key, const ch
         return -2;
     memcpy(copy, payload, len);
     {
-        fp_decode_input in = {copy, len, key, key != NULL ? strlen(key) : 0, NOW_MS};
+        decode_input in = {copy, len, key, key != NULL ? strlen(key) : 0, NOW_MS};
 
-        rc = fp_decode_payload(NULL, ct, ct != NULL ? strlen(ct) : 0, &in, b, err);
+        rc = decode_payload(NULL, ct, ct != NULL ? strlen(ct) : 0, &in, b, err);
     }
     free(copy);
     return rc;
 }
 
-static int decode(const char *payload, const char *key, fp_record_batch *b, fp_decode_error *err)
+static int decode(const char *payload, const char *key, fp_record_batch *b, decode_error *err)
 {
     return decode_len(payload, strlen(payload), key, NULL, b, err);
 }
@@ -58,7 +58,7 @@ static const char *record_json(const fp_record *r, fp_buf *buf)
 static void check_pack(const char *payload, const char *key, const char *const *expected, size_t n)
 {
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf buf = {0};
     int rc = decode(payload, key, &b, &err);
 
@@ -68,13 +68,13 @@ static void check_pack(const char *payload, const char *key, const char *const *
     for (size_t i = 0; i < b.len && i < n; i++)
         FP_CHECK_STR(record_json(&b.recs[i], &buf), expected[i]);
     fp_buf_free(&buf);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 FP_TEST(senml_example_pack)
 {
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf buf = {0};
     const fp_record *r;
 
@@ -105,25 +105,25 @@ FP_TEST(senml_example_pack)
                  "\"metrics\":{\"voltage_v\":120.1,\"current_a\":1.2}}");
 out:
     fp_buf_free(&buf);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 FP_TEST(senml_detect_by_name_content_type_and_sniffing)
 {
     static const uint8_t pack[] = " \n\t[{}]";
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     const char *ct = "application/senml+json; charset=utf-8";
 
-    FP_CHECK(fp_decoder_by_name("senml") == &fp_decoder_senml);
-    FP_CHECK(fp_decoder_detect(ct, strlen(ct), (const uint8_t *)"{", 1) == &fp_decoder_senml);
-    FP_CHECK(fp_decoder_detect(NULL, 0, pack, sizeof(pack) - 1) == &fp_decoder_senml);
-    FP_CHECK(fp_decoder_detect(NULL, 0, (const uint8_t *)" {", 2) == &fp_decoder_canonical);
-    FP_CHECK(fp_decoder_detect(NULL, 0, (const uint8_t *)"   ", 3) == NULL);
+    FP_CHECK(decoder_by_name("senml") == &decoder_senml);
+    FP_CHECK(decoder_detect(ct, strlen(ct), (const uint8_t *)"{", 1) == &decoder_senml);
+    FP_CHECK(decoder_detect(NULL, 0, pack, sizeof(pack) - 1) == &decoder_senml);
+    FP_CHECK(decoder_detect(NULL, 0, (const uint8_t *)" {", 2) == &decoder_canonical);
+    FP_CHECK(decoder_detect(NULL, 0, (const uint8_t *)"   ", 3) == NULL);
     /* The declared content type wins over the bytes. */
     FP_CHECK_INT(decode_len(example_pack, strlen(example_pack), NULL, ct, &b, &err), 0);
     FP_CHECK_INT(b.len, 1);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 /* Base fields carry over to later records until overridden; a new time or a new device makes a
@@ -189,22 +189,22 @@ FP_TEST(senml_absolute_time_with_fractions)
 }
 
 /* Times from 2^28 on are absolute, smaller ones relative. Both sides of the boundary are
- * outside what fp_decode_payload accepts, so the decoder is called directly. */
+ * outside what decode_payload accepts, so the decoder is called directly. */
 FP_TEST(senml_time_boundary)
 {
     static const char pack[] = "[{\"bn\":\"d:\",\"n\":\"x\",\"v\":1,\"t\":268435455.5},"
                                "{\"n\":\"y\",\"v\":1,\"bt\":268435000,\"t\":456}]";
-    fp_decode_input in = {(const uint8_t *)pack, sizeof(pack) - 1, NULL, 0, NOW_MS};
+    decode_input in = {(const uint8_t *)pack, sizeof(pack) - 1, NULL, 0, NOW_MS};
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
 
-    FP_CHECK_INT(fp_decoder_senml.decode(&in, &b, &err), 0);
+    FP_CHECK_INT(decoder_senml.decode(&in, &b, &err), 0);
     FP_CHECK_INT(b.len, 2);
     if (b.len == 2) {
         FP_CHECK_INT(b.recs[0].ts_ms, NOW_MS + INT64_C(268435455500));
         FP_CHECK_INT(b.recs[1].ts_ms, INT64_C(268435456000));
     }
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 FP_TEST(senml_groups_in_order_of_first_appearance)
@@ -297,7 +297,7 @@ FP_TEST(senml_value_kinds_and_sums)
         "\"lat_sum\":1}}",
     };
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
 
     check_pack(pack, NULL, expected, 1);
     FP_CHECK_INT(decode(pack, NULL, &b, &err), 0);
@@ -310,7 +310,7 @@ FP_TEST(senml_value_kinds_and_sums)
         if (m != NULL)
             FP_CHECK_MEM(fp_record_str(&b.recs[0], m->str), m->str.len, "aGVsbG8");
     }
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 /* Names are lowercased and sanitised; a unit suffix the name already has is not doubled; an
@@ -420,7 +420,7 @@ FP_TEST(senml_errors_have_stable_codes)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fp_record_batch b = {0};
-        fp_decode_error err = {0};
+        decode_error err = {0};
         int rc = decode_len(cases[i].payload, strlen(cases[i].payload), cases[i].key,
                             cases[i].content_type, &b, &err);
 
@@ -431,7 +431,7 @@ FP_TEST(senml_errors_have_stable_codes)
                          cases[i].code);
         FP_CHECK(err.message[0] != '\0');
         FP_CHECK_INT(b.len, 0);
-        fp_batch_free(&b);
+        decode_batch_free(&b);
     }
 }
 
@@ -456,7 +456,7 @@ FP_TEST(senml_pack_size_bound)
 {
     fp_buf buf = {0};
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
 
     FP_CHECK_INT(build_pack(&buf, 10000, false), 0);
     FP_CHECK_INT(decode_len(buf.data, buf.len, NULL, NULL, &b, &err), 0);
@@ -483,7 +483,7 @@ FP_TEST(senml_pack_size_bound)
     FP_CHECK_STR(err.code, "senml_too_large");
     FP_CHECK_INT(b.len, 0);
     fp_buf_free(&buf);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 /* Every prefix and every single-byte corruption of some packs decodes or fails cleanly. */
@@ -497,7 +497,7 @@ FP_TEST(senml_truncated_and_corrupted_input)
     };
     static const char junk[] = "[]{}\":,_-0e.\\\x00\xff";
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     char work[512];
 
     for (size_t p = 0; p < sizeof(packs) / sizeof(packs[0]); p++) {
@@ -519,7 +519,7 @@ FP_TEST(senml_truncated_and_corrupted_input)
             }
         }
     }
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 /* Plain packs are read without cJSON, and every other form of JSON falls back to it: each form
@@ -544,7 +544,7 @@ FP_TEST(senml_plain_and_other_json_forms_decode_alike)
     };
     static const char *const ct = "application/senml+json";
     fp_record_batch want = {0}, got = {0};
-    fp_decode_error err = {0}, err2 = {0};
+    decode_error err = {0}, err2 = {0};
     fp_buf a = {0}, b = {0};
 
     FP_CHECK_INT(decode_len(plain, strlen(plain), NULL, ct, &want, &err), 0);
@@ -575,8 +575,8 @@ FP_TEST(senml_plain_and_other_json_forms_decode_alike)
 #undef Y_PLAIN
     fp_buf_free(&a);
     fp_buf_free(&b);
-    fp_batch_free(&want);
-    fp_batch_free(&got);
+    decode_batch_free(&want);
+    decode_batch_free(&got);
 }
 
 /* Every number is the double strtod reads from its text, as cJSON gives it, whether it is short
@@ -607,7 +607,7 @@ FP_TEST(senml_numbers_read_as_strtod_reads_them)
         "100000000000000000000000000000000000000000000000000000000000001", /* 63 bytes */
     };
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     char pack[160];
 
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
@@ -624,5 +624,5 @@ FP_TEST(senml_numbers_read_as_strtod_reads_them)
         want = 0.0 + strtod(numbers[i], NULL);
         FP_CHECK(m != NULL && memcmp(&m->num, &want, sizeof(want)) == 0);
     }
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }

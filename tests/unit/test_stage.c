@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_kafka_output.h"
-#include "fp_log.h"
-#include "fp_signal.h"
-#include "fp_stage.h"
+#include "common/fp_kafka_output.h"
+#include "common/fp_log.h"
+#include "common/fp_signal.h"
+#include "common/fp_stage.h"
 #include "fp_test.h"
-#include "fp_time.h"
+#include "common/fp_time.h"
 
 FP_TEST(stage_pause_hysteresis)
 {

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
+#include "parser-svc/decode.h"
 #include "fp_test.h"
-#include "fp_time.h"
-#include "teltonika_frame.h"
+#include "common/fp_time.h"
+#include "parser-svc/teltonika_frame.h"
 
 #define NOW_MS INT64_C(1772437513204) /* 2026-03-02T07:45:13.204Z */
 #define TS_MS  INT64_C(1772437512000) /* 2026-03-02T07:45:12.000Z */
@@ -35,12 +35,12 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 }
 
 /* Decodes with `dec` (detection when NULL) and key (may be NULL). Returns 0 or -1. */
-static int decode_with(const fp_decoder *dec, const void *data, size_t len, const char *key,
-                       fp_record_batch *b, fp_decode_error *err)
+static int decode_with(const decoder *dec, const void *data, size_t len, const char *key,
+                       fp_record_batch *b, decode_error *err)
 {
-    fp_decode_input in = {data, len, key, key != NULL ? strlen(key) : 0, NOW_MS};
+    decode_input in = {data, len, key, key != NULL ? strlen(key) : 0, NOW_MS};
 
-    return fp_decode_payload(dec, NULL, 0, &in, b, err);
+    return decode_payload(dec, NULL, 0, &in, b, err);
 }
 
 /* Recomputes a TCP frame's data field length and CRC after the test changed its bytes. */
@@ -77,25 +77,25 @@ static void remove_bytes(fp_buf *f, size_t off, size_t n)
 }
 
 /* Checks that decoding fails with `code` and a message containing `part`. */
-static void expect_error_at(const char *file, int line, const fp_decoder *dec, const void *data,
+static void expect_error_at(const char *file, int line, const decoder *dec, const void *data,
                             size_t len, const char *key, const char *code, const char *part)
 {
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     int rc = decode_with(dec, data, len, key, &b, &err);
 
     if (rc != -1 || err.code == NULL || strcmp(err.code, code) != 0 ||
         strstr(err.message, part) == NULL || b.len != 0)
         fp_test_fail(file, line, "expected %s (\"...%s...\"), got rc %d, %s: %s", code, part, rc,
                      err.code != NULL ? err.code : "(none)", err.message);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 #define EXPECT_ERROR(dec, buf, key, code, part)                                                    \
     expect_error_at(__FILE__, __LINE__, (dec), (buf)->data, (buf)->len, (key), (code), (part))
 
-#define TCP (&fp_decoder_teltonika_tcp)
-#define UDP (&fp_decoder_teltonika_udp)
+#define TCP (&decoder_teltonika_tcp)
+#define UDP (&decoder_teltonika_udp)
 
 /* The record JSON without received_at differences: both decoded at NOW_MS. */
 static void check_same_json(const fp_record *a, const fp_record *b)
@@ -273,10 +273,10 @@ FP_TEST(teltonika_decode_examples)
         uint8_t bytes[256];
         size_t len = unhex(ex->hex, bytes, sizeof(bytes));
         fp_record_batch b = {0};
-        fp_decode_error err = {0};
+        decode_error err = {0};
 
         /* Detection picks the framing; the UDP frame carries its own IMEI. */
-        FP_CHECK(fp_decoder_detect(NULL, 0, bytes, len) == (ex->udp ? UDP : TCP));
+        FP_CHECK(decoder_detect(NULL, 0, bytes, len) == (ex->udp ? UDP : TCP));
         if (decode_with(NULL, bytes, len, ex->udp ? NULL : ex->device_id, &b, &err) != 0) {
             fp_test_fail(__FILE__, __LINE__, "%s: %s: %s", ex->name, err.code, err.message);
             continue;
@@ -305,7 +305,7 @@ FP_TEST(teltonika_decode_examples)
             check_metrics_json(r, x->metrics);
             FP_CHECK(r->enrichment.status == FP_ENRICH_NONE);
         }
-        fp_batch_free(&b);
+        decode_batch_free(&b);
     }
 }
 
@@ -314,7 +314,7 @@ FP_TEST(teltonika_c1_json)
     uint8_t bytes[128];
     size_t len = unhex(examples[0].hex, bytes, sizeof(bytes));
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf j = {0};
     const fp_metric *m;
 
@@ -332,7 +332,7 @@ FP_TEST(teltonika_c1_json)
         "\"priority\":1,\"event_io\":1,\"io\":{\"21\":3,\"1\":1,\"66\":24079,\"241\":"
         "24602,\"78\":0},\"metrics\":{\"gsm_signal\":3,\"external_voltage_v\":24.079}}");
     fp_buf_free(&j);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 /* Builds the example's records as tk_avl_records (ios holds their IO elements). */
@@ -408,7 +408,7 @@ FP_TEST(teltonika_position_and_design_example)
 {
     tk_avl_record rec = base_record();
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf f = {0}, j = {0};
 
     FP_CHECK_INT(tk_frame_tcp(&f, TK_CODEC8E, &rec, 1), 0);
@@ -427,14 +427,14 @@ FP_TEST(teltonika_position_and_design_example)
     }
     fp_buf_free(&j);
     fp_buf_free(&f);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 FP_TEST(teltonika_negative_coordinates)
 {
     tk_avl_record rec = base_record();
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf f = {0};
 
     rec.lat_e7 = -338688197;
@@ -470,14 +470,14 @@ FP_TEST(teltonika_negative_coordinates)
     FP_CHECK_INT(decode_with(NULL, f.data, f.len, IMEI, &b, &err), 0);
     FP_CHECK(b.len == 1 && b.recs[0].has_position && b.recs[0].position.lat == 0);
     fp_buf_free(&f);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 FP_TEST(teltonika_255_records)
 {
     static tk_avl_record recs[256];
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf f = {0};
 
     for (size_t i = 0; i < 256; i++) {
@@ -501,7 +501,7 @@ FP_TEST(teltonika_255_records)
     FP_CHECK_INT(decode_with(NULL, f.data, f.len, IMEI, &b, &err), 0);
     FP_CHECK_INT(b.len, 1);
     fp_buf_free(&f);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 static const uint8_t vin_bytes[] = "WF0XXXGCDX1234567";
@@ -517,7 +517,7 @@ FP_TEST(teltonika_nx_vin_and_dtc)
 {
     tk_avl_record rec = base_record();
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf f = {0}, j = {0};
 
     rec.io = nx_io;
@@ -563,7 +563,7 @@ FP_TEST(teltonika_nx_vin_and_dtc)
     }
     fp_buf_free(&j);
     fp_buf_free(&f);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 FP_TEST(teltonika_named_metrics)
@@ -584,7 +584,7 @@ FP_TEST(teltonika_named_metrics)
     };
     tk_avl_record recs[2] = {base_record(), base_record()};
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf f = {0};
 
     recs[0].io = all;
@@ -607,14 +607,14 @@ FP_TEST(teltonika_named_metrics)
                                        "\"coolant_temp_c\":21.5,\"ignition\":true}");
     }
     fp_buf_free(&f);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 FP_TEST(teltonika_udp_and_tcp_alike)
 {
     tk_avl_record recs[3] = {base_record(), base_record(), base_record()};
     fp_record_batch bt = {0}, bu = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf ft = {0}, fu = {0};
 
     recs[1].io = nx_io;
@@ -623,7 +623,7 @@ FP_TEST(teltonika_udp_and_tcp_alike)
     recs[2].priority = 2;
     FP_CHECK_INT(tk_frame_tcp(&ft, TK_CODEC8E, recs, 3), 0);
     FP_CHECK_INT(tk_frame_udp(&fu, TK_CODEC8E, 7, 1, IMEI, recs, 3), 0);
-    FP_CHECK(fp_decoder_detect(NULL, 0, (const uint8_t *)fu.data, fu.len) == UDP);
+    FP_CHECK(decoder_detect(NULL, 0, (const uint8_t *)fu.data, fu.len) == UDP);
     FP_CHECK_INT(decode_with(NULL, ft.data, ft.len, IMEI, &bt, &err), 0);
     /* A key that disagrees with the datagram's IMEI loses to it. */
     FP_CHECK_INT(decode_with(NULL, fu.data, fu.len, "999", &bu, &err), 0);
@@ -635,8 +635,8 @@ FP_TEST(teltonika_udp_and_tcp_alike)
     }
     fp_buf_free(&ft);
     fp_buf_free(&fu);
-    fp_batch_free(&bt);
-    fp_batch_free(&bu);
+    decode_batch_free(&bt);
+    decode_batch_free(&bu);
 }
 
 FP_TEST(teltonika_codec16_generation_type)
@@ -648,7 +648,7 @@ FP_TEST(teltonika_codec16_generation_type)
     };
     tk_avl_record rec = base_record();
     fp_record_batch b = {0}, first = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf f = {0};
     static const uint8_t gens[] = {0, 1, 2, 4, 5, 6, 7};
 
@@ -656,7 +656,7 @@ FP_TEST(teltonika_codec16_generation_type)
     rec.io_len = 3;
     rec.event_io = 385; /* 2 bytes in Codec 16 */
     for (size_t g = 0; g < sizeof(gens); g++) {
-        fp_batch_clear(&b);
+        decode_batch_clear(&b);
         fp_buf_clear(&f);
         rec.generation_type = gens[g];
         FP_CHECK_INT(tk_frame_tcp(&f, TK_CODEC16, &rec, 1), 0);
@@ -683,8 +683,8 @@ FP_TEST(teltonika_codec16_generation_type)
         }
     }
     fp_buf_free(&f);
-    fp_batch_free(&b);
-    fp_batch_free(&first);
+    decode_batch_free(&b);
+    decode_batch_free(&first);
 }
 
 FP_TEST(teltonika_detect)
@@ -696,17 +696,17 @@ FP_TEST(teltonika_detect)
     static const char ct_tcp[] = "Application/Vnd.Teltonika.AVL; v=1";
     uint8_t *fake;
     size_t fake_len = 0x7B22 + 2;
-    const fp_decoder *d;
+    const decoder *d;
 
-    FP_CHECK(fp_decoder_by_name("teltonika-tcp") == TCP);
-    FP_CHECK(fp_decoder_by_name("teltonika-udp") == UDP);
-    FP_CHECK(fp_decoder_detect(NULL, 0, c1, n1) == TCP);
-    FP_CHECK(fp_decoder_detect(NULL, 0, c5, n5) == UDP);
-    FP_CHECK(fp_decoder_detect(ct_udp, strlen(ct_udp), c1, n1) == UDP);
-    FP_CHECK(fp_decoder_detect(ct_tcp, strlen(ct_tcp), c5, n5) == TCP);
-    d = fp_decoder_detect(NULL, 0, (const uint8_t *)json, strlen(json));
+    FP_CHECK(decoder_by_name("teltonika-tcp") == TCP);
+    FP_CHECK(decoder_by_name("teltonika-udp") == UDP);
+    FP_CHECK(decoder_detect(NULL, 0, c1, n1) == TCP);
+    FP_CHECK(decoder_detect(NULL, 0, c5, n5) == UDP);
+    FP_CHECK(decoder_detect(ct_udp, strlen(ct_udp), c1, n1) == UDP);
+    FP_CHECK(decoder_detect(ct_tcp, strlen(ct_tcp), c5, n5) == TCP);
+    d = decoder_detect(NULL, 0, (const uint8_t *)json, strlen(json));
     FP_CHECK(d != TCP && d != UDP);
-    d = fp_decoder_detect(NULL, 0, (const uint8_t *)"[{\"n\":\"x\",\"v\":1}]", 18);
+    d = decoder_detect(NULL, 0, (const uint8_t *)"[{\"n\":\"x\",\"v\":1}]", 18);
     FP_CHECK(d != TCP && d != UDP);
     /* Short zero bytes are not a TCP frame; 11 bytes are too few. */
     FP_CHECK(!TCP->sniff(c1, 11));
@@ -875,7 +875,7 @@ FP_TEST(teltonika_errors_io_and_device)
     {
         tk_avl_record far = base_record();
         fp_record_batch b = {0};
-        fp_decode_error err = {0};
+        decode_error err = {0};
 
         far.lon_e7 = -2130706432;
         fp_buf_clear(&f);
@@ -892,7 +892,7 @@ FP_TEST(teltonika_errors_io_and_device)
         FP_CHECK_INT(tk_frame_tcp(&f, TK_CODEC8, &far, 1), 0);
         FP_CHECK_INT(decode_with(NULL, f.data, f.len, IMEI, &b, &err), 0);
         FP_CHECK(b.len == 1 && b.recs[0].position.lat == -90 && b.recs[0].position.lon == -180);
-        fp_batch_free(&b);
+        decode_batch_free(&b);
     }
 
     /* bad_io: an NX element longer than what is left of the data field. */
@@ -921,14 +921,14 @@ FP_TEST(teltonika_errors_io_and_device)
     long_key[63] = '\0';
     {
         fp_record_batch b = {0};
-        fp_decode_error err = {0};
+        decode_error err = {0};
 
         FP_CHECK_INT(decode_with(NULL, f.data, f.len, long_key, &b, &err), 0);
         FP_CHECK(b.len == 1 && strcmp(b.recs[0].device_id, long_key) == 0);
         /* Any printable key is a device id, not only IMEIs. */
         FP_CHECK_INT(decode_with(NULL, f.data, f.len, "unit-7/A", &b, &err), 0);
         FP_CHECK(b.len == 1 && strcmp(b.recs[0].device_id, "unit-7/A") == 0);
-        fp_batch_free(&b);
+        decode_batch_free(&b);
     }
     fp_buf_free(&f);
 }
@@ -976,13 +976,13 @@ FP_TEST(teltonika_errors_udp)
 FP_TEST(teltonika_prefixes_and_byte_changes)
 {
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     static const uint8_t values[] = {0x00, 0x01, 0x7f, 0x80, 0xff};
 
     for (size_t e = 0; e < sizeof(examples) / sizeof(examples[0]); e++) {
         uint8_t bytes[256];
         size_t len = unhex(examples[e].hex, bytes, sizeof(bytes));
-        const fp_decoder *dec = examples[e].udp ? UDP : TCP;
+        const decoder *dec = examples[e].udp ? UDP : TCP;
 
         for (size_t n = 0; n < len; n++) {
             uint8_t *copy = malloc(n > 0 ? n : 1);
@@ -1015,7 +1015,7 @@ FP_TEST(teltonika_prefixes_and_byte_changes)
             }
         }
     }
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }
 
 /* A Teltonika record that names an IO element twice would store the first value in the typed
@@ -1027,27 +1027,27 @@ FP_TEST(teltonika_refuses_repeated_io_and_dot_device_ids)
     tk_avl_record rec = {
         INT64_C(1772437512000), 0, 125683371, 556761234, 31, 270, 9, 0, 239, 0, io, 3};
     fp_record_batch b = {0};
-    fp_decode_error err = {0};
+    decode_error err = {0};
     fp_buf f = {0};
-    fp_decode_input in;
+    decode_input in;
 
     FP_CHECK_INT(tk_frame_tcp(&f, TK_CODEC8E, &rec, 1), 0);
-    in = (fp_decode_input){(const uint8_t *)f.data, f.len, "356307042441013", 15,
-                           INT64_C(1772437513204)};
-    FP_CHECK_INT(fp_decode_payload(&fp_decoder_teltonika_tcp, NULL, 0, &in, &b, &err), -1);
+    in = (decode_input){(const uint8_t *)f.data, f.len, "356307042441013", 15,
+                        INT64_C(1772437513204)};
+    FP_CHECK_INT(decode_payload(&decoder_teltonika_tcp, NULL, 0, &in, &b, &err), -1);
     FP_CHECK(err.code != NULL && strcmp(err.code, "duplicate_key") == 0);
 
     fp_buf_clear(&f);
     rec.io = once;
     rec.io_len = 1;
     FP_CHECK_INT(tk_frame_tcp(&f, TK_CODEC8E, &rec, 1), 0);
-    in = (fp_decode_input){(const uint8_t *)f.data, f.len, "..", 2, INT64_C(1772437513204)};
-    FP_CHECK_INT(fp_decode_payload(&fp_decoder_teltonika_tcp, NULL, 0, &in, &b, &err), -1);
+    in = (decode_input){(const uint8_t *)f.data, f.len, "..", 2, INT64_C(1772437513204)};
+    FP_CHECK_INT(decode_payload(&decoder_teltonika_tcp, NULL, 0, &in, &b, &err), -1);
     FP_CHECK(err.code != NULL && strcmp(err.code, "bad_device_id") == 0);
     in.key = "356307042441013";
     in.key_len = 15;
-    FP_CHECK_INT(fp_decode_payload(&fp_decoder_teltonika_tcp, NULL, 0, &in, &b, &err), 0);
+    FP_CHECK_INT(decode_payload(&decoder_teltonika_tcp, NULL, 0, &in, &b, &err), 0);
     FP_CHECK_INT(b.len, 1);
     fp_buf_free(&f);
-    fp_batch_free(&b);
+    decode_batch_free(&b);
 }

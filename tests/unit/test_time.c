@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "fp_test.h"
-#include "fp_time.h"
+#include "common/fp_time.h"
 
 /* Parses a C string from an exact-size heap copy, so that AddressSanitizer catches any read
  * past its end; returns fp_time_parse_ms's result and leaves the time in *ms. */

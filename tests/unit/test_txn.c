@@ -3,7 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "fp_test.h"
-#include "fp_txn.h"
+#include "common/fp_txn.h"
 
 FP_TEST(txn_classify_error_classes)
 {
