@@ -57,6 +57,10 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "common/fp_file.h"
+#include "common/fp_log.h"
+#include "common/fp_signal.h"
+
 #ifndef FP_VERSION
 #define FP_VERSION "dev"
 #endif
@@ -101,148 +105,21 @@ struct line_reader {
     bool overlong;
 };
 
-/* Set by the SIGTERM/SIGINT handler; the main loop checks it after every poll(). */
-static volatile sig_atomic_t stop_requested;
-
 /* ---- Logging ---------------------------------------------------------------------------- */
 
-/*
- * A JSON log line under construction. The lb_* functions append to it and never overflow: text
- * that does not fit is cut off, and lb_end() still closes the object.
- */
-struct log_buf {
-    char buf[MAX_LOG_LINE];
-    size_t len;
-};
-
-/* Appends at most the free space minus room for the closing "}\n"; a cut keeps the line valid
- * JSON only when it falls between fields, which is good enough for diagnostics. */
-static void lb_raw(struct log_buf *lb, const char *s, size_t n)
+/* The level named as in the JSON log ("error", "warn", "info", "debug"). */
+static fp_log_level level_of(const char *name)
 {
-    size_t room = sizeof(lb->buf) - 3 - lb->len;
-    if (n > room)
-        n = room;
-    memcpy(lb->buf + lb->len, s, n);
-    lb->len += n;
-}
+    fp_log_level level = FP_LOG_INFO;
 
-/* Appends s as the body of a JSON string, escaping quotes, backslashes and control bytes. */
-static void lb_escaped(struct log_buf *lb, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        char esc[6];
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*p;
-            lb_raw(lb, esc, 2);
-        } else if (*p < 0x20) {
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 0x0f];
-            lb_raw(lb, esc, 6);
-        } else {
-            lb_raw(lb, (const char *)p, 1);
-        }
-    }
-}
-
-/* Appends ,"key":"value". */
-static void lb_str(struct log_buf *lb, const char *key, const char *value)
-{
-    lb_raw(lb, ",\"", 2);
-    lb_escaped(lb, key);
-    lb_raw(lb, "\":\"", 3);
-    lb_escaped(lb, value);
-    lb_raw(lb, "\"", 1);
-}
-
-/* Appends ,"key":number. */
-static void lb_int(struct log_buf *lb, const char *key, long long value)
-{
-    char num[32];
-    int n = snprintf(num, sizeof(num), "%lld", value);
-    lb_raw(lb, ",\"", 2);
-    lb_escaped(lb, key);
-    lb_raw(lb, "\":", 2);
-    lb_raw(lb, num, (size_t)n);
-}
-
-/*
- * Converts days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
- * civil_from_days). It replaces gmtime(), which is not reentrant and which the style bans.
- */
-static void civil_from_days(long long z, int *year, unsigned *month, unsigned *day)
-{
-    z += 719468;
-    long long era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    long long y = (long long)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *day = doy - (153 * mp + 2) / 5 + 1;
-    *month = mp < 10 ? mp + 3 : mp - 9;
-    *year = (int)(y + (*month <= 2));
-}
-
-/* Starts a log line with the UTC timestamp (millisecond precision), level, service and msg. */
-static void lb_begin(struct log_buf *lb, const char *level, const char *msg)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    long long secs = (long long)now.tv_sec;
-    long long days = secs / 86400;
-    long long rem = secs % 86400;
-    if (rem < 0) {
-        rem += 86400;
-        days--;
-    }
-    int year;
-    unsigned month, day;
-    civil_from_days(days, &year, &month, &day);
-
-    char ts[64];
-    int n = snprintf(ts, sizeof(ts), "{\"ts\":\"%04d-%02u-%02uT%02d:%02d:%02d.%03ldZ\"", year,
-                     month, day, (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60),
-                     now.tv_nsec / 1000000);
-    lb->len = 0;
-    lb_raw(lb, ts, (size_t)n);
-    lb_str(lb, "level", level);
-    lb_str(lb, "service", "devkafka");
-    lb_str(lb, "msg", msg);
-}
-
-/*
- * Closes the object and writes the line to stderr with a single write(), so that lines from
- * librdkafka's threads (see on_rdkafka_log) never interleave with ours.
- */
-static void lb_end(struct log_buf *lb)
-{
-    lb->buf[lb->len++] = '}';
-    lb->buf[lb->len++] = '\n';
-    ssize_t off = 0;
-    while ((size_t)off < lb->len) {
-        ssize_t w = write(STDERR_FILENO, lb->buf + off, lb->len - (size_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        off += w;
-    }
+    fp_log_level_parse(name, &level);
+    return level;
 }
 
 /* Logs a line with one optional string field (key may be NULL). */
 static void log_msg(const char *level, const char *msg, const char *key, const char *value)
 {
-    struct log_buf lb;
-    lb_begin(&lb, level, msg);
-    if (key != NULL)
-        lb_str(&lb, key, value);
-    lb_end(&lb);
+    fp_log_kv(level_of(level), msg, key, value, FP_KV_END);
 }
 
 /* Forwards librdkafka's own log lines (syslog levels) into the JSON log. Called from any thread. */
@@ -254,11 +131,7 @@ static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, con
     if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "bootstrap.servers") != NULL)
         return;
     const char *lvl = level <= 3 ? "error" : level == 4 ? "warn" : level <= 6 ? "info" : "debug";
-    struct log_buf lb;
-    lb_begin(&lb, lvl, buf);
-    lb_str(&lb, "source", "librdkafka");
-    lb_str(&lb, "facility", fac);
-    lb_end(&lb);
+    fp_log_kv(level_of(lvl), buf, "source", "librdkafka", "facility", fac, FP_KV_END);
 }
 
 /* ---- Options ---------------------------------------------------------------------------- */
@@ -483,72 +356,6 @@ static int parse_options(int argc, char **argv, struct options *opts)
 }
 
 /* ---- Start-up helpers ------------------------------------------------------------------- */
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-/* Installs the stop handlers and ignores SIGPIPE (a closed stdout must not kill the broker). */
-static int install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
-        return -1;
-    sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) != 0)
-        return -1;
-    return 0;
-}
-
-/*
- * Writes text to path atomically: path.tmp is written, flushed to disk and renamed over path.
- * Returns 0, or -1 with errno set (path.tmp is removed on failure).
- */
-static int write_file_atomic(const char *path, const char *text)
-{
-    char tmp[PATH_MAX];
-    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(text);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            goto err;
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0)
-        goto err;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto err;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        goto err;
-    return 0;
-
-err:;
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    errno = saved;
-    return -1;
-}
 
 /*
  * Opens the control FIFO at path, creating it when nothing is there; *created tells whether it
@@ -801,13 +608,9 @@ static void run_command(const struct mock *m, const struct options *opts, const 
     if (error == NULL && err != RD_KAFKA_RESP_ERR_NO_ERROR)
         error = rd_kafka_err2str(err);
 
-    struct log_buf lb;
-    lb_begin(&lb, error == NULL ? "info" : "error", "command");
-    lb_str(&lb, "command", line);
-    lb_str(&lb, "result", error == NULL ? "ok" : "error");
-    if (error != NULL)
-        lb_str(&lb, "error", error);
-    lb_end(&lb);
+    fp_log_kv(error == NULL ? FP_LOG_INFO : FP_LOG_ERROR, "command", "command", line, "result",
+              error == NULL ? "ok" : "error", error != NULL ? "error" : FP_KV_END, error,
+              FP_KV_END);
 }
 
 /*
@@ -846,11 +649,8 @@ static int drain_commands(struct line_reader *r, const struct mock *m, const str
             r->len--;
         r->buf[r->len] = '\0';
         if (r->overlong) {
-            struct log_buf lb;
-            lb_begin(&lb, "error", "command");
-            lb_str(&lb, "result", "error");
-            lb_str(&lb, "error", "command line too long; ignored");
-            lb_end(&lb);
+            fp_log_kv(FP_LOG_ERROR, "command", "result", "error", "error",
+                      "command line too long; ignored", FP_KV_END);
         } else {
             const char *line = r->buf;
             while (*line == ' ' || *line == '\t')
@@ -956,13 +756,12 @@ static int start_cluster(struct devkafka *dk, const struct options *opts)
         rd_kafka_resp_err_t err =
             rd_kafka_mock_topic_create(dk->mock.cluster, t->name, t->partitions, replication);
         mock_settle(&dk->mock);
-        struct log_buf lb;
-        lb_begin(&lb, err ? "error" : "info", err ? "cannot create topic" : "topic created");
-        lb_str(&lb, "topic", t->name);
-        lb_int(&lb, "partitions", t->partitions);
-        if (err)
-            lb_str(&lb, "error", rd_kafka_err2str(err));
-        lb_end(&lb);
+        char parts[16];
+
+        snprintf(parts, sizeof(parts), "%d", (int)t->partitions);
+        fp_log_kv(err ? FP_LOG_ERROR : FP_LOG_INFO, err ? "cannot create topic" : "topic created",
+                  "topic", t->name, "partitions", parts, err ? "error" : FP_KV_END,
+                  rd_kafka_err2str(err), FP_KV_END);
         if (err)
             return -1;
         err = spread_leaders(&dk->mock, t, opts->brokers);
@@ -984,7 +783,7 @@ static int announce(const struct devkafka *dk, const struct options *opts)
     if (opts->bootstrap_file != NULL) {
         char line[1024];
         snprintf(line, sizeof(line), "%s\n", bootstraps);
-        if (write_file_atomic(opts->bootstrap_file, line) != 0) {
+        if (fp_file_write_atomic(opts->bootstrap_file, line, strlen(line)) != 0) {
             log_msg("error", "cannot write bootstrap file", "error", strerror(errno));
             return -1;
         }
@@ -992,14 +791,12 @@ static int announce(const struct devkafka *dk, const struct options *opts)
     printf("bootstrap=%s\n", bootstraps);
     fflush(stdout);
 
-    struct log_buf lb;
-    lb_begin(&lb, "info", "ready");
-    lb_str(&lb, "bootstrap", bootstraps);
-    lb_int(&lb, "brokers", opts->brokers);
-    lb_int(&lb, "topics", opts->topic_cnt);
-    lb_str(&lb, "version", FP_VERSION);
-    lb_str(&lb, "librdkafka", rd_kafka_version_str());
-    lb_end(&lb);
+    char brokers[16], topics[16];
+
+    snprintf(brokers, sizeof(brokers), "%d", (int)opts->brokers);
+    snprintf(topics, sizeof(topics), "%d", (int)opts->topic_cnt);
+    fp_log_kv(FP_LOG_INFO, "ready", "bootstrap", bootstraps, "brokers", brokers, "topics", topics,
+              "version", FP_VERSION, "librdkafka", rd_kafka_version_str(), FP_KV_END);
     return 0;
 }
 
@@ -1011,7 +808,7 @@ static int announce(const struct devkafka *dk, const struct options *opts)
 static int serve(struct devkafka *dk, const struct options *opts)
 {
     bool quit = false;
-    while (!quit && !stop_requested) {
+    while (!quit && !fp_signal_stop_requested()) {
         struct pollfd pfds[2];
         for (int i = 0; i < dk->reader_cnt; i++)
             pfds[i] = (struct pollfd){.fd = dk->readers[i].fd, .events = POLLIN};
@@ -1060,11 +857,14 @@ static void devkafka_close(struct devkafka *dk, const struct options *opts)
 int main(int argc, char **argv)
 {
     struct options opts;
-    int rc = parse_options(argc, argv, &opts);
+    int rc;
+
+    fp_log_init("devkafka", FP_LOG_INFO);
+    rc = parse_options(argc, argv, &opts);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
 
-    if (install_signals() != 0) {
+    if (fp_signal_install() != 0) {
         log_msg("error", "cannot install signal handlers", "error", strerror(errno));
         return 1;
     }

@@ -85,6 +85,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fp_file.h"
 #include "common/fp_buf.h"
 #include "common/fp_json.h"
 #include "common/fp_http.h"
@@ -1246,54 +1247,6 @@ static void raise_fd_limit(long max_connections)
                 (unsigned long long)rl.rlim_cur);
 }
 
-/*
- * Writes text to path atomically: path.tmp is written, flushed to disk and renamed over path.
- * Returns 0, or -1 with errno set (path.tmp is removed on failure).
- */
-static int write_file_atomic(const char *path, const char *text)
-{
-    char tmp[PATH_MAX];
-    size_t len = strlen(text);
-    size_t off = 0;
-    int fd, saved;
-    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            goto err;
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0)
-        goto err;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto err;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        goto err;
-    return 0;
-
-err:
-    saved = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    errno = saved;
-    return -1;
-}
-
 /* Starts the server (one thread per connection). Returns it and sets *port, or NULL after
  * logging why. */
 static struct MHD_Daemon *start_server(const struct options *o, const struct sockaddr_in *sin,
@@ -1338,7 +1291,7 @@ static int announce(const struct options *o, unsigned port)
     int err = 0;
 
     snprintf(line, sizeof(line), "%u\n", port);
-    if (o->port_file != NULL && write_file_atomic(o->port_file, line) != 0) {
+    if (o->port_file != NULL && fp_file_write_atomic(o->port_file, line, strlen(line)) != 0) {
         fp_log_kv(FP_LOG_ERROR, "cannot write the port file", "path", o->port_file, "error",
                   strerror(errno), FP_KV_END);
         return -1;

@@ -172,3 +172,5 @@ FP_TEST_ENTRY(pending_drop_partition_and_growth)
 /* sink-svc batch */
 FP_TEST_ENTRY(batch_dead_letter_pending_until_confirmed)
 FP_TEST_ENTRY(batch_due_by_rows_and_bytes)
+/* fp_file */
+FP_TEST_ENTRY(file_write_atomic)
