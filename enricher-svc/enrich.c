@@ -7,7 +7,6 @@
 #include "common/fp_log.h"
 #include "common/fp_signal.h"
 
-
 static void set_str(fp_record *r, fp_str *field, const char *value)
 {
     if (value != NULL)
@@ -233,7 +232,6 @@ static void hook_revoked(fp_stage *st, int32_t partition, void *ctx)
     pending_drop_partition(e->items, partition);
     fp_gauge_set(e->m_pending, (double)pending_count(e->items));
 }
-
 
 const fp_stage_hooks enrich_hooks = {
     .poll = hook_poll,

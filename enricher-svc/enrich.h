@@ -17,8 +17,8 @@
 #include "enricher-svc/pending.h"
 
 typedef struct enricher {
-    fp_stage *st;              /* set before the stage runs */
-    lookup_engine *lookups;    /* set before the stage runs (its callback: enrich_on_lookup_done) */
+    fp_stage *st;           /* set before the stage runs */
+    lookup_engine *lookups; /* set before the stage runs (its callback: enrich_on_lookup_done) */
     const char *geofences_file; /* NULL or "": no geofences */
     geofence_set *geofences;
     pending *items;

@@ -113,4 +113,3 @@ done:
     decode_batch_free(&batch);
     return rc;
 }
-

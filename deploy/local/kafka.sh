@@ -14,6 +14,7 @@
 #                                  console-producer, consumer-groups, transactions, topics,
 #                                  producer-perf, get-offsets, configs
 #   kafka.sh version               print the pinned Kafka version
+#   kafka.sh cluster-id            print a new KRaft cluster id
 #
 # Environment: BIN (fp-topics, default bin), PARTITIONS (per pipeline topic, default 16),
 # KAFKA_HEAP (default 512m), KAFKA_LIBS (a folder of Kafka jars to use instead of fetching, e.g.
@@ -38,6 +39,19 @@ PIPELINE_TOPICS=(telemetry.raw telemetry.parsed telemetry.enriched telemetry.dlq
 die() {
     echo "kafka: $*" >&2
     exit 1
+}
+
+# A cluster id is 16 random bytes in URL-safe base64 without padding, what
+# `kafka-storage random-uuid` prints (one JVM start fewer). Like Kafka's own Uuid.randomUuid, an id
+# starting with '-' is drawn again: kafka-storage would read it as an option (1 start in 64 failed
+# to format before).
+cluster_id() {
+    local id
+    while :; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+        case "$id" in -*) ;; *) break ;; esac
+    done
+    printf '%s\n' "$id"
 }
 
 kafka_version() {
@@ -198,9 +212,7 @@ cmd_start() {
     fi
     if [ ! -f "$dir/data/meta.properties" ]; then
         local id
-        # A cluster id is 16 random bytes in URL-safe base64 without padding, what
-        # `kafka-storage random-uuid` prints (one JVM start fewer).
-        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+        id=$(cluster_id)
         (java_run "$(tools_log4j)" kafka.tools.StorageTool format -t "$id" \
             -c "$dir/server.properties") >"$dir/format.log" 2>&1 ||
             die "formatting $dir/data failed: $(tail -n 5 "$dir/format.log")"
@@ -255,7 +267,7 @@ cmd_signal() {
     fi
 }
 
-[ $# -ge 1 ] || die "usage: kafka.sh fetch|start|stop|kill|pause|resume|tool|version ..."
+[ $# -ge 1 ] || die "usage: kafka.sh fetch|start|stop|kill|pause|resume|tool|version|cluster-id ..."
 cmd=$1
 shift
 case "$cmd" in
@@ -267,5 +279,6 @@ pause) cmd_signal "${1:?DIR}" STOP ;;
 resume) cmd_signal "${1:?DIR}" CONT ;;
 tool) cmd_tool "$@" ;;
 version) kafka_version ;;
+cluster-id) cluster_id ;;
 *) die "unknown command $cmd" ;;
 esac
