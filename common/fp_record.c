@@ -1,13 +1,28 @@
 /* fp_record: the canonical record's model — initialisation, its arena of strings, IO elements,
  * metrics, enrichment fields and error codes (see fp_record.h). The JSON decoder is
- * fp_record_decode.c, the encoder fp_record_encode.c. */
+ * fp_record_decode.c, the encoder fp_record_encode.c.
+ *
+ * Contract: a record owns every byte it refers to; every setter is bounded (FP_ARENA_MAX bytes
+ * of strings, FP_ITEMS_MAX IO elements and metrics) and, when it fails, returns -1 (or NULL, or
+ * ok == false) with the record still valid and no half-made element in it (the arena may keep
+ * the bytes it had taken). Nothing here reads or writes JSON text; the enrichment tables below
+ * only name the members for the decoder and encoder. */
 #include "common/fp_record.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/fp_record_internal.h"
+
+/* The first capacities of the arena and of the item arrays; each then doubles up to its cap
+ * (FP_ARENA_MAX, FP_ITEMS_MAX in fp_record_internal.h). */
+#define FP_ARENA_MIN 512
+#define FP_ITEMS_MIN 16
+
+#define ENRICH_FIELD(name, member)                                                                 \
+    {                                                                                              \
+        name, "\"" name "\":", sizeof("\"" name "\":") - 1, offsetof(fp_enrichment, member)        \
+    }
 
 const struct enrich_field fp_record_site_fields[2] = {
     ENRICH_FIELD("id", site_id),

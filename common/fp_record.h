@@ -6,8 +6,13 @@
  * can be reset and reused without freeing, which keeps the hot path free of allocations.
  *
  * The encoder writes JSON directly into an fp_buf without building a cJSON tree; the decoder
- * uses cJSON. Both are exact inverses for every record the encoder can produce, except that
- * integers above 2^53 in `io` lose precision through cJSON's doubles on decode. */
+ * uses cJSON. Both are exact inverses for every record the encoder can produce (integers above
+ * 2^53 in `io` are read again from the text, so they survive cJSON's doubles).
+ *
+ * This header is the module's whole public face; the implementation is split along its seams:
+ * fp_record.c holds the model, fp_record_decode.c the JSON decoder, fp_record_encode.c the JSON
+ * encoder, and what they share privately is in fp_record_internal.h, which callers never
+ * include. */
 #ifndef FP_RECORD_H
 #define FP_RECORD_H
 
@@ -124,6 +129,8 @@ typedef enum fp_record_err {
     FP_REC_ERR_BAD_DEVICE_ID = -9 /* "bad_device_id": "." or ".." */
 } fp_record_err;
 
+/* ---- Model (fp_record.c) ---- */
+
 /* Initialises an empty record. Never fails; owns no memory until fields are added. */
 void fp_record_init(fp_record *r);
 
@@ -157,6 +164,15 @@ int fp_record_set_enrich_str(fp_record *r, fp_str *field, const char *value, siz
 /* Looks up a metric by name; NULL when absent. */
 const fp_metric *fp_record_metric(const fp_record *r, const char *name);
 
+/* Stable short code for a decode error, e.g. "schema"; "unknown" for any other value. */
+const char *fp_record_err_code(int err);
+
+/* The status's name as the JSON carries it ("none", "ok", "partial", "unavailable"); "unknown"
+ * for a value outside the enum. Never fails. */
+const char *fp_enrich_status_name(fp_enrich_status s);
+
+/* ---- Decoder (fp_record_decode.c) ---- */
+
 /* Parses one canonical record from JSON text (not necessarily NUL-terminated). The record is
  * reset first. Besides schema 1 it refuses what the database could not store: a member named
  * twice anywhere in the document, U+0000 in a string, and whatever fp_record_check refuses. On
@@ -164,6 +180,8 @@ const fp_metric *fp_record_metric(const fp_record *r, const char *name);
  * reason into errmsg (always NUL-terminated). */
 int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errmsg,
                           size_t errmsg_size);
+
+/* ---- Encoder (fp_record_encode.c) ---- */
 
 /* Appends the record as one compact JSON object to out (no trailing newline). Fields in the
  * order of README.md ("Architecture and contracts"); absent optional fields are omitted. Returns 0,
@@ -174,10 +192,5 @@ int fp_record_encode_json(const fp_record *r, fp_buf *out);
  * "{}" when empty), for the sink's jsonb columns. Return 0 or -1 on out of memory. */
 int fp_record_encode_io_json(const fp_record *r, fp_buf *out);
 int fp_record_encode_metrics_json(const fp_record *r, fp_buf *out);
-
-/* Stable short code for a decode error, e.g. "schema". */
-const char *fp_record_err_code(int err);
-
-const char *fp_enrich_status_name(fp_enrich_status s);
 
 #endif

@@ -1,5 +1,11 @@
 /* fp_record_decode: canonical JSON → fp_record (fp_record_decode_json in fp_record.h): schema 1
- * checked member by member, every refusal with its stable error code. */
+ * checked member by member, every refusal with its stable error code.
+ *
+ * Contract: the text is checked whole before any field is read (UTF-8, one JSON document, no
+ * U+0000, no member named twice), then decoded with cJSON, required fields first, then handed to
+ * fp_record_check. The record is reset first and is empty again after any failure, which returns
+ * a negative fp_record_err with a human-readable reason. IO values above 2^53 are read again from
+ * the text, so 64-bit values survive cJSON's doubles. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,7 +20,8 @@
 #include "common/fp_record_internal.h"
 #include "common/fp_time.h"
 
-/* ---- Decoder ----------------------------------------------------------------------------- */
+/* 2^64 as a double, the first value beyond uint64_t. */
+#define TWO_POW_64 18446744073709551616.0
 
 /* Where a decode writes its error message. */
 struct decode_ctx {

@@ -1,8 +1,11 @@
 /* fp_record_encode: fp_record → canonical JSON (fp_record_encode_json and its parts in
- * fp_record.h), written straight into an fp_buf with inline appends on the hot path. */
+ * fp_record.h), written straight into an fp_buf with inline appends on the hot path.
+ *
+ * Contract: members in the documented order, absent ones left out, no cJSON tree. Each public
+ * function either appends the whole value and returns 0, or returns -1 (out of memory, or a time
+ * outside years 0000..9999) with the buffer back at its length before the call. The record is
+ * only read. */
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/fp_json.h"
@@ -41,8 +44,6 @@ static inline int put_char(fp_buf *b, char c)
 
 /* Appends a string literal (its length known at compile time). */
 #define PUT_LIT(b, lit) put_bytes((b), (lit), sizeof(lit) - 1)
-
-/* ---- Encoder ----------------------------------------------------------------------------- */
 
 /* Appends "key":"<RFC 3339 time>" with the key literal given including quotes and colon.
  * Returns 0, or -1 when out of memory or ms lies outside years 0000..9999. */

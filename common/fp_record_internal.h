@@ -1,5 +1,9 @@
 /* fp_record_internal: what the record's model (fp_record.c), decoder (fp_record_decode.c) and
- * encoder (fp_record_encode.c) share, and nothing else includes. */
+ * encoder (fp_record_encode.c) share, and nothing else includes.
+ *
+ * Only what at least two of the three files use lives here, so that none of it is written
+ * twice; what one file alone needs stays in that file. Callers of the module include
+ * fp_record.h only. */
 #ifndef FP_RECORD_INTERNAL_H
 #define FP_RECORD_INTERNAL_H
 
@@ -12,13 +16,8 @@
  * smaller than this; the cap turns a runaway producer into an error instead of unbounded
  * memory. Offsets are uint32_t, which the cap also keeps in range. */
 #define FP_ARENA_MAX ((size_t)16 << 20)
-#define FP_ARENA_MIN 512
 /* Teltonika counts IO elements in 16 bits, and no device reports more metrics than that. */
 #define FP_ITEMS_MAX 65536
-#define FP_ITEMS_MIN 16
-
-/* 2^64 as a double, the first value beyond uint64_t. */
-#define TWO_POW_64 18446744073709551616.0
 
 /* One text member of an enrichment group: its JSON name, the same quoted with its colon as
  * the encoder writes it, and where it lives in fp_enrichment. */
@@ -29,18 +28,19 @@ struct enrich_field {
     size_t off;
 };
 
-#define ENRICH_FIELD(name, member)                                                                 \
-    {                                                                                              \
-        name, "\"" name "\":", sizeof("\"" name "\":") - 1, offsetof(fp_enrichment, member)        \
-    }
-
+/* The members of the three enrichment groups, in the order the encoder writes them, defined
+ * once in fp_record.c and read by the decoder (name, off) and the encoder (key, off). A table
+ * given more members than its size here does not compile; one given fewer would end in a zeroed
+ * entry, so a removed member must lower the size too. */
 extern const struct enrich_field fp_record_site_fields[2];
 extern const struct enrich_field fp_record_address_fields[6];
 extern const struct enrich_field fp_record_asset_fields[5];
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Returns a new zeroed IO slot at the end of r->io, or NULL when memory runs out. */
+/* Returns a new zeroed IO slot with the given id at the end of r->io, for the caller to set its
+ * kind and value; NULL when memory runs out or r already holds FP_ITEMS_MAX elements (r is then
+ * unchanged). The pointer is valid until the next element is added. */
 fp_io *fp_record_push_io(fp_record *r, uint32_t id);
 
 #endif
