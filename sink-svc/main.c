@@ -28,6 +28,7 @@ typedef struct sink_config {
     int64_t batch_bytes;
     int64_t batch_ms;
     const char *rollups;
+    int64_t recent_keys;
 } sink_config;
 
 #define SINK_OPT(opt_name, opt_type, opt_def, opt_help, lo, hi, field, ...)                        \
@@ -56,6 +57,11 @@ static const fp_option sink_options[] = {
              "on: keep the hourly rollups (telemetry_hourly) in each batch's transaction; off: do "
              "not (a sink with rollups on rebuilds them when it next connects)",
              0, 0, rollups, .choices = "on|off"),
+    SINK_OPT("SINK_RECENT_KEYS", FP_OPT_INT, "131072",
+             "keys (device_id, ts) of rows written lately that the sink remembers, so that a "
+             "batch can be COPYed straight into telemetry without the staging pass (about 56 "
+             "bytes each; 0 turns the direct path off)",
+             0, 16777216, recent_keys),
     FP_OPT_TABLE_END,
 };
 
@@ -102,7 +108,8 @@ int main(int argc, char **argv)
     fp_metrics_register_process("sink-svc", FP_VERSION);
     dialect_parse(cfg.dialect, &dialect); /* the configuration table already checked it */
     pg = pg_new(cfg.pg_dsn, dialect);
-    if (pg != NULL && pg_set_rollups(pg, strcmp(cfg.rollups, "on") == 0) == 0) {
+    if (pg != NULL && pg_set_rollups(pg, strcmp(cfg.rollups, "on") == 0) == 0 &&
+        pg_set_recent_keys(pg, (size_t)cfg.recent_keys) == 0) {
         batch_settings set = {
             .max_rows = cfg.batch_max,
             .max_bytes = cfg.batch_bytes,

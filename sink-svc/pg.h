@@ -1,11 +1,14 @@
 /* pg: sink-svc's PostgreSQL side — connection, migrations, partition offsets and the batch
  * write that makes the sink exactly-once.
  *
- * A batch is written in one transaction: its rows go by COPY into a temporary staging table,
- * then INSERT … SELECT … ON CONFLICT (device_id, ts) DO NOTHING moves them into telemetry (so a
- * row seen twice, in one batch or across batches, is stored once), the hourly rollups of the
- * rows really inserted are updated (rollup.h), and the Kafka offsets the rows came from are
- * upserted in the same transaction. After a crash the sink resumes from the
+ * A batch is written in one transaction. Its rows whose key (device_id, ts) the sink knows to
+ * be stored, or which repeat an earlier row of the batch (recent.h), are left out; the rest go
+ * by one COPY straight into telemetry. When that COPY meets a stored key the sink did not know
+ * of (another replica wrote it, or an earlier run), the transaction starts over on the staging
+ * path: COPY into a temporary table, then INSERT … SELECT … ON CONFLICT (device_id, ts) DO
+ * NOTHING. Either way a row seen twice, in one batch or across batches, is stored once; the
+ * hourly rollups of the rows really inserted are updated (rollup.h), and the Kafka offsets the
+ * rows came from are upserted in the same transaction. After a crash the sink resumes from the
  * offsets in the database, so nothing is lost and nothing is written twice.
  *
  * Failures are classified once: a value the database rejects with one of a short list of
@@ -38,6 +41,7 @@ typedef struct pg_row {
     const fp_record *rec;
     bool skip;
     bool rejected;
+    bool known; /* set by pg_write: its key is stored, or an earlier row of the batch has it */
     char error[256];
 } pg_row;
 
@@ -63,6 +67,11 @@ void pg_free(pg_conn *pg); /* accepts NULL */
 /* Whether each batch also keeps the hourly rollups (telemetry_hourly, rollup.h); on by default.
  * Call before the first pg_ensure. Returns 0, or -1 on out of memory (setting unchanged). */
 int pg_set_rollups(pg_conn *pg, bool on);
+
+/* How many recently written keys the sink remembers (recent.h; 0: none, every batch takes the
+ * staging path). Call before the first pg_write. Returns 0, or -1 on out of memory (setting
+ * unchanged). */
+int pg_set_recent_keys(pg_conn *pg, size_t capacity);
 
 /* Connects when not connected, applies the migrations (under an advisory lock, so replicas
  * starting together do not race) and prepares the session. Returns PG_OK or PG_RETRY

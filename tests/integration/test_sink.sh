@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sink-svc under fire: kill -9 in the middle of a run, PostgreSQL stopped for 10 s under load,
-# a row the database refuses among good ones, two replicas in one group. PostgreSQL must end
+# a row the database refuses among good ones, two replicas in one group, keys another writer
+# stored. PostgreSQL must end
 # with exactly fleet-sim's distinct valid observations, the DLQ with only the refused row.
 set -uo pipefail
 
@@ -122,14 +123,35 @@ if fp_wait_for 60 "$TOTAL rows" rows_are "$TOTAL"; then pass "two replicas: $TOT
 both_wrote() { [ "$(fp_metric "$(cat "$STATE/sink-2.port")" fleetpipe_sink_rows_inserted_total)" -gt 0 ]; }
 both_wrote && pass "the second replica wrote rows" || fail "the second replica wrote rows"
 
+# 5. Keys stored by someone else (another sink, an earlier run, a hand-written row): the batch's
+# direct COPY into telemetry meets them and the batch goes again through the staging table; the
+# rows already stored keep their values, the others are added, nothing goes to the DLQ.
+ts=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+psql_q "INSERT INTO telemetry (device_id, ts, format, alt_m) VALUES
+        ('stored-test-1', '$ts', 'hand', 1), ('stored-test-2', '$ts', 'hand', 2)" >/dev/null
+staged() { echo $(($(fp_metric "$S" fleetpipe_sink_staged_batches_total) + $(fp_metric "$(cat "$STATE/sink-2.port")" fleetpipe_sink_staged_batches_total))); }
+STAGED0=$(staged)
+for i in 1 2 3 4; do
+    echo "stored-test-$i|{\"schema\":1,\"device_id\":\"stored-test-$i\",\"ts\":\"$ts\",\"position\":{\"lat\":1,\"lon\":2,\"alt_m\":9}}"
+done | kcat -P -b "$BROKERS" -t telemetry.enriched -K '|'
+for i in 1 2 3 4; do echo "stored-test-$i $ts"; done >"$STATE/sent-beside-stored"
+TOTAL=$((TOTAL + 4))
+if fp_wait_for 30 "$TOTAL rows" rows_are "$TOTAL"; then pass "rows beside keys stored by another writer are added"; else fail "rows beside keys stored by another writer are added" "rows: $(row_count) of $TOTAL"; fi
+expect_eq "the stored rows keep their values, the new ones are written" \
+    "$(psql_q "SELECT string_agg(device_id || ':' || coalesce(format, '-') || ':' || alt_m, ' ' ORDER BY device_id) FROM telemetry WHERE device_id LIKE 'stored-test-%'")" \
+    "stored-test-1:hand:1 stored-test-2:hand:2 stored-test-3:-:9 stored-test-4:-:9"
+[ "$(staged)" -gt "$STAGED0" ] && pass "that batch went through the staging table" ||
+    fail "that batch went through the staging table" "fleetpipe_sink_staged_batches_total: $STAGED0 -> $(staged)"
+expect_eq "keys stored by another writer send nothing to the DLQ" "$(sink_dlq)" 1
+
 # Exactly the distinct valid observations, each once.
 cat "$STATE"/manifest-* | awk '$1 == "valid" {print $2, $3}' | sort >"$STATE/expected"
 psql_q "SELECT device_id, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM telemetry
-        WHERE device_id NOT LIKE 'poison-test-%'" | tr '|' ' ' | sort >"$STATE/actual"
+        WHERE device_id NOT LIKE 'poison-test-%' AND device_id NOT LIKE 'stored-test-%'" | tr '|' ' ' | sort >"$STATE/actual"
 expect_files_eq "the table holds exactly fleet-sim's distinct observations" "$STATE/actual" "$STATE/expected"
 # The whole table against every key sent (fleet-sim's three runs and the four good rows beside
-# the refused one): as many rows as distinct keys sent, none missing, none extra.
-{ sent_keys "$STATE"/manifest-*; cat "$STATE/sent-good-beside-refused"; } | sort -u >"$STATE/sent_keys"
+# the refused one, the four beside stored keys): as many rows as distinct keys sent, none missing, none extra.
+{ sent_keys "$STATE"/manifest-*; cat "$STATE/sent-good-beside-refused" "$STATE/sent-beside-stored"; } | sort -u >"$STATE/sent_keys"
 expect_keys_stored "the table holds exactly the distinct keys sent, none missing, none extra" "$STATE/sent_keys"
 
 finish sink

@@ -172,5 +172,11 @@ FP_TEST_ENTRY(pending_drop_partition_and_growth)
 /* sink-svc batch */
 FP_TEST_ENTRY(batch_dead_letter_pending_until_confirmed)
 FP_TEST_ENTRY(batch_due_by_rows_and_bytes)
+/* sink-svc recent */
+FP_TEST_ENTRY(recent_committed_and_in_batch)
+FP_TEST_ENTRY(recent_forgets_an_uncommitted_attempt)
+FP_TEST_ENTRY(recent_oldest_go_first)
+FP_TEST_ENTRY(recent_attempt_larger_than_the_set)
+FP_TEST_ENTRY(recent_long_ids_and_zero_capacity)
 /* fp_file */
 FP_TEST_ENTRY(file_write_atomic)
