@@ -35,12 +35,12 @@ static fp_flush_result ko_begin(fp_stage *st, void *ctx)
     return fp_txn_begin(&ko->txn) == FP_TXN_DONE ? FP_FLUSH_OK : FP_FLUSH_ERROR;
 }
 
-static bool ko_due(fp_stage *st, int64_t now_ms, void *ctx)
+static bool ko_due(fp_stage *st, int64_t now_ms, bool idle, void *ctx)
 {
     fp_kafka_output *ko = ctx;
 
     (void)st;
-    return ko->txn.open && fp_txn_due(ko->txn.opened_ms, now_ms, ko->cfg->txn_interval_ms,
+    return ko->txn.open && fp_txn_due(ko->txn.opened_ms, now_ms, ko->cfg->txn_interval_ms, idle,
                                       ko->txn.messages, (uint64_t)ko->cfg->max_inflight);
 }
 

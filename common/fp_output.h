@@ -39,8 +39,10 @@ typedef struct fp_output {
     /* Partitions are being assigned: may set where each starts (the database's offsets).
      * RETRY: called again after a backoff (consumption waits for it). */
     fp_flush_result (*assign)(fp_stage *st, rd_kafka_topic_partition_list_t *parts, void *ctx);
-    /* Whether a flush is due now (a full or old batch, a transaction's interval). */
-    bool (*due)(fp_stage *st, int64_t now_ms, void *ctx);
+    /* Whether a flush is due now (a full or old batch, a transaction's interval). `idle`: the
+     * consumer had nothing more to read at its last poll, so waiting longer only adds latency
+     * (an output that batches flushes what it holds then). */
+    bool (*due)(fp_stage *st, int64_t now_ms, bool idle, void *ctx);
     /* Makes everything handed over so far durable, see above. Also called on revocation and
      * shutdown (a clean one only). */
     fp_flush_result (*flush)(fp_stage *st, void *ctx);

@@ -36,6 +36,7 @@ struct fp_stage {
     fp_offsets *offsets;
     size_t max_message;
     bool paused;
+    bool idle; /* the last consumer poll returned nothing: the input is drained for now */
     bool fatal;
 
     /* The message being handled, its token, and whether the handler took it. */
@@ -568,8 +569,9 @@ static void turn(fp_stage *st, int64_t now, int64_t *next_ready_check)
         st->fatal = true;
         return;
     }
-    if (st->retry_at_ms != 0 ? now >= st->retry_at_ms
-                             : st->out->due != NULL && st->out->due(st, now, st->out->ctx))
+    if (st->retry_at_ms != 0
+            ? now >= st->retry_at_ms
+            : st->out->due != NULL && st->out->due(st, now, st->idle, st->out->ctx))
         flush_output(st);
 }
 
@@ -638,6 +640,7 @@ int fp_stage_run(fp_stage *st, fp_stage_handler handler, const fp_stage_hooks *h
             continue;
         }
         msg = rd_kafka_consumer_poll(st->consumer, poll_timeout(st));
+        st->idle = msg == NULL;
         /* The stage's own work is driven when Kafka is quiet, and while messages stream in every
          * 64 messages or 2 ms: driving it per message would cost a system call each. */
         if (msg == NULL || ++since_hook >= 64 || now - last_hook_ms >= 2) {

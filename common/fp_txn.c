@@ -36,10 +36,10 @@ fp_txn_action fp_txn_action_of(rd_kafka_error_t *error, const char *what)
     return a;
 }
 
-bool fp_txn_due(int64_t opened_ms, int64_t now_ms, int64_t interval_ms, uint64_t messages,
-                uint64_t max_messages)
+bool fp_txn_due(int64_t opened_ms, int64_t now_ms, int64_t interval_ms, bool idle,
+                uint64_t messages, uint64_t max_messages)
 {
-    return now_ms - opened_ms >= interval_ms || messages >= max_messages;
+    return now_ms - opened_ms >= interval_ms || messages >= max_messages || (idle && messages > 0);
 }
 
 int fp_txn_init(fp_txn *t, rd_kafka_t *producer, const char *stage_labels, char *err,

@@ -46,10 +46,11 @@ fp_txn_action fp_txn_classify(bool has_error, bool fatal, bool retriable, bool r
 /* fp_txn_classify for a librdkafka error object (NULL: no error). Destroys the error. */
 fp_txn_action fp_txn_action_of(rd_kafka_error_t *error, const char *what);
 
-/* Whether an open transaction is due for commit: older than interval_ms, or holding max
- * messages. */
-bool fp_txn_due(int64_t opened_ms, int64_t now_ms, int64_t interval_ms, uint64_t messages,
-                uint64_t max_messages);
+/* Whether an open transaction is due for commit: older than interval_ms, holding max
+ * messages, or holding any while the input is drained (idle: committing then costs no
+ * throughput and makes the records visible to read_committed consumers at once). */
+bool fp_txn_due(int64_t opened_ms, int64_t now_ms, int64_t interval_ms, bool idle,
+                uint64_t messages, uint64_t max_messages);
 
 /* Initialises the producer's transactions (fences an earlier instance with the same
  * transactional.id). Returns 0, or -1 with a message in err. */

@@ -153,10 +153,10 @@ static bool any_in_flight(const batch *b)
     return false;
 }
 
-bool batch_is_due(const batch *b, int64_t now_ms)
+bool batch_is_due(const batch *b, int64_t now_ms, bool idle)
 {
     return b->len > 0 &&
-           ((int64_t)b->len >= b->set.max_rows || (int64_t)b->bytes >= b->set.max_bytes ||
+           (idle || (int64_t)b->len >= b->set.max_rows || (int64_t)b->bytes >= b->set.max_bytes ||
             now_ms - b->started_ms >= b->set.max_ms);
 }
 
@@ -332,10 +332,10 @@ static bool out_ready(fp_stage *st, const char **why, void *ctx)
     return up;
 }
 
-static bool out_due(fp_stage *st, int64_t now_ms, void *ctx)
+static bool out_due(fp_stage *st, int64_t now_ms, bool idle, void *ctx)
 {
     (void)st;
-    return batch_is_due(ctx, now_ms);
+    return batch_is_due(ctx, now_ms, idle);
 }
 
 static void out_dead_letter_done(fp_stage *st, uint64_t token, rd_kafka_resp_err_t err, void *ctx)

@@ -84,7 +84,9 @@ void batch_dead_letter_done(batch *b, uint64_t token, bool ok);
 /* True when every dead letter owed is confirmed. */
 bool batch_dead_letters_confirmed(const batch *b);
 
-/* Whether the batch is due (full in rows or bytes, or old). */
-bool batch_is_due(const batch *b, int64_t now_ms);
+/* Whether the batch is due: full in rows or bytes, old, or holding rows while the input is
+ * drained (`idle`: a bigger batch would only come later, so waiting adds latency, not
+ * throughput). */
+bool batch_is_due(const batch *b, int64_t now_ms, bool idle);
 
 #endif

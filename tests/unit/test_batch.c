@@ -50,25 +50,27 @@ FP_TEST(batch_dead_letter_pending_until_confirmed)
     batch_free(b);
 }
 
-FP_TEST(batch_due_by_rows_and_bytes)
+FP_TEST(batch_due_by_rows_bytes_and_idle)
 {
     batch *b = new_batch(3, 200);
     int64_t now = 0;
 
-    FP_CHECK(!batch_is_due(b, now));
+    FP_CHECK(!batch_is_due(b, now, false));
+    FP_CHECK(!batch_is_due(b, now, true)); /* idle and empty: nothing to write */
     batch_push(b, NULL, 1, 0, 0, good, sizeof(good) - 1);
-    FP_CHECK(!batch_is_due(b, now + 1));
+    FP_CHECK(!batch_is_due(b, now + 1, false));
+    FP_CHECK(batch_is_due(b, now + 1, true)); /* the input is drained: write what is there */
     batch_push(b, NULL, 2, 0, 1, good, sizeof(good) - 1);
-    FP_CHECK(!batch_is_due(b, now + 1));
+    FP_CHECK(!batch_is_due(b, now + 1, false));
     batch_push(b, NULL, 3, 0, 2, good, sizeof(good) - 1); /* 3 rows */
-    FP_CHECK(batch_is_due(b, now + 1));
+    FP_CHECK(batch_is_due(b, now + 1, false));
     batch_free(b);
     b = new_batch(1000, 200);
     for (int i = 0; i < 3; i++)
         batch_push(b, NULL, (uint64_t)i, 0, i, good, sizeof(good) - 1);
     FP_CHECK_INT(batch_bytes(b), 3 * (sizeof(good) - 1));
-    FP_CHECK(!batch_is_due(b, 1));
+    FP_CHECK(!batch_is_due(b, 1, false));
     batch_push(b, NULL, 9, 0, 9, good, sizeof(good) - 1); /* over 200 bytes */
-    FP_CHECK(batch_is_due(b, 1));
+    FP_CHECK(batch_is_due(b, 1, false));
     batch_free(b);
 }

@@ -171,7 +171,7 @@ FP_TEST_ENTRY(pending_leaves_in_partition_order)
 FP_TEST_ENTRY(pending_drop_partition_and_growth)
 /* sink-svc batch */
 FP_TEST_ENTRY(batch_dead_letter_pending_until_confirmed)
-FP_TEST_ENTRY(batch_due_by_rows_and_bytes)
+FP_TEST_ENTRY(batch_due_by_rows_bytes_and_idle)
 /* sink-svc recent */
 FP_TEST_ENTRY(recent_committed_and_in_batch)
 FP_TEST_ENTRY(recent_forgets_an_uncommitted_attempt)

@@ -29,7 +29,9 @@ FP_TEST(txn_action_of_librdkafka_errors)
 
 FP_TEST(txn_due)
 {
-    FP_CHECK(!fp_txn_due(1000, 1050, 100, 10, 1000));
-    FP_CHECK(fp_txn_due(1000, 1100, 100, 10, 1000));   /* interval reached */
-    FP_CHECK(fp_txn_due(1000, 1001, 100, 1000, 1000)); /* message bound reached */
+    FP_CHECK(!fp_txn_due(1000, 1050, 100, false, 10, 1000));
+    FP_CHECK(fp_txn_due(1000, 1100, 100, false, 10, 1000));   /* interval reached */
+    FP_CHECK(fp_txn_due(1000, 1001, 100, false, 1000, 1000)); /* message bound reached */
+    FP_CHECK(fp_txn_due(1000, 1001, 100, true, 1, 1000));     /* input drained */
+    FP_CHECK(!fp_txn_due(1000, 1001, 100, true, 0, 1000));    /* drained, nothing to commit */
 }
