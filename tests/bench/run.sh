@@ -61,6 +61,15 @@ json_field() { # json_field FILE NAME -> the number after "NAME":
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+# cpu_of PORT: the service's CPU seconds so far (process_cpu_seconds_total, from /proc).
+cpu_of() {
+    curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null |
+        awk '$1 == "process_cpu_seconds_total" { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+# per_record SECONDS N: microseconds of CPU per record.
+per_record() { awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n; else print 0 }'; }
+
 if [ -z "$ONLY" ]; then
     echo "== parser in process (fleet-sim corpus, $REPEAT passes, median)"
     "$BIN/fleet-sim" --output "$W/corpus.bin" --records 200000 --seed 1 >"$W/corpus.json"
@@ -84,9 +93,10 @@ MESSAGES=$(json_field "$W/feed.json" frames)
 echo "   pre-filled telemetry.raw with $MESSAGES messages ($RECORDS records)"
 
 # run_parser N: one parser-svc in a fresh group drains the topic; prints messages/s measured
-# from its first consumed message to its last delivered record.
+# from its first consumed message to its last delivered record, and its CPU microseconds per
+# record.
 run_parser() {
-    local port pid first="" now consumed produced
+    local port pid first="" now consumed produced cpu
     port=$(fp_free_port)
     DELIVERY=${2:-at-least-once} TRANSACTIONAL_ID="bench-parser-$1-$$" OUT_TOPIC=${3:-telemetry.parsed} \
     KAFKA_BROKERS=$BROKERS KAFKA_GROUP_ID="bench-parser-$1-$$" HTTP_BIND=127.0.0.1 HTTP_PORT=$port \
@@ -103,8 +113,10 @@ run_parser() {
         if [ "${consumed:-0}" -ge "$MESSAGES" ] && [ "${produced:-0}" -ge "$RECORDS" ]; then break; fi
         sleep 0.02 # sampling interval of the progress counters
     done
+    cpu=$(cpu_of "$port")
     fp_stop_pid "$pid" 10 >/dev/null
-    awk -v n="$MESSAGES" -v a="$first" -v b="$now" 'BEGIN { printf "%.0f\n", n / (b - a) }'
+    awk -v n="$MESSAGES" -v a="$first" -v b="$now" -v c="$(per_record "$cpu" "$RECORDS")" \
+        'BEGIN { printf "%.0f %s\n", n / (b - a), c }'
 }
 
 if [ -n "$ONLY" ]; then
@@ -123,11 +135,12 @@ for i in $(seq "$REPEAT"); do
     # Into a topic of its own: telemetry.parsed must hold what the enricher runs expect.
     run_parser "eos-$i" exactly-once bench.parsed-eos >>"$W/parser-eos.txt"
 done
-[ -n "$ONLY" ] || PARSER_EOS=$(median <"$W/parser-eos.txt")
+[ -n "$ONLY" ] || PARSER_EOS=$(cut -d' ' -f1 "$W/parser-eos.txt" | median)
 # run_enricher NAME CACHE_SIZE [COUNT] [OUT_TOPIC]: one enricher-svc in a fresh group takes
-# COUNT records (default: all) of telemetry.parsed; prints "records/s geocoder_calls_per_record".
+# COUNT records (default: all) of telemetry.parsed; prints "records/s geocoder_calls_per_record
+# cpu_us_per_record".
 run_enricher() {
-    local port pid first="" now consumed produced calls target=${3:-$PARSED}
+    local port pid first="" now consumed produced calls cpu target=${3:-$PARSED}
     local out=${4:-telemetry.enriched}
     port=$(fp_free_port)
     KAFKA_BROKERS=$BROKERS KAFKA_GROUP_ID="bench-enricher-$1-$$" HTTP_BIND=127.0.0.1 \
@@ -151,9 +164,10 @@ run_enricher() {
     [ "${consumed:-0}" -ge "$target" ] ||
         echo "   warning: enricher run $1 stopped at the deadline ($consumed of $target consumed, $produced produced)" >&2
     calls=$(fp_metric "$port" fleetpipe_enrich_remote_calls_total 'lookup="geocoder"')
+    cpu=$(cpu_of "$port")
     fp_stop_pid "$pid" 10 >/dev/null
-    awk -v n="$produced" -v a="$first" -v b="$now" -v c="$calls" \
-        'BEGIN { printf "%.0f %.4f\n", n / (b - a), c / n }'
+    awk -v n="$produced" -v a="$first" -v b="$now" -v c="$calls" -v u="$(per_record "$cpu" "$produced")" \
+        'BEGIN { printf "%.0f %.4f %s\n", n / (b - a), c / n, u }'
 }
 
 echo "== enricher through Kafka with lookup-stub"
@@ -194,9 +208,9 @@ PIDS+=("$PG_PID")
 bench_psql() { "$ROOT/deploy/local/pg.sh" psql "$W/pg" "$@"; }
 # run_sink N on|off: a fresh sink-svc with SINK_ROLLUPS=on|off drains bench.enriched into empty
 # tables; prints rows/s, then a plain \copy of the very same rows into a fresh identical table;
-# prints "sink_rps copy_rps rows_per_batch batch_ms database_rps".
+# prints "sink_rps copy_rps rows_per_batch batch_ms database_rps cpu_us_per_row".
 run_sink() {
-    local port pid first="" now inserted consumed batches rows_sum secs_sum copy_ms
+    local port pid first="" now inserted consumed batches rows_sum secs_sum copy_ms cpu
     bench_psql -c "DROP TABLE IF EXISTS telemetry_copy" >/dev/null 2>&1 || true
     bench_psql -c "TRUNCATE telemetry; DELETE FROM fleetpipe_offsets" >/dev/null 2>&1 || true
     # Empty, complete rollups: the "on" run must not rebuild after an "off" run.
@@ -232,6 +246,7 @@ run_sink() {
     batches=$(fp_metric "$port" fleetpipe_sink_batches_total)
     rows_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_rows_sum" { print $2 }')
     secs_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_duration_seconds_sum" { print $2 }')
+    cpu=$(cpu_of "$port")
     fp_stop_pid "$pid" 10 >/dev/null
     if [ "$2" = on ] && [ "$(bench_psql -At -c "SELECT coalesce(sum(samples), 0) FROM telemetry_hourly")" != "$B_SINK_ROWS" ]; then
         echo "   warning: sink run $1: telemetry_hourly does not count every row" >&2
@@ -241,8 +256,8 @@ run_sink() {
     copy_ms=$(bench_psql -c "\timing on" -c "\copy telemetry_copy ($COLUMNS) FROM '$W/rows.copy'" |
         sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
     awk -v n="$consumed" -v r="$B_SINK_ROWS" -v a="$first" -v b="$now" -v c="$copy_ms" \
-        -v bt="$batches" -v rs="$rows_sum" -v ss="$secs_sum" \
-        'BEGIN { printf "%.0f %.0f %.0f %.1f %.0f\n", n / (b - a), r / (c / 1000), rs / bt, ss / bt * 1000, rs / ss }'
+        -v bt="$batches" -v rs="$rows_sum" -v ss="$secs_sum" -v u="$(per_record "$cpu" "$consumed")" \
+        'BEGIN { printf "%.0f %.0f %.0f %.1f %.0f %s\n", n / (b - a), r / (c / 1000), rs / bt, ss / bt * 1000, rs / ss, u }'
 }
 COLUMNS="device_id,ts,received_at,format,priority,event_io,lat,lon,alt_m,heading_deg,speed_kmh,satellites,ignition,enrichment_status,site_id,site_name,address,road,city,postcode,country,country_code,asset_customer,asset_oem,asset_model,asset_serial_number,asset_machine_type,metrics,io"
 # The distinct observations of bench.enriched: the rows every sink run must end with.
@@ -332,6 +347,10 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
     sleep 0.1 # sampling interval of the row count
 done
 PIPE_RPS=$(awk -v n="$rows" -v a="$first" -v b="$now" 'BEGIN { printf "%.0f", n / (b - a) }')
+# CPU per record in the whole pipeline: each service's CPU seconds over the rows stored.
+CPU_PIPE_P=$(per_record "$(cpu_of "$(cat "$W/stack/parser.port")")" "$rows")
+CPU_PIPE_E=$(per_record "$(cpu_of "$(cat "$W/stack/enricher.port")")" "$rows")
+CPU_PIPE_S=$(per_record "$(cpu_of "$(cat "$W/stack/sink.port")")" "$rows")
 HALF=$((PIPE_RPS / 2))
 [ "$HALF" -gt 0 ] || HALF=100
 LAT_START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -348,8 +367,53 @@ RSS_E=$(fp_metric "$(cat "$W/stack/enricher.port")" process_resident_memory_byte
 RSS_S=$(fp_metric "$(cat "$W/stack/sink.port")" process_resident_memory_bytes)
 "$ROOT/deploy/local/stack.sh" stop "$W/stack" >/dev/null 2>&1
 
+echo "== whole pipeline, two replicas of each service"
+PARTITIONS=16 ENRICH_LOOKUPS=stub FLEET_SEED=9 "$ROOT/deploy/local/stack.sh" start "$W/stack2" >/dev/null
+for svc in parser enricher sink; do "$ROOT/deploy/local/stack.sh" start-svc "$W/stack2" "$svc" 2 >/dev/null; done
+for f in "$W"/stack2/*.pid; do PIDS+=("$(cat "$f")"); done
+stack2_psql() { "$ROOT/deploy/local/pg.sh" psql "$W/stack2" -At -c "$1"; }
+# Both replicas of each service must hold partitions before the feed starts.
+two_assigned() {
+    local svc n
+    for svc in parser enricher sink; do
+        for n in "" -2; do
+            grep -q '"msg":"assigned [1-9]' "$W/stack2/$svc$n.log" || return 1
+        done
+    done
+}
+fp_wait_for 60 "both replicas assigned" two_assigned || echo "   warning: not every replica holds partitions" >&2
+"$BIN/fleet-sim" --brokers "$(cat "$W/stack2/bootstrap")" --records "$RECORDS" --seed 9 \
+    --devices 1000 --manifest "$W/rep-manifest" >"$W/rep-feed.json" &
+REP_GEN=$!
+REP_DISTINCT=""
+first=""
+deadline=$(($(date +%s) + 600))
+while [ "$(date +%s)" -lt "$deadline" ]; do
+    rows=$(stack2_psql "SELECT count(*) FROM telemetry" 2>/dev/null || echo 0)
+    now=$(date +%s.%N)
+    [ -z "$first" ] && [ "$rows" -gt 0 ] && first=$now
+    if [ -z "$REP_DISTINCT" ] && ! kill -0 "$REP_GEN" 2>/dev/null; then
+        REP_DISTINCT=$(grep -o '"distinct":[0-9]*' "$W/rep-feed.json" | cut -d: -f2)
+    fi
+    [ -n "$REP_DISTINCT" ] && [ "$rows" -ge "$REP_DISTINCT" ] && break
+    sleep 0.1 # sampling interval of the row count
+done
+REP_RPS=$(awk -v n="$rows" -v a="$first" -v b="$now" 'BEGIN { printf "%.0f", n / (b - a) }')
+# Exact rows: the stored keys against fleet-sim's distinct observations, both ways.
+awk '$1 == "valid" {print $2 " " $3}' "$W/rep-manifest" | sort -u >"$W/rep-sent"
+stack2_psql "SELECT device_id || ' ' || to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM telemetry" |
+    sort >"$W/rep-stored"
+REP_MISSING=$(comm -23 "$W/rep-sent" "$W/rep-stored" | wc -l)
+REP_EXTRA=$(comm -13 "$W/rep-sent" "$W/rep-stored" | wc -l)
+REP_ROWS=$(wc -l <"$W/rep-stored")
+REP_SENT=$(wc -l <"$W/rep-sent")
+"$ROOT/deploy/local/stack.sh" stop "$W/stack2" >/dev/null 2>&1
+
 PT=$(median <"$W/pt.txt")
-PARSER=$(median <"$W/parser.txt")
+PARSER=$(cut -d' ' -f1 "$W/parser.txt" | median)
+CPU_PARSER=$(cut -d' ' -f2 "$W/parser.txt" | median)
+CPU_ENRICHER=$(cut -d' ' -f3 "$W/enrich-hit.txt" | median)
+CPU_SINK=$(cut -d' ' -f6 "$W/sink.txt" | median)
 RATIO=$(awk -v a="$PARSER" -v b="$PT" 'BEGIN { printf "%.2f", a / b }')
 REC_PER_MSG=$(awk -v r="$RECORDS" -v m="$MESSAGES" 'BEGIN { printf "%.2f", r / m }')
 
@@ -369,9 +433,14 @@ printf '%-44s %14s %14s %8s %8s\n' "parser-svc exactly-once vs at-least-once" "$
 sink_lines
 printf '%-44s %14s %14s %8s %8s\n' "whole pipeline vs sink alone, rows/s" "$PIPE_RPS" "$B_SINK_RPS" \
     "$(awk -v a="$PIPE_RPS" -v b="$B_SINK_RPS" 'BEGIN { printf "%.2f", a / b }')" ">=0.8"
+printf '%-44s %14s %14s %8s %8s\n' "whole pipeline, 2 replicas vs 1, rows/s" "$REP_RPS" "$PIPE_RPS" \
+    "$(awk -v a="$REP_RPS" -v b="$PIPE_RPS" 'BEGIN { printf "%.2f", a / b }')" ""
+echo "   (2 replicas: $REP_ROWS rows stored of $REP_SENT distinct sent, $REP_MISSING missing, $REP_EXTRA extra)"
 printf '%-44s %14s %14s %8s %8s\n' "device time -> row stored, p50 / p99 ms" "$LAT_P50" "$LAT_P99" "-" "p99<=250"
 echo "   (at $HALF records/s, half the sustained rate)"
 printf '%-44s %14s %14s %14s %8s\n' "resident memory MiB: parser / enricher / sink" "$((RSS_P / 1048576))" "$((RSS_E / 1048576))" "$((RSS_S / 1048576))" "<=50"
+printf '%-44s %14s %14s %14s %8s\n' "CPU us/record alone: parser / enricher / sink" "$CPU_PARSER" "$CPU_ENRICHER" "$CPU_SINK" ""
+printf '%-44s %14s %14s %14s %8s\n' "CPU us/record in the pipeline: p / e / s" "$CPU_PIPE_P" "$CPU_PIPE_E" "$CPU_PIPE_S" ""
 printf '%-44s %14s %14s %8s %8s\n' "enricher-svc, stub 20 ms vs 0 ms, records/s" "$EN_SLOW" "$EN_HIT" "$EN_RATIO" ""
 printf '%-44s %14s %14s %8s %8s\n' "geocoder calls per record, cache on / off" "$CALLS_CACHE" "$CALLS_NOCACHE" "-" "<=0.10"
 printf '%-44s %14s %14s %8s %8s\n' "enricher-svc without cache, records/s" "$EN_NOCACHE" "$EN_HIT" \
@@ -391,6 +460,8 @@ cat >"$OUT/results.json" <<JSON
   "parser_in_process": $(cat "$W/decode.json"),
   "parser_via_kafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG, "exactly_once_messages_per_s": $PARSER_EOS},
   "sink_via_kafka": $SINK_JSON,
+  "cpu_us_per_record": {"alone": {"parser": $CPU_PARSER, "enricher": $CPU_ENRICHER, "sink": $CPU_SINK}, "pipeline": {"parser": $CPU_PIPE_P, "enricher": $CPU_PIPE_E, "sink": $CPU_PIPE_S}},
+  "two_replicas": {"rows_per_s": $REP_RPS, "one_replica_rows_per_s": $PIPE_RPS, "rows_stored": $REP_ROWS, "distinct_sent": $REP_SENT, "missing": $REP_MISSING, "extra": $REP_EXTRA},
   "pipeline": {"rows_per_s": $PIPE_RPS, "sink_alone_rows_per_s": $B_SINK_RPS, "latency_rate": $HALF, "latency_p50_ms": $LAT_P50, "latency_p99_ms": $LAT_P99, "rss_bytes": {"parser": $RSS_P, "enricher": $RSS_E, "sink": $RSS_S}},
   "enricher_via_kafka": {"records_per_s_stub_0ms": $EN_HIT, "records_per_s_stub_20ms": $EN_SLOW, "ratio": $EN_RATIO, "records_per_s_no_cache": $EN_NOCACHE, "geocoder_calls_per_record": $CALLS_CACHE, "geocoder_calls_per_record_no_cache": $CALLS_NOCACHE}
 }
