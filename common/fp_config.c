@@ -1,6 +1,7 @@
 #include "common/fp_config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -539,6 +540,10 @@ void fp_config_startup(int argc, char **argv, const char *program, const char *s
         fprintf(stderr, "%s: unknown argument \"%s\" (see --help)\n", program, argv[i]);
         exit(2);
     }
+    /* glibc gives each thread that allocates its own arena of up to 64 MiB; librdkafka's broker
+     * threads allocate every message buffer, so a service's resident memory grew with its thread
+     * count rather than with its data. Two arenas cost no measurable speed here. */
+    mallopt(M_ARENA_MAX, 2);
     fp_log_init(program, FP_LOG_INFO);
     if (fp_config_load(table, cfg, err, sizeof(err)) < 0) {
         fp_log_kv(FP_LOG_ERROR, "bad configuration", "error", err, FP_KV_END);

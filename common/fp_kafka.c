@@ -143,9 +143,11 @@ rd_kafka_t *fp_kafka_new(fp_kafka_role role, const fp_common_config *cfg, void *
         {"auto.commit.interval.ms", "1000"},
         {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
-        /* librdkafka prefetches up to 64 MiB by default: a bound of 16 MiB keeps a replica's
-         * memory small and is still seconds of input at full speed. */
-        {"queued.max.messages.kbytes", "16384"},
+        /* librdkafka prefetches up to 64 MiB by default, and one fetch response may carry 50 MiB:
+         * 4 MiB of each keeps a replica's memory small and is still a quarter second of input
+         * at full speed (a message larger than fetch.max.bytes is still returned whole). */
+        {"queued.max.messages.kbytes", "4096"},
+        {"fetch.max.bytes", "4194304"},
     };
     static const char *const producer_defaults[][2] = {
         {"enable.idempotence", "true"},    {"acks", "all"},

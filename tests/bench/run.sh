@@ -269,7 +269,7 @@ for i in $(seq "$REPEAT"); do
     run_sink "on-$i" on >>"$W/sink.txt"
     # Each pair as it comes: the spread between pairs shows how noisy the machine is.
     paste -d' ' <(tail -n 1 "$W/sink.txt") <(tail -n 1 "$W/sink-off.txt") |
-        awk -v i="$i" '{ printf "   run %d: rollups off %d rows/s (database %d), on %d (%d): %.2f (%.2f)\n", i, $6, $10, $1, $5, $1 / $6, $5 / $10 }'
+        awk -v i="$i" '{ printf "   run %d: rollups off %d rows/s (database %d), on %d (%d): %.2f (%.2f)\n", i, $7, $11, $1, $5, $1 / $7, $5 / $11 }'
 done
 B_SINK_RPS=$(cut -d' ' -f1 "$W/sink.txt" | median)
 COPY_RPS=$(cut -d' ' -f2 "$W/sink.txt" | median)
@@ -282,8 +282,8 @@ B_OFF_RPS=$(cut -d' ' -f1 "$W/sink-off.txt" | median)
 B_OFF_BATCH_MS=$(cut -d' ' -f4 "$W/sink-off.txt" | median)
 B_OFF_WRITE_RPS=$(cut -d' ' -f5 "$W/sink-off.txt" | median)
 # Each on run against the off run just before it.
-B_ROLLUP_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $1 / $6 }' | median)
-B_ROLLUP_WRITE_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $5 / $10 }' | median)
+B_ROLLUP_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $1 / $7 }' | median)
+B_ROLLUP_WRITE_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $5 / $11 }' | median)
 "$ROOT/deploy/local/pg.sh" stop "$W/pg" >/dev/null
 
 sink_lines() {
