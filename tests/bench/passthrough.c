@@ -4,7 +4,9 @@
  * consumer timings, and nothing else (offsets auto-stored and auto-committed). Times from the first
  * message consumed to the delivery report of the last, so the group join is not counted.
  *
- * Usage: passthrough --brokers B --in TOPIC --out TOPIC --group G --count N [--timeout S]
+ * With --out - it only consumes: the baseline of a stage whose output is not Kafka (the sink).
+ *
+ * Usage: passthrough --brokers B --in TOPIC --out TOPIC|- --group G --count N [--timeout S]
  * Prints one JSON object: messages, seconds, messages_per_s. */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -62,12 +64,13 @@ int main(int argc, char **argv)
             timeout = strtod(argv[i + 1], NULL);
     }
     if (brokers == NULL || in == NULL || out == NULL || group == NULL || count <= 0) {
-        fprintf(stderr, "usage: passthrough --brokers B --in T --out T --group G --count N\n");
+        fprintf(stderr, "usage: passthrough --brokers B --in T --out T|- --group G --count N\n");
         return 2;
     }
     if (set(cc, "bootstrap.servers", brokers) < 0 || set(cc, "group.id", group) < 0 ||
         set(cc, "auto.offset.reset", "earliest") < 0 ||
-        set(cc, "queued.max.messages.kbytes", "16384") < 0 ||
+        set(cc, "queued.max.messages.kbytes", "4096") < 0 ||
+        set(cc, "fetch.max.bytes", "4194304") < 0 ||
         set(cc, "session.timeout.ms", "6000") < 0 || set(cc, "heartbeat.interval.ms", "500") < 0 ||
         set(pc, "bootstrap.servers", brokers) < 0 || set(pc, "enable.idempotence", "true") < 0 ||
         set(pc, "linger.ms", "5") < 0 || set(pc, "partitioner", "murmur2_random") < 0)
@@ -85,7 +88,10 @@ int main(int argc, char **argv)
     rd_kafka_subscribe(consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     deadline = fp_mono_seconds() + timeout;
-    while ((consumed < count || delivered + failed < count) && fp_mono_seconds() < deadline) {
+    if (strcmp(out, "-") == 0)
+        out = NULL;
+    while ((consumed < count || (out != NULL && delivered + failed < count)) &&
+           fp_mono_seconds() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, consumed < count ? 5 : 0);
 
         rd_kafka_poll(producer, 0);
@@ -96,6 +102,12 @@ int main(int argc, char **argv)
 
             if (consumed == 0)
                 start = fp_mono_seconds();
+            if (out == NULL) {
+                consumed++;
+                delivered++;
+                rd_kafka_message_destroy(m);
+                continue;
+            }
             while ((e = rd_kafka_producev(
                         producer, RD_KAFKA_V_TOPIC(out), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                         RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),

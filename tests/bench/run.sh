@@ -210,7 +210,7 @@ bench_psql() { "$ROOT/deploy/local/pg.sh" psql "$W/pg" "$@"; }
 # tables; prints rows/s, then a plain \copy of the very same rows into a fresh identical table;
 # prints "sink_rps copy_rps rows_per_batch batch_ms database_rps cpu_us_per_row".
 run_sink() {
-    local port pid first="" now inserted consumed batches rows_sum secs_sum copy_ms cpu
+    local port pid first="" now inserted consumed batches rows_sum secs_sum copy_ms cpu staged
     bench_psql -c "DROP TABLE IF EXISTS telemetry_copy" >/dev/null 2>&1 || true
     bench_psql -c "TRUNCATE telemetry; DELETE FROM fleetpipe_offsets" >/dev/null 2>&1 || true
     # Empty, complete rollups: the "on" run must not rebuild after an "off" run.
@@ -247,6 +247,8 @@ run_sink() {
     rows_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_rows_sum" { print $2 }')
     secs_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_duration_seconds_sum" { print $2 }')
     cpu=$(cpu_of "$port")
+    staged=$(fp_metric "$port" fleetpipe_sink_staged_batches_total)
+    [ "$staged" = 0 ] || echo "   note: sink run $1: $staged of $batches batches took the staging path" >&2
     fp_stop_pid "$pid" 10 >/dev/null
     if [ "$2" = on ] && [ "$(bench_psql -At -c "SELECT coalesce(sum(samples), 0) FROM telemetry_hourly")" != "$B_SINK_ROWS" ]; then
         echo "   warning: sink run $1: telemetry_hourly does not count every row" >&2
@@ -265,6 +267,10 @@ B_SINK_ROWS=$(grep -o '"distinct":[0-9]*' "$W/feed.json" | cut -d: -f2)
 run_sink warmup on >/dev/null # applies the migrations, warms the server's caches
 # Off and on alternate, so that the machine's drift during the section hits both alike.
 for i in $(seq "$REPEAT"); do
+    # The Kafka-bound baseline: a plain consumer reading the sink's input, nothing else.
+    "$BUILD/passthrough" --brokers "$BROKERS" --in bench.enriched --out - \
+        --group "bench-read-$i-$$" --count "$PARSED" >"$W/read-$i.json"
+    json_field "$W/read-$i.json" messages_per_s >>"$W/read.txt"
     run_sink "off-$i" off >>"$W/sink-off.txt"
     run_sink "on-$i" on >>"$W/sink.txt"
     # Each pair as it comes: the spread between pairs shows how noisy the machine is.
@@ -272,6 +278,7 @@ for i in $(seq "$REPEAT"); do
         awk -v i="$i" '{ printf "   run %d: rollups off %d rows/s (database %d), on %d (%d): %.2f (%.2f)\n", i, $7, $11, $1, $5, $1 / $7, $5 / $11 }'
 done
 B_SINK_RPS=$(cut -d' ' -f1 "$W/sink.txt" | median)
+B_READ_RPS=$(median <"$W/read.txt")
 COPY_RPS=$(cut -d' ' -f2 "$W/sink.txt" | median)
 B_SINK_RATIO=$(awk '{ print $1 / $2 }' "$W/sink.txt" | median)
 B_BATCH=$(cut -d' ' -f3 "$W/sink.txt" | median)
@@ -288,16 +295,19 @@ B_ROLLUP_WRITE_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ prin
 
 sink_lines() {
     printf '%-44s %14s %14s %8s %8s\n' "sink-svc vs plain COPY, rows/s" "$B_SINK_RPS" "$COPY_RPS" "$(printf '%.2f' "$B_SINK_RATIO")" ">=0.9"
-    printf '%-44s %14s %14s %8s %8s\n' "  sink database writes alone vs COPY, rows/s" "$B_WRITE_RPS" "$COPY_RPS" "$(printf '%.2f' "$B_WRITE_RATIO")" ""
+    printf '%-44s %14s %14s %8s %8s\n' "  sink database writes alone vs COPY, rows/s" "$B_WRITE_RPS" "$COPY_RPS" "$(printf '%.2f' "$B_WRITE_RATIO")" ">=0.9"
+    printf '%-44s %14s %14s %8s %8s\n' "  sink-svc vs a plain consumer of its input" "$B_SINK_RPS" "$B_READ_RPS" \
+        "$(awk -v a="$B_SINK_RPS" -v b="$B_READ_RPS" 'BEGIN { printf "%.2f", a / b }')" ""
     printf '%-44s %14s %14s %8s %8s\n' "sink-svc rollups on vs off, rows/s" "$B_SINK_RPS" "$B_OFF_RPS" "$(printf '%.2f' "$B_ROLLUP_RATIO")" ">=0.8"
     printf '%-44s %14s %14s %8s %8s\n' "  database writes alone, rollups on vs off" "$B_WRITE_RPS" "$B_OFF_WRITE_RPS" "$(printf '%.2f' "$B_ROLLUP_WRITE_RATIO")" ""
     echo "   (sink: $B_BATCH rows per batch, $B_BATCH_MS ms per batch write+commit with rollups,"
     echo "    $B_OFF_BATCH_MS ms without, median; the first line includes taking the rows from the"
-    echo "    broker, the second only the batches' database time: COPY into staging,"
-    echo "    INSERT ... ON CONFLICT, rollups, offsets, COMMIT; the sink runs with SINK_ROLLUPS=on"
-    echo "    unless the line says otherwise)"
+    echo "    broker, the second only the batches' database time: COPY (straight into telemetry,"
+    echo "    or through staging + INSERT ... ON CONFLICT after a conflict), rollups, offsets,"
+    echo "    COMMIT; the third the sink beside a consumer that only reads the same messages; the"
+    echo "    sink runs with SINK_ROLLUPS=on unless the line says otherwise)"
 }
-SINK_JSON="{\"rows\": $B_SINK_ROWS, \"sink_rows_per_s\": $B_SINK_RPS, \"copy_rows_per_s\": $COPY_RPS, \"ratio\": $B_SINK_RATIO, \"rows_per_batch\": $B_BATCH, \"batch_ms\": $B_BATCH_MS, \"database_rows_per_s\": $B_WRITE_RPS, \"database_ratio\": $B_WRITE_RATIO, \"rollups_off\": {\"sink_rows_per_s\": $B_OFF_RPS, \"batch_ms\": $B_OFF_BATCH_MS, \"database_rows_per_s\": $B_OFF_WRITE_RPS}, \"rollups_on_vs_off\": $B_ROLLUP_RATIO, \"rollups_on_vs_off_database\": $B_ROLLUP_WRITE_RATIO}"
+SINK_JSON="{\"rows\": $B_SINK_ROWS, \"plain_consumer_rows_per_s\": $B_READ_RPS, \"sink_rows_per_s\": $B_SINK_RPS, \"copy_rows_per_s\": $COPY_RPS, \"ratio\": $B_SINK_RATIO, \"rows_per_batch\": $B_BATCH, \"batch_ms\": $B_BATCH_MS, \"database_rows_per_s\": $B_WRITE_RPS, \"database_ratio\": $B_WRITE_RATIO, \"rollups_off\": {\"sink_rows_per_s\": $B_OFF_RPS, \"batch_ms\": $B_OFF_BATCH_MS, \"database_rows_per_s\": $B_OFF_WRITE_RPS}, \"rollups_on_vs_off\": $B_ROLLUP_RATIO, \"rollups_on_vs_off_database\": $B_ROLLUP_WRITE_RATIO}"
 if [ -n "$ONLY" ]; then
     echo
     printf '%-44s %14s %14s %8s %8s\n' figure value baseline ratio target
