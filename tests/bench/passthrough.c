@@ -70,10 +70,10 @@ int main(int argc, char **argv)
     if (set(cc, "bootstrap.servers", brokers) < 0 || set(cc, "group.id", group) < 0 ||
         set(cc, "auto.offset.reset", "earliest") < 0 ||
         set(cc, "queued.max.messages.kbytes", "4096") < 0 ||
-        set(cc, "fetch.max.bytes", "4194304") < 0 ||
-        set(cc, "session.timeout.ms", "6000") < 0 || set(cc, "heartbeat.interval.ms", "500") < 0 ||
-        set(pc, "bootstrap.servers", brokers) < 0 || set(pc, "enable.idempotence", "true") < 0 ||
-        set(pc, "linger.ms", "5") < 0 || set(pc, "partitioner", "murmur2_random") < 0)
+        set(cc, "fetch.max.bytes", "4194304") < 0 || set(cc, "session.timeout.ms", "6000") < 0 ||
+        set(cc, "heartbeat.interval.ms", "500") < 0 || set(pc, "bootstrap.servers", brokers) < 0 ||
+        set(pc, "enable.idempotence", "true") < 0 || set(pc, "linger.ms", "5") < 0 ||
+        set(pc, "partitioner", "murmur2_random") < 0)
         return 2;
     rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
     consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
