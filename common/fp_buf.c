@@ -193,6 +193,19 @@ size_t fp_buf_format_u64(char *out, uint64_t v)
     return n;
 }
 
+void fp_buf_format_u64_width(char *out, uint64_t v, size_t width)
+{
+    char *p = out + width;
+
+    while (p - out >= 2) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (p > out)
+        *--p = (char)('0' + v % 10);
+}
+
 int fp_buf_put_u64(fp_buf *b, uint64_t v)
 {
     /* With room for the longest number the digits go straight into the buffer; otherwise the

@@ -47,6 +47,11 @@ size_t fp_buf_dec_len(uint64_t v);
  * writers that reserved the space themselves. This function can't fail. */
 size_t fp_buf_format_u64(char *out, uint64_t v);
 
+/* Writes the last `width` decimal digits of v to out (exactly width bytes, with leading zeros:
+ * 7 of width 3 is "007"), for fraction digits. width 0 writes nothing. This function can't
+ * fail. */
+void fp_buf_format_u64_width(char *out, uint64_t v, size_t width);
+
 /* NUL-terminates the contents (not counted in len) and returns them. Never fails: there is
  * always a spare byte, or a static empty string when nothing was ever allocated. */
 const char *fp_buf_cstr(fp_buf *b);

@@ -191,6 +191,12 @@ int fp_json_put_string(fp_buf *b, const char *s, size_t len)
             memcpy(dst + i, &w, sizeof(w));
             i += 8;
         }
+        /* The last 1..7 bytes of a string of at least 8 are tested as the word that ends the
+         * string (overlapping bytes already copied) rather than byte by byte. */
+        if (i < len && len - i < 8 && len >= 8 && special_bytes(w = load_word(u + len - 8)) == 0) {
+            memcpy(dst + len - 8, &w, sizeof(w));
+            i = len;
+        }
         while (i < len && byte_class[u[i]] == 0) {
             dst[i] = s[i];
             i++;
@@ -253,15 +259,6 @@ static const uint64_t pow10_int[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 
 /* 2^20: below it format_fixed needs only one candidate (see there). */
 #define FIXED_ONE_CANDIDATE 1048576.0
 
-/* Writes fp (below 10^k) as exactly k digits, keeping its leading zeros. */
-static void put_fraction(char *out, uint32_t fp, int k)
-{
-    for (int d = k - 1; d >= 0; d--) {
-        out[d] = (char)('0' + fp % 10);
-        fp /= 10;
-    }
-}
-
 /* Writes a non-integral v with k fraction digits when the decimal n / 10^k (n = v * 10^k
  * rounded) reads back as exactly v, for the smallest such k in 1..7. With the fewest fraction
  * digits the text is also the shortest that round-trips. Returns the text length, or 0 when no
@@ -311,17 +308,20 @@ static size_t format_fixed(double v, char *out)
             return 0;
     }
 
-    ip = (uint64_t)n / pow10_int[k];
-    fp = (uint32_t)((uint64_t)n % pow10_int[k]);
+    /* k is nearly always 7 here, and a constant divisor spares the division instruction. */
+    ip = k == 7 ? (uint64_t)n / 10000000u : (uint64_t)n / pow10_int[k];
+    fp = (uint32_t)((uint64_t)n - ip * pow10_int[k]);
+    /* The loop's k leaves no trailing zero (a smaller k would have matched), the single
+     * candidate's may: they go. fp == 0 cannot happen for a non-integral v, so a digit stays. */
+    while (fp % 10 == 0) {
+        fp /= 10;
+        k--;
+    }
     if (v < 0)
         out[len++] = '-';
     len += fp_buf_format_u64(out + len, ip);
     out[len++] = '.';
-    put_fraction(out + len, fp, k);
-    /* The loop's k leaves no trailing zero (a smaller k would have matched), the single
-     * candidate's may: they go. fp == 0 cannot happen for a non-integral v, so a digit stays. */
-    while (k > 1 && out[len + (size_t)k - 1] == '0')
-        k--;
+    fp_buf_format_u64_width(out + len, fp, (size_t)k);
     return len + (size_t)k;
 }
 
@@ -427,6 +427,12 @@ static int key_cmp(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len ? 1 : 0;
 }
 
+static inline bool keys_equal(const fp_json_key *x, const fp_json_key *y)
+{
+    return x->len == y->len &&
+           (x->len == 0 || (x->s[0] == y->s[0] && memcmp(x->s, y->s, x->len) == 0));
+}
+
 /* Up to this many keys are compared pair by pair: for the few members of a typical object that
  * is faster than sorting. */
 #define PAIRWISE_MAX 16
@@ -436,9 +442,11 @@ bool fp_json_find_repeated_key(fp_json_key *keys, size_t n, fp_json_key *repeate
     size_t found = SIZE_MAX;
 
     if (n <= PAIRWISE_MAX) {
+        /* Equal keys have equal lengths and first bytes: comparing those first spares nearly
+         * every call of memcmp. */
         for (size_t i = 1; i < n && found == SIZE_MAX; i++)
             for (size_t j = 0; j < i; j++)
-                if (key_cmp(&keys[i], &keys[j]) == 0) {
+                if (keys_equal(&keys[i], &keys[j])) {
                     found = i;
                     break;
                 }

@@ -78,30 +78,86 @@ static bool has_nul(const fp_record *r, fp_str s)
     return s.len > 0 && memchr(fp_record_str(r, s), '\0', s.len) != NULL;
 }
 
+/* Up to this many items are compared pair by pair (fp_json_find_repeated_key's own limit). */
+#define PAIRWISE_MAX 16
+
+/* Item i's name as a key: the metric's name, or the IO id's bytes. */
+static fp_json_key item_key(const fp_record *r, bool io, size_t i)
+{
+    if (io)
+        return (fp_json_key){(const char *)&r->io[i].id, sizeof(r->io[i].id)};
+    return (fp_json_key){fp_record_str(r, r->metrics[i].name), r->metrics[i].name.len};
+}
+
+/* A 6-bit digest of item i's name: equal names have equal digests. */
+static unsigned item_digest(const fp_record *r, bool io, size_t i)
+{
+    fp_json_key k;
+
+    if (io)
+        return r->io[i].id & 63u;
+    k = item_key(r, io, i);
+    return k.len == 0
+               ? 0
+               : (unsigned)(k.len * 7 + (unsigned char)k.s[0] + (unsigned char)k.s[k.len - 1] * 3) &
+                     63u;
+}
+
+/* For n <= PAIRWISE_MAX items: the first item whose name an earlier one has, or SIZE_MAX, as
+ * comparing every pair would find it. A mask of the digests seen so far spares the comparisons
+ * for nearly every item. */
+static size_t first_repeated_item(const fp_record *r, bool io, size_t n)
+{
+    uint64_t seen = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bit = (uint64_t)1 << item_digest(r, io, i);
+
+        if (seen & bit) {
+            fp_json_key k = item_key(r, io, i);
+
+            for (size_t j = 0; j < i; j++) {
+                fp_json_key o = item_key(r, io, j);
+
+                if (o.len == k.len && (k.len == 0 || memcmp(o.s, k.s, k.len) == 0))
+                    return i;
+            }
+        }
+        seen |= bit;
+    }
+    return SIZE_MAX;
+}
+
 /* Checks that no two items are named alike: metric names, or IO ids (as their bytes). Returns 0
  * or a negative fp_record_err with the message. */
 static int check_unique(const fp_record *r, bool io, char *msg, size_t msg_size)
 {
     size_t n = io ? r->io_len : r->metrics_len;
-    fp_json_key local[16], *keys = local, repeated;
+    fp_json_key repeated = {NULL, 0};
     bool found;
 
     if (n < 2)
         return 0;
-    if (n > sizeof(local) / sizeof(local[0])) {
-        keys = malloc(n * sizeof(*keys));
-        if (keys == NULL)
-            return refuse(msg, msg_size, FP_REC_ERR_NOMEM, "record: out of memory");
+    if (n <= PAIRWISE_MAX) {
+        size_t i = first_repeated_item(r, io, n);
+
+        found = i != SIZE_MAX;
+        if (found)
+            repeated = item_key(r, io, i);
+    } else {
+        fp_json_key local[32], *keys = local;
+
+        if (n > sizeof(local) / sizeof(local[0])) {
+            keys = malloc(n * sizeof(*keys));
+            if (keys == NULL)
+                return refuse(msg, msg_size, FP_REC_ERR_NOMEM, "record: out of memory");
+        }
+        for (size_t i = 0; i < n; i++)
+            keys[i] = item_key(r, io, i);
+        found = fp_json_find_repeated_key(keys, n, &repeated);
+        if (keys != local)
+            free(keys);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (io)
-            keys[i] = (fp_json_key){(const char *)&r->io[i].id, sizeof(r->io[i].id)};
-        else
-            keys[i] = (fp_json_key){fp_record_str(r, r->metrics[i].name), r->metrics[i].name.len};
-    }
-    found = fp_json_find_repeated_key(keys, n, &repeated);
-    if (keys != local)
-        free(keys);
     if (!found)
         return 0;
     if (io) {
@@ -135,6 +191,7 @@ int fp_record_check(const fp_record *r, char *msg, size_t msg_size)
         e->address_city,      e->address_postcode, e->address_country, e->address_country_code,
         e->asset_customer,    e->asset_oem,        e->asset_model,     e->asset_serial,
         e->asset_machine_type};
+    bool arena_nul;
     int rc;
 
     if (msg != NULL && msg_size > 0)
@@ -152,16 +209,20 @@ int fp_record_check(const fp_record *r, char *msg, size_t msg_size)
         if (rc != 0)
             return rc;
     }
+    /* Every string lives in the arena: when it holds no NUL at all (nearly always), no string
+     * does, and one scan spares a search per string. */
+    arena_nul = r->arena_len > 0 && memchr(r->arena, '\0', r->arena_len) != NULL;
     for (size_t i = 0; i < r->metrics_len; i++) {
         const fp_metric *m = &r->metrics[i];
 
-        if (has_nul(r, m->name) || (m->kind == FP_METRIC_STRING && has_nul(r, m->str)))
+        if (arena_nul &&
+            (has_nul(r, m->name) || (m->kind == FP_METRIC_STRING && has_nul(r, m->str))))
             return refuse(msg, msg_size, FP_REC_ERR_NUL, "metrics: a name or a text holds U+0000");
         if (m->kind == FP_METRIC_NUMBER && !isfinite(m->num))
             return refuse(msg, msg_size, FP_REC_ERR_RANGE, "metrics.%.*s: not a finite number",
                           (int)(m->name.len < 64 ? m->name.len : 64), fp_record_str(r, m->name));
     }
-    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+    for (size_t i = 0; arena_nul && i < sizeof(texts) / sizeof(texts[0]); i++)
         if (has_nul(r, texts[i]))
             return refuse(msg, msg_size, FP_REC_ERR_NUL, "enrichment: a text holds U+0000");
     rc = check_unique(r, false, msg, msg_size);

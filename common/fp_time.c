@@ -116,8 +116,21 @@ static void put_date(int64_t days, char *out)
     e->valid = true;
 }
 
+/* The last two times formatted on this thread, whole. A batch's records share their time of
+ * receipt, and an encoded record alternates it with the record's own time, so the receipt is
+ * nearly always one of the two. */
+struct time_cache_entry {
+    int64_t ms;
+    char text[FP_RFC3339_LEN];
+    bool valid;
+};
+
+static _Thread_local struct time_cache_entry time_cache[2];
+static _Thread_local unsigned time_cache_next;
+
 int fp_time_format_ms(int64_t ms, char *out, size_t out_size)
 {
+    struct time_cache_entry *e;
     int64_t days, rem;
     unsigned sod, msec;
 
@@ -129,6 +142,14 @@ int fp_time_format_ms(int64_t ms, char *out, size_t out_size)
     if (ms < FP_TIME_MIN_MS || ms > FP_TIME_MAX_MS) {
         out[0] = '\0';
         return -1;
+    }
+
+    for (size_t i = 0; i < 2; i++) {
+        if (time_cache[i].valid && time_cache[i].ms == ms) {
+            memcpy(out, time_cache[i].text, FP_RFC3339_LEN);
+            out[FP_RFC3339_LEN] = '\0';
+            return FP_RFC3339_LEN;
+        }
     }
 
     /* Floor division, so that times before 1970 fall on the previous day. */
@@ -153,6 +174,12 @@ int fp_time_format_ms(int64_t ms, char *out, size_t out_size)
     put_2digits(out + 21, msec % 100);
     out[23] = 'Z';
     out[24] = '\0';
+
+    e = &time_cache[time_cache_next];
+    time_cache_next ^= 1;
+    e->ms = ms;
+    memcpy(e->text, out, FP_RFC3339_LEN);
+    e->valid = true;
     return FP_RFC3339_LEN;
 }
 

@@ -18,6 +18,7 @@
 #include <cJSON.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,20 +315,51 @@ static const char *type_name(enum senml_type type)
 
 /* Finds the labels of one SenML record. Fails on an unknown label ending in '_', a label
  * given twice or a value of the wrong type. Returns 0 or -1 with the error filled in. */
+/* label_first[b] is the first label of label_order whose name starts with byte b, L_COUNT when
+ * none does. label_order lists the labels grouped by first byte. Built once. */
+static uint8_t label_first[256];
+static enum senml_label label_order[L_COUNT];
+static pthread_once_t label_once = PTHREAD_ONCE_INIT;
+
+static void build_label_first(void)
+{
+    size_t n = 0;
+
+    memset(label_first, L_COUNT, sizeof(label_first));
+    for (unsigned b = 1; b < 256; b++) {
+        for (size_t k = 0; k < L_COUNT; k++) {
+            if ((unsigned char)label_defs[k].name[0] != b)
+                continue;
+            if (label_first[b] == L_COUNT)
+                label_first[b] = (uint8_t)n;
+            label_order[n++] = (enum senml_label)k;
+        }
+    }
+}
+
 static int collect_labels(struct senml_ctx *c, size_t idx, const struct senml_member *members,
                           size_t count, const struct senml_member *lab[L_COUNT])
 {
+    pthread_once(&label_once, build_label_first);
     for (size_t k = 0; k < L_COUNT; k++)
         lab[k] = NULL;
     for (size_t i = 0; i < count; i++) {
         const struct senml_member *el = &members[i];
         const char *key = el->key;
-        size_t k = 0;
+        size_t k = L_COUNT;
         const char *code;
 
-        /* The first byte rules out nearly every label before a full comparison. */
-        while (k < L_COUNT && (label_defs[k].name[0] != key[0] || !str_eq(label_defs[k].name, key)))
-            k++;
+        /* The candidates of the key's first byte alone are compared in full. */
+        for (size_t at = label_first[(unsigned char)key[0]]; at < L_COUNT; at++) {
+            enum senml_label cand = label_order[at];
+
+            if (label_defs[cand].name[0] != key[0])
+                break;
+            if (str_eq(label_defs[cand].name, key)) {
+                k = cand;
+                break;
+            }
+        }
         if (k == L_COUNT) {
             size_t klen = strlen(key);
 

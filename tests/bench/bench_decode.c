@@ -5,7 +5,15 @@
  * step alone on the decoded records, so the report shows where the time goes. Runs each pass
  * for at least --seconds and reports the median of --repeat passes as one JSON object.
  *
- * Usage: bench_decode CORPUS [--seconds S] [--repeat N] */
+ * Two more modes serve optimisation work rather than the report:
+ * - --dump FILE writes the canonical JSON of every record of the corpus to FILE, one per line
+ *   (a failed payload as a line "! <code>"), so that two builds' outputs can be compared byte
+ *   for byte;
+ * - --count runs exactly one pass of each kind (decode, decode + encode, encode alone) in
+ *   functions of their own and times nothing, for `valgrind --tool=callgrind`: each function's
+ *   inclusive instructions divided by the records it prints is the cost per record.
+ *
+ * Usage: bench_decode CORPUS [--seconds S] [--repeat N] [--dump FILE | --count] */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +122,28 @@ static double measure(const message *msgs, size_t n, double seconds, bool encode
     return (double)records / elapsed;
 }
 
+/* Decodes the whole corpus into `all`, one record after another (each a deep copy, made by a
+ * JSON round trip, of what `one` held for its message). */
+static void decode_all(const message *msgs, size_t n, fp_record_batch *all, fp_record_batch *one,
+                       fp_buf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        decode_input in = {msgs[i].value, msgs[i].len, msgs[i].key, msgs[i].key_len,
+                           INT64_C(1893456000000)};
+        decode_error err;
+
+        if (decode_payload(NULL, NULL, 0, &in, one, &err) < 0)
+            continue;
+        for (size_t j = 0; j < one->len; j++) {
+            fp_record *r = decode_batch_next(all);
+
+            fp_buf_clear(out);
+            fp_record_encode_json(&one->recs[j], out);
+            fp_record_decode_json(r, out->data, out->len, NULL, 0);
+        }
+    }
+}
+
 /* Encode alone: the records of the whole corpus decoded once, then only encoded. */
 static double measure_encode(const message *msgs, size_t n, double seconds)
 {
@@ -122,21 +152,7 @@ static double measure_encode(const message *msgs, size_t n, double seconds)
     double start, elapsed;
     size_t records = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        decode_input in = {msgs[i].value, msgs[i].len, msgs[i].key, msgs[i].key_len,
-                           INT64_C(1893456000000)};
-        decode_error err;
-
-        if (decode_payload(NULL, NULL, 0, &in, &one, &err) < 0)
-            continue;
-        for (size_t j = 0; j < one.len; j++) {
-            fp_record *r = decode_batch_next(&all);
-
-            fp_buf_clear(&out);
-            fp_record_encode_json(&one.recs[j], &out);
-            fp_record_decode_json(r, out.data, out.len, NULL, 0);
-        }
-    }
+    decode_all(msgs, n, &all, &one, &out);
     start = fp_mono_seconds();
     do {
         for (size_t j = 0; j < all.len; j++) {
@@ -152,8 +168,87 @@ static double measure_encode(const message *msgs, size_t n, double seconds)
     return (double)records / elapsed;
 }
 
+/* Writes every record's canonical JSON to path, one per line. Returns 0 or -1. */
+static int dump_corpus(const message *msgs, size_t n, const char *path)
+{
+    fp_record_batch batch = {0};
+    fp_buf out = {0};
+    FILE *f = fopen(path, "wb");
+    int rc = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, "bench_decode: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        decode_input in = {msgs[i].value, msgs[i].len, msgs[i].key, msgs[i].key_len,
+                           INT64_C(1893456000000)};
+        decode_error err;
+
+        if (decode_payload(NULL, NULL, 0, &in, &batch, &err) < 0) {
+            fprintf(f, "! %s\n", err.code);
+            continue;
+        }
+        for (size_t j = 0; j < batch.len && rc == 0; j++) {
+            fp_buf_clear(&out);
+            if (fp_record_encode_json(&batch.recs[j], &out) < 0 || fp_buf_putc(&out, '\n') < 0 ||
+                fwrite(out.data, 1, out.len, f) != out.len)
+                rc = -1;
+        }
+    }
+    if (fclose(f) != 0)
+        rc = -1;
+    decode_batch_free(&batch);
+    fp_buf_free(&out);
+    return rc;
+}
+
+/* The three passes of --count, kept out of line so that callgrind reports each apart. */
+static __attribute__((noinline)) size_t
+count_decode(const message *msgs, size_t n, fp_record_batch *batch, fp_buf *out, size_t *bad)
+{
+    return decode_pass(msgs, n, batch, out, false, bad);
+}
+
+static __attribute__((noinline)) size_t
+count_decode_encode(const message *msgs, size_t n, fp_record_batch *batch, fp_buf *out, size_t *bad)
+{
+    return decode_pass(msgs, n, batch, out, true, bad);
+}
+
+static __attribute__((noinline)) size_t count_encode(const fp_record_batch *all, fp_buf *out)
+{
+    for (size_t j = 0; j < all->len; j++) {
+        fp_buf_clear(out);
+        fp_record_encode_json(&all->recs[j], out);
+    }
+    return all->len;
+}
+
+/* --count: one pass of each kind; prints the records each pass handled. */
+static void count_passes(const message *msgs, size_t n)
+{
+    fp_record_batch batch = {0}, all = {0};
+    fp_buf out = {0};
+    size_t bad = 0, dec, both, enc;
+
+    /* A first pass grows every buffer, as the timed passes find them. */
+    decode_pass(msgs, n, &batch, &out, true, &bad);
+    dec = count_decode(msgs, n, &batch, &out, &bad);
+    both = count_decode_encode(msgs, n, &batch, &out, &bad);
+    decode_all(msgs, n, &all, &batch, &out);
+    enc = count_encode(&all, &out);
+    printf("{\"count_decode\":%zu,\"count_decode_encode\":%zu,\"count_encode\":%zu}\n", dec, both,
+           enc);
+    decode_batch_free(&batch);
+    decode_batch_free(&all);
+    fp_buf_free(&out);
+}
+
 int main(int argc, char **argv)
 {
+    const char *dump = NULL;
+    bool count = false;
     fp_buf raw = {0};
     message *msgs = NULL;
     size_t n = 0, bad = 0;
@@ -161,14 +256,21 @@ int main(int argc, char **argv)
     int repeat = 3;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_decode CORPUS [--seconds S] [--repeat N]\n");
+        fprintf(stderr,
+                "usage: bench_decode CORPUS [--seconds S] [--repeat N] [--dump FILE | --count]\n");
         return 2;
     }
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--seconds") == 0)
-            seconds = strtod(argv[i + 1], NULL);
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--count") == 0)
+            count = true;
+        else if (i + 1 == argc)
+            break;
+        else if (strcmp(argv[i], "--dump") == 0)
+            dump = argv[++i];
+        else if (strcmp(argv[i], "--seconds") == 0)
+            seconds = strtod(argv[++i], NULL);
         else if (strcmp(argv[i], "--repeat") == 0)
-            repeat = (int)strtol(argv[i + 1], NULL, 10);
+            repeat = (int)strtol(argv[++i], NULL, 10);
     }
     if (repeat < 1 || repeat > 15 || seconds <= 0) {
         fprintf(stderr, "bench_decode: --repeat 1..15, --seconds > 0\n");
@@ -177,6 +279,19 @@ int main(int argc, char **argv)
     if (load_corpus(argv[1], &raw, &msgs, &n) < 0 || n == 0) {
         fprintf(stderr, "bench_decode: %s is not a fleet-sim corpus\n", argv[1]);
         return 1;
+    }
+    if (dump != NULL) {
+        int rc = dump_corpus(msgs, n, dump);
+
+        free(msgs);
+        fp_buf_free(&raw);
+        return rc == 0 ? 0 : 1;
+    }
+    if (count) {
+        count_passes(msgs, n);
+        free(msgs);
+        fp_buf_free(&raw);
+        return 0;
     }
     {
         fp_record_batch batch = {0};

@@ -1,4 +1,5 @@
 /* Unit tests of common/fp_buf.c and common/fp_json.c. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -623,5 +624,183 @@ FP_TEST(json_double_one_candidate_below_2_pow_20)
             break;
         }
     }
+    fp_buf_free(&b);
+}
+
+FP_TEST(buf_format_u64_width)
+{
+    static const struct {
+        uint64_t v;
+        size_t width;
+        const char *text;
+    } cases[] = {
+        {0, 1, "0"},
+        {7, 3, "007"},
+        {1234567, 7, "1234567"},
+        {1234567, 4, "4567"}, /* only the last `width` digits */
+        {5, 7, "0000005"},
+        {10, 2, "10"},
+        {UINT64_MAX, 20, "18446744073709551615"},
+        {(uint64_t)INT64_MAX, 19, "9223372036854775807"},
+        {(uint64_t)INT64_MIN, 20, "09223372036854775808"},
+    };
+    uint64_t state = 0x6a09e667f3bcc908ULL;
+    char got[32];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(got, '#', sizeof(got));
+        fp_buf_format_u64_width(got, cases[i].v, cases[i].width);
+        FP_CHECK_MEM(got, cases[i].width, cases[i].text);
+        FP_CHECK(got[cases[i].width] == '#'); /* nothing written beyond the digits */
+    }
+    /* Width 0 writes nothing at all. */
+    memset(got, '#', sizeof(got));
+    fp_buf_format_u64_width(got, 42, 0);
+    FP_CHECK(got[0] == '#');
+    for (int iter = 0; iter < 100000; iter++) {
+        uint64_t v = next_random(&state);
+        size_t width = 1 + (size_t)(v % 19);
+        uint64_t mod = 1;
+        char want[32];
+
+        for (size_t k = 0; k < width; k++)
+            mod *= 10;
+        v >>= (v >> 58) & 63; /* values of every magnitude */
+        snprintf(want, sizeof(want), "%0*llu", (int)width, (unsigned long long)(v % mod));
+        memset(got, '#', sizeof(got));
+        fp_buf_format_u64_width(got, v, width);
+        if (memcmp(got, want, width) != 0 || got[width] != '#') {
+            fp_test_fail(__FILE__, __LINE__, "%llu width %zu: \"%.*s\", expected \"%s\"",
+                         (unsigned long long)v, width, (int)width, got, want);
+            break;
+        }
+    }
+}
+
+/* fp_json_put_double's text by its documented rule, written the simple way: null for NaN and
+ * infinities; an integer below 2^53 as one; the fewest fraction digits (up to 7) that read back
+ * for 1e-4 <= |v| < 1e9; otherwise the shortest of %.15g, %.16g, %.17g that reads back. */
+static const char *double_by_the_rule(double v, char *out, size_t size)
+{
+    if (!isfinite(v)) {
+        snprintf(out, size, "null");
+    } else if (fabs(v) < 9007199254740992.0 && v == trunc(v)) {
+        snprintf(out, size, "%lld", (long long)v);
+    } else if (!(fabs(v) >= 1e-4 && fabs(v) < 1e9) || fixed_by_trying_every_k(v, out, size) == 0) {
+        for (int p = 15; p <= 17; p++) {
+            snprintf(out, size, "%.*g", p, v);
+            if (strtod(out, NULL) == v)
+                break;
+        }
+    }
+    return out;
+}
+
+/* The whole double formatter against the rule above, at edge values and at random. */
+FP_TEST(json_double_matches_the_rule)
+{
+    static const double edges[] = {
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        9007199254740991.0,
+        9007199254740992.0,
+        -9007199254740993.0,
+        9223372036854775807.0, /* INT64_MAX rounds to 2^63 */
+        -9223372036854775808.0,
+        18446744073709551615.0, /* UINT64_MAX rounds to 2^64 */
+        DBL_MAX,
+        -DBL_MAX,
+        DBL_MIN,
+        DBL_TRUE_MIN, /* the smallest subnormal */
+        -DBL_TRUE_MIN,
+        2.2250738585072009e-308, /* the largest subnormal */
+        1e-4,
+        0.99999999e-4,
+        999999999.9999999,
+        1e9,
+        1e9 + 0.5,
+        1e21,
+        1.5e-7,
+        6.02214076e23,
+        -1.602176634e-19,
+        0.1,
+        1048576.0000001,
+        55.5754196,
+        24.484,
+        NAN,
+        INFINITY,
+        -INFINITY,
+    };
+    uint64_t state = 0xbb67ae8584caa73bULL;
+    char want[64];
+    fp_buf b;
+
+    fp_buf_init(&b);
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+        FP_CHECK_STR(json_double(&b, edges[i]), double_by_the_rule(edges[i], want, sizeof(want)));
+    for (int iter = 0; iter < 200000; iter++) {
+        uint64_t r = next_random(&state);
+        double v;
+
+        switch (iter % 3) {
+        case 0: /* any bit pattern, subnormals, NaNs and infinities included */
+            memcpy(&v, &r, sizeof(v));
+            break;
+        case 1: /* a decimal with up to 7 fraction digits, as devices report */
+            v = (double)(int64_t)(r % 20000000001ULL - 10000000000LL) / (double)(1u << (r >> 61)) /
+                1e3;
+            break;
+        default: /* a scaled sensor value */
+            v = (double)(r % 100000000ULL) / (double)(1 + (r >> 40) % 1000);
+            break;
+        }
+        if (strcmp(json_double(&b, v), double_by_the_rule(v, want, sizeof(want))) != 0) {
+            fp_test_fail(__FILE__, __LINE__, "%.17g written as \"%s\", expected \"%s\"", v,
+                         fp_buf_cstr(&b), want);
+            break;
+        }
+    }
+    fp_buf_free(&b);
+}
+
+/* Multi-byte UTF-8 passes through unchanged wherever it sits, in particular in the last word of
+ * a string, which fp_json_put_string tests as one overlapping word; an ill-formed sequence there
+ * is still replaced. */
+FP_TEST(json_string_utf8_in_the_last_word)
+{
+    static const char *const seqs[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x9a\x9c"};
+    char s[48];
+    fp_buf b, want;
+
+    fp_buf_init(&b);
+    fp_buf_init(&want);
+    for (size_t len = 8; len <= 24; len++) {
+        for (size_t k = 0; k < sizeof(seqs) / sizeof(seqs[0]); k++) {
+            size_t n = strlen(seqs[k]);
+
+            for (size_t at = 0; at + n <= len; at++) {
+                for (size_t i = 0; i < len; i++)
+                    s[i] = (char)('a' + i % 26);
+                memcpy(s + at, seqs[k], n);
+                fp_buf_clear(&want);
+                fp_buf_putc(&want, '"');
+                fp_buf_append(&want, s, len);
+                fp_buf_putc(&want, '"');
+                FP_CHECK_STR(json_string(&b, s, len), fp_buf_cstr(&want));
+            }
+            /* The sequence cut short by the end of the string: one U+FFFD for what is there. */
+            for (size_t i = 0; i < len; i++)
+                s[i] = (char)('a' + i % 26);
+            memcpy(s + len - (n - 1), seqs[k], n - 1);
+            fp_buf_clear(&want);
+            fp_buf_putc(&want, '"');
+            fp_buf_append(&want, s, len - (n - 1));
+            fp_buf_puts(&want, "\xef\xbf\xbd\"");
+            FP_CHECK_STR(json_string(&b, s, len), fp_buf_cstr(&want));
+        }
+    }
+    fp_buf_free(&want);
     fp_buf_free(&b);
 }

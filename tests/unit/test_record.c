@@ -8,6 +8,7 @@
 #include "common/fp_buf.h"
 #include "common/fp_json.h"
 #include "common/fp_record.h"
+#include "common/fp_record_check.h"
 #include "fp_test.h"
 
 /* The example record of README.md, "Architecture and contracts" (canonical record, schema
@@ -767,5 +768,64 @@ FP_TEST(record_decode_refuses_unstorable_records)
         else if (err[0] == '\0')
             fp_test_fail(__FILE__, __LINE__, "%s: empty message", cases[i].json);
     }
+    fp_record_free(&r);
+}
+
+/* fp_record_check names the first item (in order) whose name an earlier item has, for few items
+ * (compared through a digest mask) and many (sorted), and finds a NUL in any string but not in
+ * the arena's spare bytes. */
+FP_TEST(record_check_repeats_and_nuls)
+{
+    static const char *const names[] = {
+        "ignition", "movement", "gsm_signal", "odometer_m", "fuel_pct",  "voltage_v", "a",  "b",
+        "ab",       "ba",       "hdop",       "pdop",       "coolant_c", "speed_kmh", "x1", "x2",
+        "engine_h", "trip_m",   "fuel_l",     "vin",        "dtc",       "aa",        "bb", "cc"};
+    const size_t nnames = sizeof(names) / sizeof(names[0]);
+    fp_record r;
+    char msg[128], want[128];
+
+    fp_record_init(&r);
+    for (size_t n = 2; n <= nnames; n++) {
+        for (size_t dup = 1; dup < n; dup++) {
+            for (size_t of = 0; of < dup; of += 3) {
+                fp_record_reset(&r);
+                snprintf(r.device_id, sizeof(r.device_id), "d");
+                /* Item `dup` repeats item `of`; the IO ids repeat likewise. */
+                for (size_t i = 0; i < n; i++) {
+                    size_t k = i == dup ? of : i;
+
+                    FP_CHECK_INT(fp_record_add_metric_number(&r, names[k], 1.0), 0);
+                    FP_CHECK_INT(fp_record_add_io_uint(&r, (uint32_t)(k * 64), 0), 0);
+                }
+                FP_CHECK_INT(fp_record_check(&r, msg, sizeof(msg)), FP_REC_ERR_DUPLICATE);
+                snprintf(want, sizeof(want), "metrics.%s: given twice", names[of]);
+                if (n <= 16) /* beyond, sorting may report either of the pair first */
+                    FP_CHECK_STR(msg, want);
+                r.metrics_len = 0;
+                FP_CHECK_INT(fp_record_check(&r, msg, sizeof(msg)), FP_REC_ERR_DUPLICATE);
+                snprintf(want, sizeof(want), "io.%u: given twice", (unsigned)(of * 64));
+                FP_CHECK_STR(msg, want);
+            }
+        }
+        /* And without a repeat. */
+        fp_record_reset(&r);
+        snprintf(r.device_id, sizeof(r.device_id), "d");
+        for (size_t i = 0; i < n; i++) {
+            FP_CHECK_INT(fp_record_add_metric_bool(&r, names[i], true), 0);
+            FP_CHECK_INT(fp_record_add_io_uint(&r, (uint32_t)(i * 64), 0), 0);
+        }
+        FP_CHECK_INT(fp_record_check(&r, msg, sizeof(msg)), 0);
+    }
+
+    /* A NUL in a name or a text is refused; one in bytes no string refers to is not. */
+    fp_record_reset(&r);
+    snprintf(r.device_id, sizeof(r.device_id), "d");
+    FP_CHECK_INT(fp_record_add_metric_string(&r, "note", "a\0b", 3), 0);
+    FP_CHECK_INT(fp_record_check(&r, msg, sizeof(msg)), FP_REC_ERR_NUL);
+    r.metrics[0].str.len = 1; /* "a": the NUL is now a spare byte of the arena */
+    FP_CHECK_INT(fp_record_check(&r, msg, sizeof(msg)), 0);
+    FP_CHECK_INT(fp_record_add_metric_number(&r, "xzy", 1.0), 0);
+    r.arena[r.metrics[1].name.off + 1] = '\0';
+    FP_CHECK_INT(fp_record_check(&r, msg, sizeof(msg)), FP_REC_ERR_NUL);
     fp_record_free(&r);
 }
