@@ -36,7 +36,11 @@ static void apply(pending_item *it, lookup_kind kind, lookup_outcome outcome,
         set_str(r, &en->address_country, a->f[4]);
         set_str(r, &en->address_country_code, a->f[5]);
     } else {
+        /* The registry knows the machine: its answer is the asset, replacing any hints the
+         * decoder gave (an ISO 15143-3 header); fields it leaves out are then absent. */
         en->has_asset = true;
+        en->asset_customer = en->asset_oem = en->asset_model = (fp_str){0, 0};
+        en->asset_serial = en->asset_machine_type = (fp_str){0, 0};
         set_str(r, &en->asset_customer, a->f[0]);
         set_str(r, &en->asset_oem, a->f[1]);
         set_str(r, &en->asset_model, a->f[2]);
