@@ -297,13 +297,28 @@ static int read_unit(const cJSON *obj, const char *element, const char *unit_mem
 
 /* ---- One machine ---------------------------------------------------------------------------- */
 
-/* The record of the machine's records (those from `first` on) at ts, created when none is. NULL
- * when memory runs out. */
-static fp_record *record_at(iso_ctx *c, size_t first, int64_t ts, const char *device_id,
-                            const fp_record *header)
+/* A machine's EquipmentHeader: its device id and the hints, which point into the cJSON tree
+ * (NULL when absent or empty). */
+typedef struct iso_header {
+    char device_id[FP_DEVICE_ID_MAX];
+    const char *oem, *model, *serial, *equipment_id;
+} iso_header;
+
+/* Stores one hint in a record's asset. Returns true, or false when memory runs out. */
+static bool put_hint(fp_record *r, fp_str *field, const char *value)
+{
+    if (value == NULL)
+        return true;
+    r->enrichment.has_asset = true;
+    return fp_record_set_enrich_str(r, field, value, strlen(value)) == 0;
+}
+
+/* The record of the machine's records (those from `first` on) at ts, created with the header's
+ * hints when none is. NULL when memory runs out. */
+static fp_record *record_at(iso_ctx *c, size_t first, int64_t ts, const iso_header *h)
 {
     fp_record *r;
-    bool ok = true;
+    bool ok;
 
     for (size_t i = first; i < c->out->len; i++)
         if (c->out->recs[i].ts_ms == ts)
@@ -311,33 +326,15 @@ static fp_record *record_at(iso_ctx *c, size_t first, int64_t ts, const char *de
     r = decode_batch_next(c->out);
     if (r == NULL)
         return NULL;
-    memcpy(r->device_id, device_id, strlen(device_id) + 1);
+    memcpy(r->device_id, h->device_id, sizeof(r->device_id));
     memcpy(r->format, "iso15143", sizeof("iso15143"));
     r->ts_ms = ts;
-    /* The header's hints, copied from the scratch record that holds them. */
-    if (header->enrichment.has_asset) {
-        const fp_enrichment *h = &header->enrichment;
-
-        r->enrichment.has_asset = true;
-        if (h->asset_oem.len > 0)
-            ok &= fp_record_set_enrich_str(r, &r->enrichment.asset_oem,
-                                           fp_record_str(header, h->asset_oem),
-                                           h->asset_oem.len) == 0;
-        if (h->asset_model.len > 0)
-            ok &= fp_record_set_enrich_str(r, &r->enrichment.asset_model,
-                                           fp_record_str(header, h->asset_model),
-                                           h->asset_model.len) == 0;
-        if (h->asset_serial.len > 0)
-            ok &= fp_record_set_enrich_str(r, &r->enrichment.asset_serial,
-                                           fp_record_str(header, h->asset_serial),
-                                           h->asset_serial.len) == 0;
-    }
-    for (size_t i = 0; i < header->metrics_len; i++) {
-        const fp_metric *m = &header->metrics[i];
-
-        ok &= fp_record_add_metric_string(r, fp_record_str(header, m->name),
-                                          fp_record_str(header, m->str), m->str.len) == 0;
-    }
+    ok = put_hint(r, &r->enrichment.asset_oem, h->oem) &&
+         put_hint(r, &r->enrichment.asset_model, h->model) &&
+         put_hint(r, &r->enrichment.asset_serial, h->serial);
+    if (ok && h->equipment_id != NULL)
+        ok = fp_record_add_metric_string(r, "equipment_id", h->equipment_id,
+                                         strlen(h->equipment_id)) == 0;
     return ok ? r : NULL;
 }
 
@@ -361,16 +358,13 @@ static int element_time(const iso_ctx *c, const cJSON *obj, const char *element,
     return 0;
 }
 
-/* The device id from the header (PIN, else OEMName:SerialNumber, else EquipmentID), and the
- * hints kept in the scratch record `header`. Returns 0, 1 when memory runs out, or -1 with why
- * filled in. */
-static int read_header(const cJSON *machine, char device_id[FP_DEVICE_ID_MAX], fp_record *header,
-                       decode_error *why)
+/* Reads the EquipmentHeader: the device id is the PIN, else OEMName:SerialNumber, else
+ * EquipmentID. Returns 0, or -1 with why filled in. */
+static int read_header(const cJSON *machine, iso_header *out, decode_error *why)
 {
     static const char *const names[] = {"PIN", "OEMName", "SerialNumber", "EquipmentID", "Model"};
     const char *v[5] = {NULL, NULL, NULL, NULL, NULL};
     const cJSON *h = cJSON_GetObjectItem(machine, "EquipmentHeader");
-    fp_enrichment *e = &header->enrichment;
     int n;
 
     if (h != NULL && !cJSON_IsNull(h) && !cJSON_IsObject(h))
@@ -387,37 +381,29 @@ static int read_header(const cJSON *machine, char device_id[FP_DEVICE_ID_MAX], f
             v[i] = item->valuestring;
     }
     if (v[0] != NULL)
-        n = snprintf(device_id, FP_DEVICE_ID_MAX, "%s", v[0]);
+        n = snprintf(out->device_id, sizeof(out->device_id), "%s", v[0]);
     else if (v[1] != NULL && v[2] != NULL)
-        n = snprintf(device_id, FP_DEVICE_ID_MAX, "%s:%s", v[1], v[2]);
+        n = snprintf(out->device_id, sizeof(out->device_id), "%s:%s", v[1], v[2]);
     else if (v[3] != NULL)
-        n = snprintf(device_id, FP_DEVICE_ID_MAX, "%s", v[3]);
+        n = snprintf(out->device_id, sizeof(out->device_id), "%s", v[3]);
     else
         return decode_fail(why, "iso15143_no_identifier",
                            "EquipmentHeader has no PIN, no OEMName with SerialNumber, and no "
                            "EquipmentID");
-    if (n < 0 || n >= FP_DEVICE_ID_MAX)
+    if (n < 0 || (size_t)n >= sizeof(out->device_id))
         return decode_fail(why, "bad_device_id", "the machine's identifier is longer than %d bytes",
                            FP_DEVICE_ID_MAX - 1);
-    if (v[1] != NULL || v[2] != NULL || v[4] != NULL) {
-        e->has_asset = true;
-        if ((v[1] != NULL &&
-             fp_record_set_enrich_str(header, &e->asset_oem, v[1], strlen(v[1])) < 0) ||
-            (v[4] != NULL &&
-             fp_record_set_enrich_str(header, &e->asset_model, v[4], strlen(v[4])) < 0) ||
-            (v[2] != NULL &&
-             fp_record_set_enrich_str(header, &e->asset_serial, v[2], strlen(v[2])) < 0))
-            return 1;
-    }
-    if (v[3] != NULL && fp_record_add_metric_string(header, "equipment_id", v[3], strlen(v[3])) < 0)
-        return 1;
+    out->oem = v[1];
+    out->serial = v[2];
+    out->equipment_id = v[3];
+    out->model = v[4];
     return 0;
 }
 
 /* Location: latitude and longitude together, altitude in metres or feet. Returns 0, 1 when
  * memory runs out, or -1 with why filled in. */
-static int read_location(iso_ctx *c, const cJSON *machine, size_t first, const char *device_id,
-                         const fp_record *header, decode_error *why)
+static int read_location(iso_ctx *c, const cJSON *machine, size_t first, const iso_header *h,
+                         decode_error *why)
 {
     const cJSON *loc = cJSON_GetObjectItem(machine, "Location");
     double lat = 0, lon = 0, alt = 0, factor = 1;
@@ -447,7 +433,7 @@ static int read_location(iso_ctx *c, const cJSON *machine, size_t first, const c
         return -1;
     if (element_time(c, loc, "Location", &ts, why) < 0)
         return -1;
-    r = record_at(c, first, ts, device_id, header);
+    r = record_at(c, first, ts, h);
     if (r == NULL)
         return 1;
     r->has_position = true;
@@ -461,7 +447,7 @@ static int read_location(iso_ctx *c, const cJSON *machine, size_t first, const c
 
 /* One element of the table. Returns as read_location. */
 static int read_element(iso_ctx *c, const cJSON *machine, const iso_element *el, size_t first,
-                        const char *device_id, const fp_record *header, decode_error *why)
+                        const iso_header *h, decode_error *why)
 {
     const cJSON *obj = cJSON_GetObjectItem(machine, el->element);
     double v = 0, factor = el->default_factor;
@@ -491,7 +477,7 @@ static int read_element(iso_ctx *c, const cJSON *machine, const iso_element *el,
                            el->member);
     if (element_time(c, obj, el->element, &ts, why) < 0)
         return -1;
-    r = record_at(c, first, ts, device_id, header);
+    r = record_at(c, first, ts, h);
     if (r == NULL)
         return 1;
     if (el->type == V_BOOL)
@@ -501,20 +487,19 @@ static int read_element(iso_ctx *c, const cJSON *machine, const iso_element *el,
 
 /* Decodes one machine into its records. Returns 0, 1 when memory runs out, or -1 with why
  * filled in (the caller drops what it added). */
-static int decode_machine(iso_ctx *c, const cJSON *machine, fp_record *header, decode_error *why)
+static int decode_machine(iso_ctx *c, const cJSON *machine, decode_error *why)
 {
-    char device_id[FP_DEVICE_ID_MAX];
+    iso_header h;
     size_t first = c->out->len;
     int rc;
 
     if (!cJSON_IsObject(machine))
         return decode_fail(why, "iso15143_value", "a machine is a JSON object");
-    fp_record_reset(header);
-    rc = read_header(machine, device_id, header, why);
+    rc = read_header(machine, &h, why);
     if (rc == 0)
-        rc = read_location(c, machine, first, device_id, header, why);
+        rc = read_location(c, machine, first, &h, why);
     for (size_t i = 0; rc == 0 && i < NELEMENTS; i++)
-        rc = read_element(c, machine, &elements[i], first, device_id, header, why);
+        rc = read_element(c, machine, &elements[i], first, &h, why);
     /* Whatever the database could not store fails this machine only. */
     for (size_t i = first; rc == 0 && i < c->out->len; i++)
         rc = decode_check_record(&c->out->recs[i], c->in, why);
@@ -523,7 +508,7 @@ static int decode_machine(iso_ctx *c, const cJSON *machine, fp_record *header, d
 
 /* Decodes the next machine of the payload; one that fails is dropped and listed in out's
  * failed items. Returns 0, or -1 with c->err filled in (no_memory, too many machines). */
-static int next_machine(iso_ctx *c, const cJSON *machine, fp_record *header)
+static int next_machine(iso_ctx *c, const cJSON *machine)
 {
     decode_error why = {0};
     size_t first = c->out->len;
@@ -532,7 +517,7 @@ static int next_machine(iso_ctx *c, const cJSON *machine, fp_record *header)
     if (c->index >= ISO_EQUIPMENT_MAX)
         return decode_fail(c->err, "iso15143_too_large", "more than %d machines in the payload",
                            ISO_EQUIPMENT_MAX);
-    rc = decode_machine(c, machine, header, &why);
+    rc = decode_machine(c, machine, &why);
     if (rc == 1)
         return decode_fail(c->err, "no_memory", "out of memory");
     if (rc < 0) {
@@ -546,7 +531,7 @@ static int next_machine(iso_ctx *c, const cJSON *machine, fp_record *header)
 }
 
 /* The machines of one page. Returns 0, or -1 with c->err filled in. */
-static int decode_page(iso_ctx *c, const cJSON *page, fp_record *header)
+static int decode_page(iso_ctx *c, const cJSON *page)
 {
     const cJSON *equipment = cJSON_GetObjectItem(page, "Equipment");
     const cJSON *snapshot = cJSON_GetObjectItem(page, "SnapshotTime");
@@ -557,10 +542,10 @@ static int decode_page(iso_ctx *c, const cJSON *page, fp_record *header)
                                             &c->snapshot_ms) == 0;
     /* An object is a page of one machine, as XML converters write it. */
     if (cJSON_IsObject(equipment))
-        return next_machine(c, equipment, header);
+        return next_machine(c, equipment);
     cJSON_ArrayForEach(machine, equipment)
     {
-        if (next_machine(c, machine, header) < 0)
+        if (next_machine(c, machine) < 0)
             return -1;
     }
     return 0;
@@ -592,11 +577,9 @@ static int iso15143_decode(const decode_input *in, fp_record_batch *out, decode_
     const char *end = NULL;
     const cJSON *node;
     cJSON *root = NULL;
-    fp_record header;
     size_t at = 0;
     int rc = -1;
 
-    fp_record_init(&header);
     if (!fp_json_utf8_valid(json, in->len, &at)) {
         decode_fail(err, "json_syntax", "json: invalid UTF-8 at byte %zu", at);
         goto done;
@@ -638,12 +621,12 @@ static int iso15143_decode(const decode_input *in, fp_record_batch *out, decode_
         }
     }
     if (!cJSON_IsArray(root)) {
-        rc = decode_page(&c, page_of(root), &header);
+        rc = decode_page(&c, page_of(root));
     } else {
         rc = 0;
         cJSON_ArrayForEach(node, root)
         {
-            rc = decode_page(&c, page_of(node), &header);
+            rc = decode_page(&c, page_of(node));
             if (rc < 0)
                 break;
         }
@@ -651,7 +634,6 @@ static int iso15143_decode(const decode_input *in, fp_record_batch *out, decode_
 done:
     if (rc < 0)
         decode_batch_clear(out);
-    fp_record_free(&header);
     cJSON_Delete(root);
     return rc;
 }
