@@ -53,7 +53,7 @@ ENRICHER_LIB := $(filter-out enricher-svc/main.c,$(ENRICHER_SRC))
 SINK_LIB     := $(filter-out sink-svc/main.c,$(SINK_SRC))
 
 # libFuzzer harnesses, one per decoder (tests/fuzz/fuzz_decoder.c), built with clang.
-FUZZ_TARGETS := teltonika_tcp teltonika_udp senml canonical
+FUZZ_TARGETS := teltonika_tcp teltonika_udp senml iso15143 canonical
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \

@@ -76,7 +76,8 @@ typedef struct fp_metric {
 } fp_metric;
 
 typedef enum fp_enrich_status {
-    FP_ENRICH_NONE = 0, /* no "enrichment" object at all (not yet enriched) */
+    FP_ENRICH_NONE = 0, /* not yet enriched: no "enrichment" object, or one with status "none"
+                         * holding a decoder's hints (ISO 15143-3 asset fields) */
     FP_ENRICH_OK,
     FP_ENRICH_PARTIAL,
     FP_ENRICH_UNAVAILABLE

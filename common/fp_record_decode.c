@@ -429,7 +429,9 @@ static int decode_enrichment(struct decode_ctx *d, const cJSON *enr)
     status = cJSON_GetObjectItemCaseSensitive(enr, "status");
     if (!cJSON_IsString(status))
         return fail(d, FP_REC_ERR_SCHEMA, "enrichment.status: expected a string");
-    if (strcmp(status->valuestring, "ok") == 0)
+    if (strcmp(status->valuestring, "none") == 0)
+        e->status = FP_ENRICH_NONE; /* not enriched yet: hints from the decoder */
+    else if (strcmp(status->valuestring, "ok") == 0)
         e->status = FP_ENRICH_OK;
     else if (strcmp(status->valuestring, "partial") == 0)
         e->status = FP_ENRICH_PARTIAL;
@@ -447,6 +449,11 @@ static int decode_enrichment(struct decode_ctx *d, const cJSON *enr)
     if (rc == 0)
         rc = decode_enrich_group(d, enr, "asset", fp_record_asset_fields,
                                  COUNT(fp_record_asset_fields), &e->has_asset);
+    /* "none" exists only to carry hints; without one it is not what any encoder writes. */
+    if (rc == 0 && e->status == FP_ENRICH_NONE && !e->has_site && !e->has_address && !e->has_asset)
+        return fail(d, FP_REC_ERR_SCHEMA,
+                    "enrichment.status: \"none\" without site, address "
+                    "or asset");
     return rc;
 }
 

@@ -243,13 +243,21 @@ int fp_record_encode_metrics_json(const fp_record *r, fp_buf *out)
     return 0;
 }
 
+/* True when the record carries an "enrichment" object: once enriched, and before that when a
+ * decoder gave hints (an ISO 15143-3 machine's asset, with status "none"). */
+static bool has_enrichment(const fp_record *r)
+{
+    const fp_enrichment *e = &r->enrichment;
+
+    return e->status != FP_ENRICH_NONE || e->has_site || e->has_address || e->has_asset;
+}
+
 /* A generous guess of the encoded size, so that one reservation covers almost every record
  * and the appends below never reallocate. */
 static size_t encoded_size_hint(const fp_record *r)
 {
     return 256 + FP_DEVICE_ID_MAX + FP_FORMAT_MAX + (r->has_position ? 160 : 0) + r->io_len * 32 +
-           r->metrics_len * 40 + r->arena_len * 2 +
-           (r->enrichment.status != FP_ENRICH_NONE ? 256 : 0);
+           r->metrics_len * 40 + r->arena_len * 2 + (has_enrichment(r) ? 256 : 0);
 }
 
 int fp_record_encode_json(const fp_record *r, fp_buf *out)
@@ -287,7 +295,7 @@ int fp_record_encode_json(const fp_record *r, fp_buf *out)
         rc |= put_io(out, r);
     if (r->metrics_len > 0)
         rc |= put_metrics(out, r);
-    if (r->enrichment.status != FP_ENRICH_NONE)
+    if (has_enrichment(r))
         rc |= put_enrichment(out, r);
     rc |= put_char(out, '}');
 

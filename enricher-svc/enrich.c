@@ -36,13 +36,39 @@ static void apply(pending_item *it, lookup_kind kind, lookup_outcome outcome,
         set_str(r, &en->address_country, a->f[4]);
         set_str(r, &en->address_country_code, a->f[5]);
     } else {
-        en->has_asset = true;
-        set_str(r, &en->asset_customer, a->f[0]);
-        set_str(r, &en->asset_oem, a->f[1]);
-        set_str(r, &en->asset_model, a->f[2]);
-        set_str(r, &en->asset_serial, a->f[3]);
-        set_str(r, &en->asset_machine_type, a->f[4]);
+        enrich_set_asset(r, a);
     }
+}
+
+void enrich_set_asset(fp_record *r, const lookup_answer *a)
+{
+    fp_enrichment *en = &r->enrichment;
+
+    en->has_asset = true;
+    en->asset_customer = en->asset_oem = en->asset_model = (fp_str){0, 0};
+    en->asset_serial = en->asset_machine_type = (fp_str){0, 0};
+    set_str(r, &en->asset_customer, a->f[0]);
+    set_str(r, &en->asset_oem, a->f[1]);
+    set_str(r, &en->asset_model, a->f[2]);
+    set_str(r, &en->asset_serial, a->f[3]);
+    set_str(r, &en->asset_machine_type, a->f[4]);
+}
+
+void enrich_start(fp_record *r)
+{
+    fp_enrichment *en = &r->enrichment;
+    fp_enrichment hints = *en;
+
+    memset(en, 0, sizeof(*en));
+    if (hints.status != FP_ENRICH_NONE || !hints.has_asset)
+        return;
+    /* The strings stay in the record's arena; only the references are kept. */
+    en->has_asset = true;
+    en->asset_customer = hints.asset_customer;
+    en->asset_oem = hints.asset_oem;
+    en->asset_model = hints.asset_model;
+    en->asset_serial = hints.asset_serial;
+    en->asset_machine_type = hints.asset_machine_type;
 }
 
 static int popcount8(uint8_t v)
@@ -157,8 +183,7 @@ int enrich_handle(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
         return -1;
     }
     fp_gauge_set(e->m_pending, (double)pending_count(e->items));
-    /* Whatever enrichment came in is replaced by today's answers. */
-    memset(&it->rec.enrichment, 0, sizeof(it->rec.enrichment));
+    enrich_start(&it->rec);
     if (e->geofences != NULL && it->rec.has_position) {
         site = geofence_find(e->geofences, it->rec.position.lat, it->rec.position.lon);
         if (site != NULL) {

@@ -39,6 +39,16 @@ void enrich_free(enricher *e);
  * or -1. */
 int enrich_load_geofences(enricher *e);
 
+/* Clears the enrichment a record came with, for today's answers, but keeps a decoder's asset
+ * hints (status "none" with an asset: an ISO 15143-3 machine's header), which stay unless the
+ * asset registry knows the machine. Never fails. */
+void enrich_start(fp_record *r);
+
+/* Sets the record's asset to the registry's answer: the registry knows the machine, so its
+ * answer replaces any hints, and the fields it leaves out are absent. Fails only for memory
+ * (a field is then left out). */
+void enrich_set_asset(fp_record *r, const lookup_answer *a);
+
 /* The stage handler (ctx: the enricher). */
 int enrich_handle(fp_stage *st, const rd_kafka_message_t *msg, void *ctx);
 

@@ -11,10 +11,8 @@
 
 /* Every decoder, in sniffing order: the first whose sniffer accepts the bytes wins. */
 static const decoder *const decoders[] = {
-    &decoder_teltonika_tcp,
-    &decoder_teltonika_udp,
-    &decoder_senml,
-    &decoder_canonical,
+    &decoder_teltonika_tcp, &decoder_teltonika_udp, &decoder_iso15143,
+    &decoder_senml,         &decoder_canonical,
 };
 
 #define NDECODERS (sizeof(decoders) / sizeof(decoders[0]))
@@ -44,6 +42,9 @@ fp_record *decode_batch_next(fp_record_batch *b)
 void decode_batch_clear(fp_record_batch *b)
 {
     b->len = 0;
+    b->failed_len = 0;
+    b->failed_code = NULL;
+    b->items = 0;
 }
 
 void decode_batch_free(fp_record_batch *b)
@@ -53,8 +54,66 @@ void decode_batch_free(fp_record_batch *b)
     for (size_t i = 0; i < b->cap; i++)
         fp_record_free(&b->recs[i]);
     free(b->recs);
+    free(b->failed);
     b->recs = NULL;
+    b->failed = NULL;
     b->len = b->cap = 0;
+    b->failed_len = b->failed_cap = 0;
+    b->failed_code = NULL;
+    b->items = 0;
+}
+
+int decode_batch_fail_item(fp_record_batch *b, const char *payload_code, size_t index,
+                           const decode_error *why)
+{
+    decode_item_error *it;
+
+    if (b->failed_len == b->failed_cap) {
+        size_t cap = b->failed_cap != 0 ? b->failed_cap * 2 : 8;
+        decode_item_error *failed = realloc(b->failed, cap * sizeof(*failed));
+
+        if (failed == NULL)
+            return -1;
+        b->failed = failed;
+        b->failed_cap = cap;
+    }
+    it = &b->failed[b->failed_len++];
+    it->index = index;
+    it->code = why->code;
+    memcpy(it->message, why->message, sizeof(it->message));
+    b->failed_code = payload_code;
+    return 0;
+}
+
+size_t decode_partial_message(const fp_record_batch *b, char *out, size_t size)
+{
+    /* Room kept for the longest tail, "; and 18446744073709551615 more". */
+    const size_t tail_room = 32;
+    size_t len;
+    int n;
+
+    if (size == 0)
+        return 0;
+    n = snprintf(out, size, "%zu of %zu items failed:", b->failed_len, b->items);
+    len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+    for (size_t i = 0; i < b->failed_len; i++) {
+        const decode_item_error *it = &b->failed[i];
+        char one[sizeof(it->message) + 64];
+
+        n = snprintf(one, sizeof(one), "%s [%zu] %s: %s", i > 0 ? ";" : "", it->index, it->code,
+                     it->message);
+        if (n < 0)
+            break;
+        if (len + (size_t)n + tail_room >= size) {
+            n = snprintf(out + len, size - len, "; and %zu more", b->failed_len - i);
+            if (n > 0)
+                len += (size_t)n < size - len ? (size_t)n : size - len - 1;
+            break;
+        }
+        memcpy(out + len, one, (size_t)n + 1);
+        len += (size_t)n;
+    }
+    return len;
 }
 
 int decode_fail(decode_error *err, const char *code, const char *fmt, ...)
@@ -114,8 +173,7 @@ const decoder *decoder_detect(const char *content_type, size_t ct_len, const uin
     return NULL;
 }
 
-/* Checks what every canonical record must hold, whatever format it came from. */
-static int check_record(fp_record *r, const decode_input *in, decode_error *err)
+int decode_check_record(fp_record *r, const decode_input *in, decode_error *err)
 {
     char ts[32];
     int rc;
@@ -153,7 +211,7 @@ int decode_payload(const decoder *dec, const char *content_type, size_t ct_len,
         return -1;
     }
     for (size_t i = 0; i < out->len; i++) {
-        if (check_record(&out->recs[i], in, err) < 0) {
+        if (decode_check_record(&out->recs[i], in, err) < 0) {
             decode_batch_clear(out);
             return -1;
         }

@@ -43,7 +43,9 @@ static long unhex(char *s, size_t len)
 const char inspect_usage[] =
     "       parser-svc decode [--hex] [--format F] [--device-id ID] < payload\n"
     "           decode one raw payload from stdin and print its canonical records as JSON\n"
-    "           lines; on bad input print the error code and reason on stderr, exit 1\n";
+    "           lines; on bad input print the error code and reason on stderr, exit 1\n"
+    "           (a fleet snapshot page with failed machines prints the other machines'\n"
+    "           records, the failures on stderr, and exits 1)\n";
 
 /* `parser-svc decode`: one payload from stdin to JSON lines on stdout. */
 int inspect_command(int argc, char **argv)
@@ -107,6 +109,14 @@ int inspect_command(int argc, char **argv)
         fwrite(out.data, 1, out.len, stdout);
     }
     rc = 0;
+    /* Some items failed while the others decoded: the records above, the failures here. */
+    if (batch.failed_len > 0) {
+        char why[1024];
+
+        decode_partial_message(&batch, why, sizeof(why));
+        fprintf(stderr, "%s: %s\n", batch.failed_code, why);
+        rc = 1;
+    }
 done:
     fp_buf_free(&input);
     fp_buf_free(&out);

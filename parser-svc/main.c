@@ -47,7 +47,9 @@ static const char *content_type_of(const rd_kafka_message_t *msg, size_t *len)
     return value;
 }
 
-/* One raw message: decode whole, emit each record keyed by its device id, or reject. */
+/* One raw message: decode whole, emit each record keyed by its device id, or reject. A
+ * payload of independent items (a fleet snapshot page) of which some failed emits the records
+ * of the others and goes once to the DLQ, listing the failed items. */
 static int handle_raw(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
 {
     parser *p = ctx;
@@ -73,6 +75,12 @@ static int handle_raw(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
             return -1;
     }
     fp_counter_add(p->m_records, p->batch.len);
+    if (p->batch.failed_len > 0) {
+        char why[1024];
+
+        decode_partial_message(&p->batch, why, sizeof(why));
+        return fp_stage_reject(st, p->batch.failed_code, why);
+    }
     return 0;
 }
 

@@ -2,8 +2,11 @@
  * -DFUZZ_DECODER=fp_decoder_<name> (make fuzz builds one binary per decoder).
  *
  * Oracle, beyond "no crash, no sanitizer report, no hang": a payload either decodes or fails
- * with a stable error code and a message; a failure emits no record; every record that decodes
- * encodes to JSON that decodes back to a record encoding to the same bytes. */
+ * with a stable error code and a message; a failure emits no record and lists no failed item;
+ * every failed item of a payload that decoded (a snapshot page's machines) has a code and a
+ * message, an index below the payload's item count, and comes after the one before it; every
+ * record that decodes encodes to JSON that decodes back to a record encoding to the same
+ * bytes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +52,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc < 0) {
         if (err.code == NULL || err.code[0] == '\0' || err.message[0] == '\0')
             oracle_failed("a failure without a code or a message", NULL, NULL);
-        if (batch.len != 0)
-            oracle_failed("a failed payload left records behind", NULL, NULL);
+        if (batch.len != 0 || batch.failed_len != 0)
+            oracle_failed("a failed payload left records or failed items behind", NULL, NULL);
+    }
+    for (size_t i = 0; rc == 0 && i < batch.failed_len; i++) {
+        const decode_item_error *it = &batch.failed[i];
+
+        if (it->code == NULL || it->code[0] == '\0' || it->message[0] == '\0' ||
+            batch.failed_code == NULL)
+            oracle_failed("a failed item without a code or a message", NULL, NULL);
+        if (it->index >= batch.items || (i > 0 && it->index <= batch.failed[i - 1].index))
+            oracle_failed("failed items out of order or beyond the item count", NULL, NULL);
     }
     for (size_t i = 0; rc == 0 && i < batch.len; i++) {
         char why[256];

@@ -498,7 +498,7 @@ FP_TEST(record_decode_errors)
         {HEAD "\"enrichment\":{\"status\":\"great\"}}", FP_REC_ERR_SCHEMA,
          "enrichment.status: unknown value \"great\""},
         {HEAD "\"enrichment\":{\"status\":\"none\"}}", FP_REC_ERR_SCHEMA,
-         "enrichment.status: unknown value \"none\""},
+         "enrichment.status: \"none\" without site, address or asset"},
         {HEAD "\"enrichment\":{\"status\":\"ok\",\"site\":[]}}", FP_REC_ERR_SCHEMA,
          "enrichment.site: expected an object"},
         {HEAD "\"enrichment\":{\"status\":\"ok\",\"asset\":{\"oem\":1}}}", FP_REC_ERR_SCHEMA,
