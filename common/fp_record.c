@@ -221,8 +221,8 @@ int fp_record_add_io_hex(fp_record *r, uint32_t id, const uint8_t *bytes, size_t
     return 0;
 }
 
-/* Appends a metric named `name` with only its kind set; NULL when memory runs out. */
-static fp_metric *push_metric(fp_record *r, const char *name, fp_metric_kind kind)
+fp_metric *fp_record_push_metric(fp_record *r, const char *name, size_t name_len,
+                                 fp_metric_kind kind)
 {
     fp_metric *items;
     fp_metric *m;
@@ -233,7 +233,7 @@ static fp_metric *push_metric(fp_record *r, const char *name, fp_metric_kind kin
     if (items == NULL)
         return NULL;
     r->metrics = items;
-    n = fp_record_put_str(r, name, strlen(name), &ok);
+    n = fp_record_put_str(r, name, name_len, &ok);
     if (!ok)
         return NULL;
     m = &r->metrics[r->metrics_len++];
@@ -245,7 +245,7 @@ static fp_metric *push_metric(fp_record *r, const char *name, fp_metric_kind kin
 
 int fp_record_add_metric_number(fp_record *r, const char *name, double value)
 {
-    fp_metric *m = push_metric(r, name, FP_METRIC_NUMBER);
+    fp_metric *m = fp_record_push_metric(r, name, strlen(name), FP_METRIC_NUMBER);
 
     if (m == NULL)
         return -1;
@@ -255,7 +255,7 @@ int fp_record_add_metric_number(fp_record *r, const char *name, double value)
 
 int fp_record_add_metric_bool(fp_record *r, const char *name, bool value)
 {
-    fp_metric *m = push_metric(r, name, FP_METRIC_BOOL);
+    fp_metric *m = fp_record_push_metric(r, name, strlen(name), FP_METRIC_BOOL);
 
     if (m == NULL)
         return -1;
@@ -273,7 +273,7 @@ int fp_record_add_metric_string(fp_record *r, const char *name, const char *valu
     s = fp_record_put_str(r, value, len, &ok);
     if (!ok)
         return -1;
-    m = push_metric(r, name, FP_METRIC_STRING);
+    m = fp_record_push_metric(r, name, strlen(name), FP_METRIC_STRING);
     if (m == NULL)
         return -1;
     m->str = s;

@@ -43,4 +43,17 @@ extern const struct enrich_field fp_record_asset_fields[5];
  * unchanged). The pointer is valid until the next element is added. */
 fp_io *fp_record_push_io(fp_record *r, uint32_t id);
 
+/* Returns a new zeroed metric named by the name_len bytes at name (copied into the arena) with
+ * only its kind set, at the end of r->metrics; NULL when memory runs out or r already holds
+ * FP_ITEMS_MAX metrics (r is then unchanged but for arena bytes). Valid until the next one is
+ * added. */
+fp_metric *fp_record_push_metric(fp_record *r, const char *name, size_t name_len,
+                                 fp_metric_kind kind);
+
+/* The decoder built on cJSON (fp_record_decode.c), with the contract of fp_record_decode_json.
+ * It is no longer on any hot path: it stays as the reference that the direct reader
+ * (fp_record_read.c) is tested and fuzzed against (tests/fuzz/fuzz_record_reader.c). */
+int fp_record_decode_json_cjson(fp_record *r, const char *json, size_t len, char *errmsg,
+                                size_t errmsg_size);
+
 #endif
