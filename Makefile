@@ -181,9 +181,14 @@ $(FUZZ_BUILD)/fuzz-record_reader: tests/fuzz/fuzz_record_reader.c $(COMMON_SRC) 
 
 fuzzers: $(FUZZERS)
 
-BENCH_TOOLS := $(BUILD)/bench_decode $(BUILD)/passthrough
+BENCH_TOOLS := $(BUILD)/bench_decode $(BUILD)/bench_enrich $(BUILD)/passthrough
 
 $(BUILD)/bench_decode: $(call obj,tests/bench/bench_decode.c $(PARSER_LIB)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench_enrich: $(call obj,tests/bench/bench_enrich.c $(PARSER_LIB) $(ENRICHER_LIB)) \
+                       $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
