@@ -52,8 +52,10 @@ PARSER_LIB   := $(filter-out parser-svc/main.c,$(PARSER_SRC))
 ENRICHER_LIB := $(filter-out enricher-svc/main.c,$(ENRICHER_SRC))
 SINK_LIB     := $(filter-out sink-svc/main.c,$(SINK_SRC))
 
-# libFuzzer harnesses, one per decoder (tests/fuzz/fuzz_decoder.c), built with clang.
-FUZZ_TARGETS := teltonika_tcp teltonika_udp senml iso15143 canonical
+# libFuzzer harnesses, built with clang: one per payload decoder (tests/fuzz/fuzz_decoder.c),
+# and record_reader, the canonical-record reader against the cJSON reference
+# (tests/fuzz/fuzz_record_reader.c).
+FUZZ_TARGETS := teltonika_tcp teltonika_udp senml iso15143 canonical record_reader
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
@@ -171,11 +173,22 @@ $(FUZZ_BUILD)/fuzz-%: tests/fuzz/fuzz_decoder.c $(COMMON_SRC) $(PARSER_LIB) $(wi
 	$(Q)clang $(FUZZ_CFLAGS) -DFUZZ_DECODER=decoder_$* -o $@ tests/fuzz/fuzz_decoder.c \
 	  $(COMMON_SRC) $(PARSER_LIB) $(PKG_LIBS) -lpthread -lm
 
+$(FUZZ_BUILD)/fuzz-record_reader: tests/fuzz/fuzz_record_reader.c $(COMMON_SRC) $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_record_reader.c $(COMMON_SRC) $(PKG_LIBS) \
+	  -lpthread -lm
+
 fuzzers: $(FUZZERS)
 
-BENCH_TOOLS := $(BUILD)/bench_decode $(BUILD)/passthrough
+BENCH_TOOLS := $(BUILD)/bench_decode $(BUILD)/bench_enrich $(BUILD)/passthrough
 
 $(BUILD)/bench_decode: $(call obj,tests/bench/bench_decode.c $(PARSER_LIB)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench_enrich: $(call obj,tests/bench/bench_enrich.c $(PARSER_LIB) $(ENRICHER_LIB)) \
+                       $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

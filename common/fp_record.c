@@ -9,6 +9,8 @@
  * only name the members for the decoder and encoder. */
 #include "common/fp_record.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,8 +223,8 @@ int fp_record_add_io_hex(fp_record *r, uint32_t id, const uint8_t *bytes, size_t
     return 0;
 }
 
-/* Appends a metric named `name` with only its kind set; NULL when memory runs out. */
-static fp_metric *push_metric(fp_record *r, const char *name, fp_metric_kind kind)
+fp_metric *fp_record_push_metric(fp_record *r, const char *name, size_t name_len,
+                                 fp_metric_kind kind)
 {
     fp_metric *items;
     fp_metric *m;
@@ -233,7 +235,7 @@ static fp_metric *push_metric(fp_record *r, const char *name, fp_metric_kind kin
     if (items == NULL)
         return NULL;
     r->metrics = items;
-    n = fp_record_put_str(r, name, strlen(name), &ok);
+    n = fp_record_put_str(r, name, name_len, &ok);
     if (!ok)
         return NULL;
     m = &r->metrics[r->metrics_len++];
@@ -245,7 +247,7 @@ static fp_metric *push_metric(fp_record *r, const char *name, fp_metric_kind kin
 
 int fp_record_add_metric_number(fp_record *r, const char *name, double value)
 {
-    fp_metric *m = push_metric(r, name, FP_METRIC_NUMBER);
+    fp_metric *m = fp_record_push_metric(r, name, strlen(name), FP_METRIC_NUMBER);
 
     if (m == NULL)
         return -1;
@@ -255,7 +257,7 @@ int fp_record_add_metric_number(fp_record *r, const char *name, double value)
 
 int fp_record_add_metric_bool(fp_record *r, const char *name, bool value)
 {
-    fp_metric *m = push_metric(r, name, FP_METRIC_BOOL);
+    fp_metric *m = fp_record_push_metric(r, name, strlen(name), FP_METRIC_BOOL);
 
     if (m == NULL)
         return -1;
@@ -273,7 +275,7 @@ int fp_record_add_metric_string(fp_record *r, const char *name, const char *valu
     s = fp_record_put_str(r, value, len, &ok);
     if (!ok)
         return -1;
-    m = push_metric(r, name, FP_METRIC_STRING);
+    m = fp_record_push_metric(r, name, strlen(name), FP_METRIC_STRING);
     if (m == NULL)
         return -1;
     m->str = s;
@@ -345,4 +347,47 @@ const char *fp_enrich_status_name(fp_enrich_status s)
         return "unavailable";
     }
     return "unknown";
+}
+
+int fp_record_refuse(char *msg, size_t msg_size, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (msg != NULL && msg_size > 0) {
+        va_start(ap, fmt);
+        if (vsnprintf(msg, msg_size, fmt, ap) < 0)
+            msg[0] = '\0';
+        va_end(ap);
+    }
+    return code;
+}
+
+bool fp_record_io_id(const char *key, size_t len, uint32_t *id)
+{
+    uint32_t v = 0;
+
+    if (len == 0 || len > 5)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (key[i] < '0' || key[i] > '9')
+            return false;
+        v = v * 10 + (uint32_t)(key[i] - '0');
+    }
+    if (v > 65535)
+        return false;
+    *id = v;
+    return true;
+}
+
+bool fp_record_is_hex_text(const char *s, size_t len)
+{
+    if (len % 2 != 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
 }

@@ -11,25 +11,9 @@
 #include <string.h>
 
 #include "common/fp_json.h"
+#include "common/fp_record_internal.h"
 
 #define SMALLINT_MAX 32767
-
-/* Writes the message (when there is room for one) and returns `code`. */
-static int refuse(char *msg, size_t msg_size, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int refuse(char *msg, size_t msg_size, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (msg != NULL && msg_size > 0) {
-        va_start(ap, fmt);
-        if (vsnprintf(msg, msg_size, fmt, ap) < 0)
-            msg[0] = '\0';
-        va_end(ap);
-    }
-    return code;
-}
 
 /* True when PostgreSQL's real (float4) takes the double as written by the sink: NaN is "not
  * reported" (NULL), a magnitude up to FLT_MAX fits, and a non-zero one below the smallest
@@ -53,22 +37,23 @@ static int check_position(const fp_position *p, char *msg, size_t msg_size)
     };
 
     if (!(p->lat >= -90 && p->lat <= 90) || !(p->lon >= -180 && p->lon <= 180))
-        return refuse(msg, msg_size, FP_REC_ERR_RANGE,
-                      "position: (%g, %g) is outside latitude ±90 and longitude ±180", p->lat,
-                      p->lon);
+        return fp_record_refuse(msg, msg_size, FP_REC_ERR_RANGE,
+                                "position: (%g, %g) is outside latitude ±90 and longitude ±180",
+                                p->lat, p->lon);
     for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
         double v = *(const double *)(const void *)((const char *)p + reals[i].off);
 
         if (!fits_real(v))
-            return refuse(msg, msg_size, FP_REC_ERR_RANGE,
-                          "position.%s: %g is outside the range of its column's type real "
-                          "(0 or a magnitude from %g to %g)",
-                          reals[i].name, v, (double)FLT_TRUE_MIN, (double)FLT_MAX);
+            return fp_record_refuse(
+                msg, msg_size, FP_REC_ERR_RANGE,
+                "position.%s: %g is outside the range of its column's type real "
+                "(0 or a magnitude from %g to %g)",
+                reals[i].name, v, (double)FLT_TRUE_MIN, (double)FLT_MAX);
     }
     if (p->satellites < -1 || p->satellites > SMALLINT_MAX)
-        return refuse(msg, msg_size, FP_REC_ERR_RANGE,
-                      "position.satellites: %d is outside its column's type smallint",
-                      p->satellites);
+        return fp_record_refuse(msg, msg_size, FP_REC_ERR_RANGE,
+                                "position.satellites: %d is outside its column's type smallint",
+                                p->satellites);
     return 0;
 }
 
@@ -150,7 +135,7 @@ static int check_unique(const fp_record *r, bool io, char *msg, size_t msg_size)
         if (n > sizeof(local) / sizeof(local[0])) {
             keys = malloc(n * sizeof(*keys));
             if (keys == NULL)
-                return refuse(msg, msg_size, FP_REC_ERR_NOMEM, "record: out of memory");
+                return fp_record_refuse(msg, msg_size, FP_REC_ERR_NOMEM, "record: out of memory");
         }
         for (size_t i = 0; i < n; i++)
             keys[i] = item_key(r, io, i);
@@ -164,10 +149,11 @@ static int check_unique(const fp_record *r, bool io, char *msg, size_t msg_size)
         uint32_t id;
 
         memcpy(&id, repeated.s, sizeof(id));
-        return refuse(msg, msg_size, FP_REC_ERR_DUPLICATE, "io.%u: given twice", (unsigned)id);
+        return fp_record_refuse(msg, msg_size, FP_REC_ERR_DUPLICATE, "io.%u: given twice",
+                                (unsigned)id);
     }
-    return refuse(msg, msg_size, FP_REC_ERR_DUPLICATE, "metrics.%.*s: given twice",
-                  (int)(repeated.len < 64 ? repeated.len : 64), repeated.s);
+    return fp_record_refuse(msg, msg_size, FP_REC_ERR_DUPLICATE, "metrics.%.*s: given twice",
+                            (int)(repeated.len < 64 ? repeated.len : 64), repeated.s);
 }
 
 static int check_device_id(const char *id, char *msg, size_t msg_size)
@@ -175,11 +161,11 @@ static int check_device_id(const char *id, char *msg, size_t msg_size)
     size_t n = strnlen(id, FP_DEVICE_ID_MAX);
 
     if (n == 0 || n == FP_DEVICE_ID_MAX)
-        return refuse(msg, msg_size, FP_REC_ERR_DEVICE_ID,
-                      "device_id: empty or longer than %d bytes", FP_DEVICE_ID_MAX - 1);
+        return fp_record_refuse(msg, msg_size, FP_REC_ERR_DEVICE_ID,
+                                "device_id: empty or longer than %d bytes", FP_DEVICE_ID_MAX - 1);
     if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
-        return refuse(msg, msg_size, FP_REC_ERR_BAD_DEVICE_ID,
-                      "device_id: \"%s\" is a path's dot segment, no device id", id);
+        return fp_record_refuse(msg, msg_size, FP_REC_ERR_BAD_DEVICE_ID,
+                                "device_id: \"%s\" is a path's dot segment, no device id", id);
     return 0;
 }
 
@@ -200,10 +186,11 @@ int fp_record_check(const fp_record *r, char *msg, size_t msg_size)
     if (rc != 0)
         return rc;
     if (r->priority < -1 || r->priority > SMALLINT_MAX)
-        return refuse(msg, msg_size, FP_REC_ERR_RANGE,
-                      "priority: %d is outside its column's type smallint", r->priority);
+        return fp_record_refuse(msg, msg_size, FP_REC_ERR_RANGE,
+                                "priority: %d is outside its column's type smallint", r->priority);
     if (r->event_io < -1)
-        return refuse(msg, msg_size, FP_REC_ERR_RANGE, "event_io: %d is negative", r->event_io);
+        return fp_record_refuse(msg, msg_size, FP_REC_ERR_RANGE, "event_io: %d is negative",
+                                r->event_io);
     if (r->has_position) {
         rc = check_position(&r->position, msg, msg_size);
         if (rc != 0)
@@ -217,14 +204,17 @@ int fp_record_check(const fp_record *r, char *msg, size_t msg_size)
 
         if (arena_nul &&
             (has_nul(r, m->name) || (m->kind == FP_METRIC_STRING && has_nul(r, m->str))))
-            return refuse(msg, msg_size, FP_REC_ERR_NUL, "metrics: a name or a text holds U+0000");
+            return fp_record_refuse(msg, msg_size, FP_REC_ERR_NUL,
+                                    "metrics: a name or a text holds U+0000");
         if (m->kind == FP_METRIC_NUMBER && !isfinite(m->num))
-            return refuse(msg, msg_size, FP_REC_ERR_RANGE, "metrics.%.*s: not a finite number",
-                          (int)(m->name.len < 64 ? m->name.len : 64), fp_record_str(r, m->name));
+            return fp_record_refuse(
+                msg, msg_size, FP_REC_ERR_RANGE, "metrics.%.*s: not a finite number",
+                (int)(m->name.len < 64 ? m->name.len : 64), fp_record_str(r, m->name));
     }
     for (size_t i = 0; arena_nul && i < sizeof(texts) / sizeof(texts[0]); i++)
         if (has_nul(r, texts[i]))
-            return refuse(msg, msg_size, FP_REC_ERR_NUL, "enrichment: a text holds U+0000");
+            return fp_record_refuse(msg, msg_size, FP_REC_ERR_NUL,
+                                    "enrichment: a text holds U+0000");
     rc = check_unique(r, false, msg, msg_size);
     if (rc == 0)
         rc = check_unique(r, true, msg, msg_size);

@@ -1,11 +1,14 @@
-/* fp_record_decode: canonical JSON → fp_record (fp_record_decode_json in fp_record.h): schema 1
- * checked member by member, every refusal with its stable error code.
+/* fp_record_decode: canonical JSON → fp_record through a cJSON tree, the reference decoder
+ * (fp_record_decode_json_cjson in fp_record_internal.h). The hot path reads records with the
+ * direct reader (fp_record_read.c), which must accept, refuse and produce exactly what this file
+ * does; this one stays for the tests and the differential fuzzer that hold the two together.
  *
- * Contract: the text is checked whole before any field is read (UTF-8, one JSON document, no
- * U+0000, no member named twice), then decoded with cJSON, required fields first, then handed to
- * fp_record_check. The record is reset first and is empty again after any failure, which returns
- * a negative fp_record_err with a human-readable reason. IO values above 2^53 are read again from
- * the text, so 64-bit values survive cJSON's doubles. */
+ * Contract (fp_record_decode_json in fp_record.h): the text is checked whole before any field is
+ * read (UTF-8, one JSON document, every \u escape four hex digits, no U+0000, no member named
+ * twice), then decoded with cJSON, required fields first, then handed to fp_record_check. The
+ * record is reset first and is empty again after any failure, which returns a negative
+ * fp_record_err with a human-readable reason. IO values above 2^53 are read again from the text,
+ * so 64-bit values survive cJSON's doubles. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +33,7 @@ struct decode_ctx {
     size_t msg_size;
     const char *json; /* the whole input, for exact re-reading of large integers */
     size_t len;
+    const cJSON *root; /* the parsed document, whose members are in the text's order */
 };
 
 /* Writes the error message (when there is room for one) and returns `code`. */
@@ -149,44 +153,11 @@ static int decode_position(struct decode_ctx *d, const cJSON *pos)
     return rc;
 }
 
-/* Parses an io key: 1 to 5 decimal digits with a value up to 65535. */
-static bool parse_io_id(const char *key, uint32_t *id)
-{
-    uint32_t v = 0;
-    size_t n = 0;
-
-    if (key == NULL || key[0] == '\0')
-        return false;
-    for (; key[n] != '\0'; n++) {
-        if (n >= 5 || key[n] < '0' || key[n] > '9')
-            return false;
-        v = v * 10 + (uint32_t)(key[n] - '0');
-    }
-    if (v > 65535)
-        return false;
-    *id = v;
-    return true;
-}
-
-/* True when s holds an even number of hex digits (either case). */
-static bool is_hex_text(const char *s, size_t len)
-{
-    if (len % 2 != 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-            return false;
-    }
-    return true;
-}
-
 /* Small JSON skipping helpers for exact_big_io: the text was already accepted by cJSON, so it is
- * well-formed and they need not validate. */
+ * well-formed and they need not validate. Whitespace is what cJSON skips: every byte up to 0x20. */
 static const char *skip_ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < end && (unsigned char)*p <= 0x20)
         p++;
     return p;
 }
@@ -221,8 +192,7 @@ static const char *skip_value(const char *p, const char *end)
                 return p;
             if (--depth == 0)
                 return p + 1;
-        } else if (depth == 0 &&
-                   (ch == ',' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')) {
+        } else if (depth == 0 && (ch == ',' || (unsigned char)ch <= 0x20)) {
             return p;
         }
         p++;
@@ -232,31 +202,31 @@ static const char *skip_value(const char *p, const char *end)
 
 /* cJSON reads numbers as doubles, which hold integers exactly only up to 2^53, but IO values
  * are 64-bit. When a value is that large, the top-level "io" object is found again in the text
- * and its integers are read exactly, member by member in order (the order cJSON kept). A key
- * written with escapes ("\u0069o") is not found; its values then keep the double's precision. */
-static void exact_big_io(const struct decode_ctx *d)
+ * (as the member at the same place among the root's, however its name is written) and its
+ * integers are read exactly, member by member in order (the order cJSON kept). */
+static void exact_big_io(const struct decode_ctx *d, const cJSON *io)
 {
     const char *p = d->json, *end = d->json + d->len;
     fp_record *r = d->r;
+    size_t index = 0;
 
+    for (const cJSON *c = d->root->child; c != NULL && c != io; c = c->next)
+        index++;
+    /* cJSON skips a UTF-8 byte order mark at the start of a text of at least five bytes. */
+    if (d->len >= 5 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+        p += 3;
     p = skip_ws(p, end);
     if (p >= end || *p != '{')
         return;
-    for (p++;;) {
-        const char *key;
-        size_t klen;
-
+    for (p++;; index--) {
         p = skip_ws(p, end);
         if (p >= end || *p != '"')
             return;
-        key = p + 1;
-        p = skip_string(p, end);
-        klen = (size_t)(p - key) - 1;
-        p = skip_ws(p, end);
+        p = skip_ws(skip_string(p, end), end);
         if (p >= end || *p != ':')
             return;
         p = skip_ws(p + 1, end);
-        if (klen == 2 && memcmp(key, "io", 2) == 0 && p < end && *p == '{') {
+        if (index == 0 && p < end && *p == '{') {
             size_t i = 0;
 
             for (p++; i < r->io_len; i++) {
@@ -307,7 +277,7 @@ static int decode_io(struct decode_ctx *d, const cJSON *io)
     {
         uint32_t id;
 
-        if (!parse_io_id(el->string, &id))
+        if (!fp_record_io_id(el->string, strlen(el->string), &id))
             return fail(d, FP_REC_ERR_SCHEMA, "io: key \"%.32s\" is not an id 0..65535",
                         el->string != NULL ? el->string : "");
         if (r->io_len >= FP_ITEMS_MAX)
@@ -332,7 +302,7 @@ static int decode_io(struct decode_ctx *d, const cJSON *io)
             fp_str s;
             bool ok;
 
-            if (!is_hex_text(el->valuestring, len))
+            if (!fp_record_is_hex_text(el->valuestring, len))
                 return fail(d, FP_REC_ERR_SCHEMA, "io.%s: expected a hex string", el->string);
             s = fp_record_put_str(r, el->valuestring, len, &ok);
             slot = ok ? fp_record_push_io(r, id) : NULL;
@@ -353,7 +323,7 @@ static int decode_io(struct decode_ctx *d, const cJSON *io)
         }
     }
     if (big)
-        exact_big_io(d);
+        exact_big_io(d, io);
     return 0;
 }
 
@@ -585,10 +555,33 @@ static int decode_root(struct decode_ctx *d, const cJSON *root)
     return rc;
 }
 
-int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errmsg,
-                          size_t errmsg_size)
+/* Returns true when a \u escape in the JSON text s[0..len) is not followed by four hex digits
+ * (cJSON reads such an escape as U+0000 and silently cuts the string there), and then sets *at
+ * to the backslash's offset. Like fp_json_find_nul it skips each escaped character. */
+static bool find_bad_u_escape(const char *s, size_t len, size_t *at)
 {
-    struct decode_ctx d = {r, errmsg, errmsg_size, json, len};
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (i + 1 < len && s[i + 1] == 'u') {
+            for (size_t k = i + 2; k < i + 6; k++) {
+                char c = k < len ? s[k] : '\0';
+
+                if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+                    *at = i;
+                    return true;
+                }
+            }
+        }
+        i++;
+    }
+    return false;
+}
+
+int fp_record_decode_json_cjson(fp_record *r, const char *json, size_t len, char *errmsg,
+                                size_t errmsg_size)
+{
+    struct decode_ctx d = {r, errmsg, errmsg_size, json, len, NULL};
     const char *end = NULL;
     cJSON *root;
     int rc;
@@ -626,6 +619,15 @@ int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errm
         }
     }
 
+    {
+        size_t at = 0;
+
+        if (find_bad_u_escape(json, len, &at)) {
+            cJSON_Delete(root);
+            return fail(&d, FP_REC_ERR_JSON, "json: \\u escape without four hex digits at byte %zu",
+                        at);
+        }
+    }
     /* cJSON cuts a string at U+0000; the text is read again so that none is lost unseen. */
     {
         size_t at = 0;
@@ -635,6 +637,7 @@ int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errm
             return fail(&d, FP_REC_ERR_NUL, "json: U+0000 in a string at byte %zu", at);
         }
     }
+    d.root = root;
     rc = find_repeated_member(&d, root);
     if (rc == 0)
         rc = decode_root(&d, root);

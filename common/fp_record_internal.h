@@ -1,12 +1,14 @@
-/* fp_record_internal: what the record's model (fp_record.c), decoder (fp_record_decode.c) and
- * encoder (fp_record_encode.c) share, and nothing else includes.
+/* fp_record_internal: what the record's model (fp_record.c), readers (fp_record_read.c and the
+ * cJSON reference fp_record_decode.c), encoder (fp_record_encode.c) and checks
+ * (fp_record_check.c) share, and nothing else includes.
  *
- * Only what at least two of the three files use lives here, so that none of it is written
+ * Only what at least two of these files use lives here, so that none of it is written
  * twice; what one file alone needs stays in that file. Callers of the module include
  * fp_record.h only. */
 #ifndef FP_RECORD_INTERNAL_H
 #define FP_RECORD_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,5 +44,29 @@ extern const struct enrich_field fp_record_asset_fields[5];
  * kind and value; NULL when memory runs out or r already holds FP_ITEMS_MAX elements (r is then
  * unchanged). The pointer is valid until the next element is added. */
 fp_io *fp_record_push_io(fp_record *r, uint32_t id);
+
+/* Returns a new zeroed metric named by the name_len bytes at name (copied into the arena) with
+ * only its kind set, at the end of r->metrics; NULL when memory runs out or r already holds
+ * FP_ITEMS_MAX metrics (r is then unchanged but for arena bytes). Valid until the next one is
+ * added. */
+fp_metric *fp_record_push_metric(fp_record *r, const char *name, size_t name_len,
+                                 fp_metric_kind kind);
+
+/* Writes the message into msg (when there is room for one) and returns code: how the readers
+ * and checks refuse a record. */
+int fp_record_refuse(char *msg, size_t msg_size, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Parses the len bytes at key as an io key: 1 to 5 decimal digits with a value up to 65535. */
+bool fp_record_io_id(const char *key, size_t len, uint32_t *id);
+
+/* True when the len bytes at s are an even number of hex digits (either case). */
+bool fp_record_is_hex_text(const char *s, size_t len);
+
+/* The decoder built on cJSON (fp_record_decode.c), with the contract of fp_record_decode_json.
+ * It is no longer on any hot path: it stays as the reference that the direct reader
+ * (fp_record_read.c) is tested and fuzzed against (tests/fuzz/fuzz_record_reader.c). */
+int fp_record_decode_json_cjson(fp_record *r, const char *json, size_t len, char *errmsg,
+                                size_t errmsg_size);
 
 #endif

@@ -18,7 +18,6 @@ static void apply(pending_item *it, lookup_kind kind, lookup_outcome outcome,
                   const lookup_answer *a)
 {
     fp_record *r = &it->rec;
-    fp_enrichment *en = &r->enrichment;
 
     it->waiting &= (uint8_t) ~(1u << kind);
     if (outcome == LOOKUP_FAILED) {
@@ -27,17 +26,32 @@ static void apply(pending_item *it, lookup_kind kind, lookup_outcome outcome,
     }
     if (outcome != LOOKUP_ANSWERED || a == NULL)
         return;
-    if (kind == LOOKUP_GEO) {
-        en->has_address = true;
-        set_str(r, &en->address_display, a->f[0]);
-        set_str(r, &en->address_road, a->f[1]);
-        set_str(r, &en->address_city, a->f[2]);
-        set_str(r, &en->address_postcode, a->f[3]);
-        set_str(r, &en->address_country, a->f[4]);
-        set_str(r, &en->address_country_code, a->f[5]);
-    } else {
+    if (kind == LOOKUP_GEO)
+        enrich_set_address(r, a);
+    else
         enrich_set_asset(r, a);
-    }
+}
+
+void enrich_set_site(fp_record *r, const geofence_site *site)
+{
+    fp_enrichment *en = &r->enrichment;
+
+    en->has_site = true;
+    set_str(r, &en->site_id, site->id);
+    set_str(r, &en->site_name, site->name);
+}
+
+void enrich_set_address(fp_record *r, const lookup_answer *a)
+{
+    fp_enrichment *en = &r->enrichment;
+
+    en->has_address = true;
+    set_str(r, &en->address_display, a->f[0]);
+    set_str(r, &en->address_road, a->f[1]);
+    set_str(r, &en->address_city, a->f[2]);
+    set_str(r, &en->address_postcode, a->f[3]);
+    set_str(r, &en->address_country, a->f[4]);
+    set_str(r, &en->address_country_code, a->f[5]);
 }
 
 void enrich_set_asset(fp_record *r, const lookup_answer *a)
@@ -186,11 +200,8 @@ int enrich_handle(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
     enrich_start(&it->rec);
     if (e->geofences != NULL && it->rec.has_position) {
         site = geofence_find(e->geofences, it->rec.position.lat, it->rec.position.lon);
-        if (site != NULL) {
-            it->rec.enrichment.has_site = true;
-            set_str(&it->rec, &it->rec.enrichment.site_id, site->id);
-            set_str(&it->rec, &it->rec.enrichment.site_name, site->name);
-        }
+        if (site != NULL)
+            enrich_set_site(&it->rec, site);
     }
     if (lookup_enabled(e->lookups, LOOKUP_GEO) && it->rec.has_position)
         ask(e, it, id, LOOKUP_GEO, site);

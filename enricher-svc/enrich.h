@@ -44,6 +44,14 @@ int enrich_load_geofences(enricher *e);
  * asset registry knows the machine. Never fails. */
 void enrich_start(fp_record *r);
 
+/* Sets the record's site to the geofence it lies in. Fails only for memory (a field is then
+ * left out). */
+void enrich_set_site(fp_record *r, const geofence_site *site);
+
+/* Sets the record's address to the geocoder's answer. Fails only for memory (a field is then
+ * left out). */
+void enrich_set_address(fp_record *r, const lookup_answer *a);
+
 /* Sets the record's asset to the registry's answer: the registry knows the machine, so its
  * answer replaces any hints, and the fields it leaves out are absent. Fails only for memory
  * (a field is then left out). */

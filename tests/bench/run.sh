@@ -5,6 +5,10 @@
 #
 #   parser in process    decode + canonical JSON encode of a fleet-sim corpus, records/s on one
 #                        core (target >= 1,000,000), beside decode alone and encode alone
+#   enricher in process  what enricher-svc does per record at a cache hit (decode, geofence, two
+#                        LRU hits, encode), records/s on one core (target >= 500,000), and the
+#                        sink's decode alone, each beside the same pass on the cJSON reference
+#                        decoder
 #   parser via Kafka     parser-svc draining N pre-filled raw messages, as a ratio to a plain
 #                        consume->produce pass-through of the same messages (target >= 0.8)
 #   sink via Kafka       sink-svc draining the enriched records into PostgreSQL, as a ratio
@@ -75,6 +79,11 @@ if [ -z "$ONLY" ]; then
     "$BIN/fleet-sim" --output "$W/corpus.bin" --records 200000 --seed 1 >"$W/corpus.json"
     taskset -c 0 "$BUILD/bench_decode" "$W/corpus.bin" --repeat "$REPEAT" --seconds 2 >"$W/decode.json"
     cat "$W/decode.json"
+    echo "== enricher and sink decode in process (cache hit, $REPEAT passes, median)"
+    "$BIN/fleet-sim" --output /dev/null --records 0 --seed 1 --geofences "$W/geofences-1.json" >/dev/null
+    taskset -c 0 "$BUILD/bench_enrich" "$W/corpus.bin" "$W/geofences-1.json" --repeat "$REPEAT" \
+        --seconds 2 >"$W/enrich.json"
+    cat "$W/enrich.json"
 fi
 
 echo "== parser through Kafka vs pass-through ($RECORDS records, $REPEAT runs each)"
@@ -436,6 +445,17 @@ printf '%-44s %14s %14s %8s %8s\n' figure value baseline ratio target
 printf '%-44s %14s %14s %8s %8s\n' "parser decode+encode, records/s (1 core)" "$FULL" "-" "-" ">=1e6"
 printf '%-44s %14s %14s %8s %8s\n' "  decode only, records/s" "$DEC" "-" "-" ""
 printf '%-44s %14s %14s %8s %8s\n' "  encode only, records/s" "$ENC" "-" "-" ""
+if [ -s "$W/enrich.json" ]; then
+    EIP=$(json_field "$W/enrich.json" enrich_records_per_s)
+    EIP_CJ=$(json_field "$W/enrich.json" enrich_cjson_records_per_s)
+    SDEC=$(json_field "$W/enrich.json" sink_decode_records_per_s)
+    SDEC_CJ=$(json_field "$W/enrich.json" sink_decode_cjson_records_per_s)
+    printf '%-44s %14s %14s %8s %8s\n' "enricher at cache hit, records/s (1 core)" "$EIP" "$EIP_CJ" \
+        "$(awk -v a="$EIP" -v b="$EIP_CJ" 'BEGIN { printf "%.2f", a / b }')" ">=5e5"
+    printf '%-44s %14s %14s %8s %8s\n' "  sink decode alone, records/s" "$SDEC" "$SDEC_CJ" \
+        "$(awk -v a="$SDEC" -v b="$SDEC_CJ" 'BEGIN { printf "%.2f", a / b }')" ""
+    echo "   (baseline = the same pass on the cJSON reference decoder)"
+fi
 printf '%-44s %14s %14s %8s %8s\n' "parser-svc via Kafka, messages/s" "$PARSER" "$PT" "$RATIO" ">=0.8"
 echo "   (pass-through = plain consume->produce of the same messages; $REC_PER_MSG records per message)"
 printf '%-44s %14s %14s %8s %8s\n' "parser-svc exactly-once vs at-least-once" "$PARSER_EOS" "$PARSER" \
@@ -468,6 +488,7 @@ cat >"$OUT/results.json" <<JSON
   "kafka_producer_perf": {"records_per_s": $KPERF, "record_bytes": 300, "acks": "all"},
   "settings": {"records": $RECORDS, "messages": $MESSAGES, "repeat": $REPEAT, "partitions": 16},
   "parser_in_process": $(cat "$W/decode.json"),
+  "enricher_in_process": $(cat "$W/enrich.json"),
   "parser_via_kafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG, "exactly_once_messages_per_s": $PARSER_EOS},
   "sink_via_kafka": $SINK_JSON,
   "cpu_us_per_record": {"alone": {"parser": $CPU_PARSER, "enricher": $CPU_ENRICHER, "sink": $CPU_SINK}, "pipeline": {"parser": $CPU_PIPE_P, "enricher": $CPU_PIPE_E, "sink": $CPU_PIPE_S}},
