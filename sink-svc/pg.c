@@ -32,8 +32,9 @@ struct pg_conn {
     rollup_set *rollup; /* telemetry_hourly, kept in each batch's transaction (rollup.h) */
     rollup_key *keys;   /* CrateDB: the written rows' keys */
     size_t keys_cap;
-    recent_keys *recent; /* keys committed lately, for the direct COPY */
-    fp_buf key_copy;     /* the batch's keys (device_id, ts) in COPY text format */
+    recent_keys *recent;          /* keys committed lately, for the direct COPY */
+    fp_buf key_copy;              /* the batch's ROLLUP_ROW_COLUMNS in COPY text format */
+    int rollup_col[ROLLUP_NCOLS]; /* their indexes in rows_columns, ascending */
     fp_counter *m_staged;
 };
 
@@ -41,6 +42,18 @@ struct pg_conn {
 #define RECENT_KEYS_DEFAULT 131072
 
 typedef enum failure { FAIL_NONE = 0, FAIL_DATA, FAIL_INFRA } failure;
+
+/* Finds ROLLUP_ROW_COLUMNS in rows_columns: all of them, in ascending order (append_fields
+ * picks them from each COPY line in one pass). */
+static bool rollup_columns_found(int *col)
+{
+    if (rows_column_indexes(ROLLUP_ROW_COLUMNS, col, ROLLUP_NCOLS) != ROLLUP_NCOLS)
+        return false;
+    for (int k = 1; k < ROLLUP_NCOLS; k++)
+        if (col[k] <= col[k - 1])
+            return false;
+    return true;
+}
 
 pg_conn *pg_new(const char *dsn, sql_dialect dialect)
 {
@@ -57,7 +70,8 @@ pg_conn *pg_new(const char *dsn, sql_dialect dialect)
         "Batches whose direct COPY met a stored key the sink did not know of and that were "
         "written again through the staging table (INSERT ... ON CONFLICT DO NOTHING).",
         NULL);
-    if (pg->dsn == NULL || pg->rollup == NULL || pg->recent == NULL) {
+    if (pg->dsn == NULL || pg->rollup == NULL || pg->recent == NULL ||
+        !rollup_columns_found(pg->rollup_col)) {
         pg_free(pg);
         return NULL;
     }
@@ -431,9 +445,35 @@ static void mark_known(pg_conn *pg, pg_row *rows, size_t n)
                                                       rows[i].rec->ts_ms) != RECENT_NEW;
 }
 
+/* Appends the fields at indexes col[0..n) (ascending) of one COPY text line (without its '\n')
+ * as a COPY text line of their own. Returns 0, or -1 when the line has too few fields or on out
+ * of memory. */
+static int append_fields(fp_buf *out, const char *line, size_t len, const int *col, int n)
+{
+    const char *end = line + len, *field = line;
+    int i = 0, k = 0;
+
+    while (k < n && field <= end) {
+        const char *tab = memchr(field, '\t', (size_t)(end - field));
+        const char *stop = tab != NULL ? tab : end;
+
+        if (i == col[k]) {
+            if ((k > 0 && fp_buf_putc(out, '\t') < 0) ||
+                fp_buf_append(out, field, (size_t)(stop - field)) < 0)
+                return -1;
+            k++;
+        }
+        if (tab == NULL)
+            break;
+        field = tab + 1;
+        i++;
+    }
+    return k == n ? fp_buf_putc(out, '\n') : -1;
+}
+
 /* The direct path: one COPY of the batch's rows straight into telemetry, and, with rollups,
- * one of their keys into the session's telemetry_rollup_keys (every row written is inserted:
- * a stored key fails the COPY). Each key is its row's first two columns. Returns FAIL_NONE
+ * one of their rollup columns into the session's telemetry_rollup_rows (every row written is
+ * inserted: a stored key fails the COPY), the same fields of the same lines. Returns FAIL_NONE
  * (adding the rows to *inserted) or the failure's class with the message in err; a stored key
  * is FAIL_INFRA with SQLSTATE 23505 in pg->sqlstate (classify: a unique violation is never the
  * row's fault). */
@@ -447,24 +487,20 @@ static failure write_direct(pg_conn *pg, size_t n, uint64_t *inserted, char *err
     f = copy_in(pg, "telemetry", rows_columns, pg->copy.data, pg->copy.len, err, err_size);
     fp_buf_clear(&pg->key_copy);
     for (size_t i = 0; f == FAIL_NONE && i < n; i++) {
-        const char *line = pg->copy.data + pg->row_at[i];
-        const char *tab;
+        size_t len = pg->row_at[i + 1] - pg->row_at[i];
 
-        if (pg->row_at[i + 1] == pg->row_at[i])
+        if (len == 0)
             continue;
         rows++;
-        tab = memchr(line, '\t', pg->row_at[i + 1] - pg->row_at[i]);
-        tab =
-            tab != NULL ? memchr(tab + 1, '\t', pg->copy.data + pg->row_at[i + 1] - tab - 1) : NULL;
         if (rollup_enabled(pg->rollup) &&
-            (tab == NULL || fp_buf_append(&pg->key_copy, line, (size_t)(tab - line)) < 0 ||
-             fp_buf_putc(&pg->key_copy, '\n') < 0)) {
+            append_fields(&pg->key_copy, pg->copy.data + pg->row_at[i], len - 1, pg->rollup_col,
+                          ROLLUP_NCOLS) < 0) {
             snprintf(err, err_size, "out of memory");
             return FAIL_INFRA;
         }
     }
     if (f == FAIL_NONE && pg->key_copy.len > 0)
-        f = copy_in(pg, "telemetry_rollup_keys", "device_id,ts", pg->key_copy.data,
+        f = copy_in(pg, "telemetry_rollup_rows", ROLLUP_ROW_COLUMNS, pg->key_copy.data,
                     pg->key_copy.len, err, err_size);
     if (f == FAIL_NONE)
         *inserted += rows;

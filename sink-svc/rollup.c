@@ -19,7 +19,8 @@ struct rollup_set {
 
 static const double rows_changed_buckets[] = {0, 1, 10, 50, 100, 500, 1000, 5000, 10000};
 
-/* PostgreSQL statements; the functions they call are in migrations/003_rollups.sql. */
+/* PostgreSQL statements; the functions they call are in migrations/003_rollups.sql and
+ * 005_rollup_rows.sql. */
 static const char session_sql[] = "SELECT telemetry_rollup_session()";
 static const char state_sql[] = "SELECT valid FROM telemetry_rollup_state";
 static const char rebuild_sql[] = "SELECT telemetry_rollup_rebuild(false)";
@@ -28,8 +29,9 @@ static const char apply_sql[] =
 static const char stale_sql[] =
     "UPDATE telemetry_rollup_state SET valid = false, changed_at = now() WHERE valid";
 static const char capture_head[] = "WITH fp_inserted AS (";
-static const char capture_tail[] = " RETURNING device_id, ts) INSERT INTO telemetry_rollup_keys "
-                                   "(device_id, ts) SELECT device_id, ts FROM fp_inserted";
+static const char capture_tail[] =
+    " RETURNING " ROLLUP_ROW_COLUMNS ") INSERT INTO telemetry_rollup_rows (" ROLLUP_ROW_COLUMNS
+    ") SELECT " ROLLUP_ROW_COLUMNS " FROM fp_inserted";
 
 rollup_set *rollup_new(bool enabled)
 {

@@ -2,15 +2,16 @@
  * same transaction as the rows and offsets, so that they are exactly once by construction and
  * exact whatever the lateness.
  *
- * The arithmetic lives in the database (migration 003_rollups.sql, telemetry_rollup_apply()):
- * this module only has to hand it the rows a transaction really inserted, and that is its whole
+ * The arithmetic lives in the database (migrations 003_rollups.sql and 005_rollup_rows.sql,
+ * telemetry_rollup_apply()): this module only has to hand it the rows a transaction really
+ * inserted, with the values the rollups read (ROLLUP_ROW_COLUMNS), and that is its whole
  * contract with the insert path. With PostgreSQL a write transaction
  *
  *   1. inserts its rows with the statement rollup_capture_sql made of its INSERT: the same
- *      INSERT, whose RETURNING device_id, ts goes into the session table telemetry_rollup_keys
- *      (a duplicate is not inserted, so it is not listed and changes nothing). A path that
- *      writes rows otherwise (COPY straight into telemetry) inserts their keys into
- *      telemetry_rollup_keys itself, each once;
+ *      INSERT, whose RETURNING of those columns goes into the session table
+ *      telemetry_rollup_rows (a duplicate is not inserted, so it is not listed and changes
+ *      nothing). A path that writes rows otherwise (COPY straight into telemetry) COPYs the
+ *      same columns of its rows into telemetry_rollup_rows itself, each row once;
  *   2. calls rollup_apply once, after the last row and before COMMIT;
  *   3. after COMMIT calls rollup_committed (metrics).
  * Savepoints need no care: a range rolled back takes its keys with it.
@@ -69,10 +70,14 @@ bool rollup_enabled(const rollup_set *r);
  * with the connection's error message set. */
 int rollup_session(rollup_set *r, PGconn *conn);
 
+/* The columns of telemetry the rollups read, in the order of telemetry_rollup_rows. */
+#define ROLLUP_ROW_COLUMNS "device_id,ts,speed_kmh,ignition,site_id,site_name,metrics"
+#define ROLLUP_NCOLS       7
+
 /* Appends to `out` the statement that runs `insert_sql` (an INSERT INTO telemetry … without
- * RETURNING) and records the keys of the rows it inserts: `insert_sql` itself when rollups are
- * off. Its command tag's row count is still the number of rows inserted. Returns 0, or -1 on out
- * of memory. */
+ * RETURNING) and records the rows it inserts (their ROLLUP_ROW_COLUMNS): `insert_sql` itself when
+ * rollups are off. Its command tag's row count is still the number of rows inserted. Returns 0, or
+ * -1 on out of memory. */
 int rollup_capture_sql(const rollup_set *r, fp_buf *out, const char *insert_sql);
 
 /* PostgreSQL, inside the write transaction after its last row: applies the inserted rows to

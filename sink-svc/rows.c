@@ -12,6 +12,45 @@ const char rows_columns[] =
     "country_code,asset_customer,asset_oem,asset_model,asset_serial_number,asset_machine_type,"
     "metrics,io";
 
+/* The index of the column `name` (len bytes) in rows_columns, or -1. */
+static int column_index(const char *name, size_t len)
+{
+    const char *c = rows_columns;
+
+    for (int i = 0; *c != '\0'; i++) {
+        const char *comma = strchr(c, ',');
+        size_t clen = comma != NULL ? (size_t)(comma - c) : strlen(c);
+
+        if (clen == len && memcmp(c, name, len) == 0)
+            return i;
+        if (comma == NULL)
+            break;
+        c = comma + 1;
+    }
+    return -1;
+}
+
+int rows_column_indexes(const char *names, int *idx, int max)
+{
+    int n = 0;
+
+    while (*names != '\0') {
+        const char *comma = strchr(names, ',');
+        size_t len = comma != NULL ? (size_t)(comma - names) : strlen(names);
+        int i = column_index(names, len);
+
+        if (i < 0)
+            return n;
+        if (n == max)
+            return -1;
+        idx[n++] = i;
+        if (comma == NULL)
+            break;
+        names = comma + 1;
+    }
+    return n;
+}
+
 /* Hands one column to the visitor; the emitters below keep the column index. */
 typedef struct visit {
     int (*field)(void *ctx, int i, const char *text, size_t len);

@@ -16,6 +16,11 @@
 /* The columns written, comma-separated, in the order rows_fields produces them. */
 extern const char rows_columns[];
 
+/* Writes to idx[0..max) the indexes in rows_columns of the comma-separated column names in
+ * `names`. Returns how many names were found, stopping at the first that is not a column, or
+ * -1 when there are more than max. */
+int rows_column_indexes(const char *names, int *idx, int max);
+
 /* Calls field(ctx, i, text, len) for each column i in order, with the column's value as text
  * (not NUL-terminated, valid during the call only), or text == NULL for SQL NULL. `scratch`
  * is a work buffer. Returns 0, or the first non-zero value a call returned, or -1 on out of

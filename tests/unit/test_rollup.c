@@ -121,8 +121,10 @@ FP_TEST(rollup_capture_sql_wraps_the_insert)
     FP_CHECK_INT(rollup_capture_sql(on, &b, "INSERT INTO telemetry (a) SELECT a FROM s"), 0);
     FP_CHECK_STR(fp_buf_cstr(&b),
                  "WITH fp_inserted AS (INSERT INTO telemetry (a) SELECT a FROM s RETURNING "
-                 "device_id, ts) INSERT INTO telemetry_rollup_keys (device_id, ts) SELECT "
-                 "device_id, ts FROM fp_inserted");
+                 "device_id,ts,speed_kmh,ignition,site_id,site_name,metrics) INSERT INTO "
+                 "telemetry_rollup_rows (device_id,ts,speed_kmh,ignition,site_id,site_name,"
+                 "metrics) SELECT device_id,ts,speed_kmh,ignition,site_id,site_name,metrics "
+                 "FROM fp_inserted");
     fp_buf_clear(&b);
     FP_CHECK_INT(rollup_capture_sql(off, &b, "INSERT INTO telemetry (a) SELECT a FROM s"), 0);
     FP_CHECK_STR(fp_buf_cstr(&b), "INSERT INTO telemetry (a) SELECT a FROM s");

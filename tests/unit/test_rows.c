@@ -83,3 +83,19 @@ FP_TEST(rows_copy_line_minimal_record)
     fp_buf_free(&out);
     fp_buf_free(&scratch);
 }
+
+FP_TEST(rows_column_indexes_finds_names)
+{
+    int idx[4] = {0};
+
+    FP_CHECK_INT(rows_column_indexes("device_id,ts,speed_kmh,metrics", idx, 4), 4);
+    FP_CHECK_INT(idx[0], 0);
+    FP_CHECK_INT(idx[1], 1);
+    FP_CHECK_INT(idx[2], 10);
+    FP_CHECK_INT(idx[3], 27);
+    /* A prefix of a column is not the column; the search stops at an unknown name. */
+    FP_CHECK_INT(rows_column_indexes("ts,speed,io", idx, 4), 1);
+    FP_CHECK_INT(rows_column_indexes("io", idx, 4), 1);
+    FP_CHECK_INT(idx[0], 28);
+    FP_CHECK_INT(rows_column_indexes("device_id,ts", idx, 1), -1);
+}
