@@ -91,7 +91,7 @@ typedef struct fp_common_config {
                       "input messages taken but not yet durable downstream; consumption pauses "   \
                       "above it",                                                                  \
                       1, 10000000, max_inflight, .required = false),                               \
-        FP_COMMON_OPT("MAX_INFLIGHT_BYTES", FP_OPT_INT, "33554432",                                \
+        FP_COMMON_OPT("MAX_INFLIGHT_BYTES", FP_OPT_INT, "8388608",                                 \
                       "bytes of those input messages; consumption pauses above it too", 1024,      \
                       INT64_C(1) << 40, max_inflight_bytes, .required = false),                    \
         FP_COMMON_OPT("DELIVERY", FP_OPT_ENUM, "at-least-once",                                    \

@@ -143,15 +143,13 @@ rd_kafka_t *fp_kafka_new(fp_kafka_role role, const fp_common_config *cfg, void *
         {"auto.commit.interval.ms", "1000"},
         {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
-        /* librdkafka prefetches up to 64 MiB by default, and one fetch response may carry 50 MiB.
-         * The prefetch bound is also a rate bound: librdkafka 2.0 (Debian 12's) stops fetching
-         * once the consumer queue holds this much and looks again only about a second later
-         * (2.2 added fetch.queue.backoff.ms for it), so a stage cannot read faster than about
-         * this many bytes per second whenever it is the slower side. Measured with the sink
-         * (enriched records of about 500 bytes): 4 MiB gave 8,300 rows/s, 16 MiB 24,600, 32 MiB
-         * 38,500 (its database bound). 4 MiB per fetch response is plenty (a message larger than
-         * fetch.max.bytes is still returned whole). */
-        {"queued.max.messages.kbytes", "32768"},
+        /* librdkafka prefetches up to 64 MiB by default, and one fetch response may carry 50 MiB:
+         * 4 MiB of each keeps a replica's memory small. With librdkafka 2.0 (Debian 12's) a full
+         * prefetch queue also stalls fetching for up to a second, which fp_stage undoes (it wakes
+         * the fetcher, see fp_stage.h); without that, a lagging sink read 8,300 rows/s with
+         * 4 MiB, 24,600 with 16 MiB and 38,500 with 32 MiB. A message larger than
+         * fetch.max.bytes is still returned whole. */
+        {"queued.max.messages.kbytes", "4096"},
         {"fetch.max.bytes", "4194304"},
         /* The broker answers a fetch once it holds 64 KiB for it or after 25 ms. With
          * librdkafka's 1 byte, each fetch under a steady stream returns a handful of messages

@@ -38,6 +38,8 @@ struct fp_stage {
     bool paused;
     bool idle; /* the last consumer poll returned nothing: the input is drained for now */
     bool fatal;
+    size_t read_bytes;     /* input bytes read since the last empty poll */
+    size_t prefetch_bytes; /* the consumer's queued.max.messages.kbytes, in bytes */
 
     /* The message being handled, its token, and whether the handler took it. */
     rd_kafka_message_t *current;
@@ -62,6 +64,7 @@ struct fp_stage {
     fp_gauge *m_inflight;
     fp_gauge *m_inflight_bytes;
     fp_gauge *m_paused;
+    fp_counter *m_fetch_wakeups;
     fp_gauge *m_connected;
     fp_histogram *m_handle_seconds;
 };
@@ -74,6 +77,87 @@ bool fp_stage_should_pause(bool paused, const fp_stage_load *load)
     if (!paused)
         return full || load->hold;
     return !(low && !load->hold);
+}
+
+bool fp_stage_prefetch_drained(size_t read_bytes, size_t prefetch_bytes)
+{
+    return prefetch_bytes > 0 && read_bytes >= prefetch_bytes / 2;
+}
+
+int fp_stage_most_lagging(const int64_t *position, const int64_t *high, int n)
+{
+    int best = -1;
+    int64_t most = 0;
+
+    for (int i = 0; i < n; i++) {
+        int64_t lag = position[i] >= 0 && high[i] >= 0 ? high[i] - position[i] : 0;
+
+        if (lag > most) {
+            most = lag;
+            best = i;
+        }
+    }
+    return best;
+}
+
+uint64_t fp_stage_fetch_wakeups(const fp_stage *st)
+{
+    return fp_counter_value(st->m_fetch_wakeups);
+}
+
+/* The prefetch stall (fp_stage.h): seeks the assigned partition furthest behind to the stage's
+ * position, which wakes librdkafka's broker thread. */
+static void wake_fetcher(fp_stage *st)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL, *one;
+    rd_kafka_error_t *e;
+    int64_t position[64], high[64];
+    int n, i;
+
+    if (rd_kafka_assignment(st->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
+        return;
+    if (rd_kafka_position(st->consumer, parts) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_destroy(parts);
+        return;
+    }
+    /* A replica with more than 64 partitions looks at its first 64: waking one is enough. */
+    n = parts->cnt < 64 ? parts->cnt : 64;
+    for (i = 0; i < n; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t lo;
+
+        position[i] = p->offset;
+        if (rd_kafka_get_watermark_offsets(st->consumer, p->topic, p->partition, &lo, &high[i]) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            high[i] = -1;
+    }
+    i = fp_stage_most_lagging(position, high, n);
+    if (i >= 0) {
+        one = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, parts->elems[i].topic, parts->elems[i].partition)
+            ->offset = position[i];
+        /* Asynchronous (timeout 0): errors, such as a partition being revoked meanwhile, only
+         * mean that this wake-up did not happen. */
+        e = rd_kafka_seek_partitions(st->consumer, one, 0);
+        if (e != NULL)
+            rd_kafka_error_destroy(e);
+        else
+            fp_counter_inc(st->m_fetch_wakeups);
+        rd_kafka_topic_partition_list_destroy(one);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* The consumer's prefetch bound in bytes (0 when unknown). */
+static size_t prefetch_bound(rd_kafka_t *consumer)
+{
+    char v[32];
+    size_t len = sizeof(v);
+
+    if (rd_kafka_conf_get(rd_kafka_conf(consumer), "queued.max.messages.kbytes", v, &len) !=
+        RD_KAFKA_CONF_OK)
+        return 0;
+    return (size_t)strtoull(v, NULL, 10) * 1024;
 }
 
 /* Producer delivery report: a record or dead letter is durable (or the producer gave up). */
@@ -391,6 +475,7 @@ fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, cons
     if (st->producer == NULL)
         goto err;
     st->max_message = max_message_bytes(st->producer);
+    st->prefetch_bytes = prefetch_bound(st->consumer);
 
     snprintf(labels, sizeof(labels), "stage=\"%s\"", stage_name);
     st->m_consumed = fp_metrics_counter("fleetpipe_messages_consumed_total",
@@ -410,6 +495,9 @@ fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, cons
         fp_metrics_gauge("fleetpipe_inflight_bytes", "Bytes of those input messages.", labels);
     st->m_paused = fp_metrics_gauge("fleetpipe_consumer_paused",
                                     "1 while consumption is paused for backpressure.", labels);
+    st->m_fetch_wakeups = fp_metrics_counter(
+        "fleetpipe_consumer_fetch_wakeups_total",
+        "Times the stage woke librdkafka's fetcher after draining a full prefetch queue.", labels);
     st->m_connected =
         fp_metrics_gauge("fleetpipe_kafka_connected",
                          "1 while both Kafka clients have a broker connection.", labels);
@@ -648,8 +736,13 @@ int fp_stage_run(fp_stage *st, fp_stage_handler handler, const fp_stage_hooks *h
             since_hook = 0;
             last_hook_ms = now;
         }
-        if (msg == NULL)
+        if (msg == NULL) {
+            if (!st->paused && fp_stage_prefetch_drained(st->read_bytes, st->prefetch_bytes))
+                wake_fetcher(st);
+            st->read_bytes = 0;
             continue;
+        }
+        st->read_bytes += msg->len + msg->key_len;
         /* A message fetched just before a pause is handled like any other: dropping it would
          * let later offsets pass over it. */
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)

@@ -118,6 +118,28 @@ typedef struct fp_stage_load {
  * (the gap keeps it from flapping). */
 bool fp_stage_should_pause(bool paused, const fp_stage_load *load);
 
+/* --- The prefetch stall (librdkafka 2.0) ---
+ *
+ * librdkafka 2.0 stops fetching once the consumer queue holds queued.max.messages.kbytes and
+ * looks again only when its broker thread next wakes, up to a second later (2.2 added
+ * fetch.queue.backoff.ms for it). A stage that is the slower side would then read at most that
+ * bound per second. The stage notices the stall from its side: when a poll finds the queue
+ * empty after at least half the bound was read since the last empty poll, it seeks the most
+ * lagging partition to its own position, which wakes the broker thread (librdkafka purges and
+ * refetches only that partition's messages after the position, so nothing is lost or read
+ * twice). */
+
+/* Whether an empty poll after `read_bytes` read since the previous one means a likely stall,
+ * with a prefetch bound of `prefetch_bytes`. */
+bool fp_stage_prefetch_drained(size_t read_bytes, size_t prefetch_bytes);
+
+/* Of n partitions with the stage's positions and the last known high watermarks, the index of
+ * the one furthest behind (position known, high above it), or -1 when none is behind. */
+int fp_stage_most_lagging(const int64_t *position, const int64_t *high, int n);
+
+/* Fetcher wake-ups so far (fleetpipe_consumer_fetch_wakeups_total). */
+uint64_t fp_stage_fetch_wakeups(const fp_stage *st);
+
 /* --- For outputs --- */
 
 rd_kafka_t *fp_stage_consumer(fp_stage *st);

@@ -13,7 +13,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 it_init memory
 export PARTITIONS=1 ENRICH_LOOKUPS=off
 export SINK_BATCH_BYTES=4194304 MAX_INFLIGHT_BYTES=8388608
-# librdkafka's own prefetch is bounded too (the manifests use 32 MiB).
+# librdkafka's own prefetch is bounded too (the manifests use 4 MiB).
 export RDKAFKA_CONSUMER_QUEUED_MAX_MESSAGES_KBYTES=2048
 N=400
 it_start_stack

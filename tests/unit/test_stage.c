@@ -45,7 +45,7 @@ typedef struct mock {
     char brokers[256];
 } mock;
 
-static int mock_start(mock *m, int n)
+static int mock_start_sized(mock *m, int n, size_t size)
 {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -69,16 +69,24 @@ static int mock_start(mock *m, int n)
     if (p == NULL)
         return -1;
     for (int i = 0; i < n; i++) {
-        char v[32];
+        char v[2048];
+        size_t len = (size_t)snprintf(v, sizeof(v), "m%d", i);
 
-        snprintf(v, sizeof(v), "m%d", i);
+        /* Padded to `size` bytes (at most the buffer) after the number. */
+        for (; len < size && len < sizeof(v); len++)
+            v[len] = '.';
         rd_kafka_producev(p, RD_KAFKA_V_TOPIC("in"), RD_KAFKA_V_PARTITION(0),
-                          RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_VALUE(v, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_END);
     }
     rd_kafka_flush(p, 10000);
     rd_kafka_destroy(p);
     return 0;
+}
+
+static int mock_start(mock *m, int n)
+{
+    return mock_start_sized(m, n, 0);
 }
 
 static void mock_stop(mock *m)
@@ -156,8 +164,10 @@ static int64_t committed_offset(const mock *m, const char *group)
 
 typedef struct run_ctx {
     int handled;
-    int fail_at; /* the handler fails on this message (0-based), -1: never */
-    int stop_at; /* a stop is requested once this many are handled, -1: never */
+    int fail_at;  /* the handler fails on this message (0-based), -1: never */
+    int stop_at;  /* a stop is requested once this many are handled, -1: never */
+    int in_order; /* messages whose number was the one expected next */
+    uint64_t wakeups_at_first, wakeups_at_stop; /* fp_stage_fetch_wakeups */
 } run_ctx;
 
 static int echo(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
@@ -168,9 +178,15 @@ static int echo(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
         fp_stage_fail(st, "test: the handler fails");
         return -1;
     }
+    if (rc->handled == 0)
+        rc->wakeups_at_first = fp_stage_fetch_wakeups(st);
+    if (msg->len > 1 && atoi((const char *)msg->payload + 1) == rc->handled)
+        rc->in_order++;
     rc->handled++;
-    if (rc->handled == rc->stop_at)
+    if (rc->handled == rc->stop_at) {
+        rc->wakeups_at_stop = fp_stage_fetch_wakeups(st);
         fp_signal_request_stop();
+    }
     return fp_kafka_output_emit(st, "k", 1, msg->payload, msg->len);
 }
 
@@ -249,4 +265,41 @@ FP_TEST(stage_fatal_under_transaction_aborts)
     FP_CHECK_INT(count_messages(&m, "out", "read_committed"), 0);
     FP_CHECK(committed_offset(&m, "test-stage") <= 0);
     mock_stop(&m);
+}
+
+/* The prefetch stall of librdkafka 2.0 (fp_stage.h): with a 16 KiB prefetch bound and 1 KiB
+ * messages every fetch overfills the queue, so librdkafka waits for its next wake-up before it
+ * fetches again. The stage wakes it by seeking to its own position: every message still
+ * arrives once and in order, and the wake-ups happened. */
+FP_TEST(stage_wakes_the_fetcher_after_a_full_prefetch)
+{
+    mock m = {0};
+    run_ctx rc = {.fail_at = -1, .stop_at = 3000};
+
+    fp_log_init("test", FP_LOG_ERROR);
+    FP_CHECK_INT(mock_start_sized(&m, 3000, 1024), 0);
+    setenv("RDKAFKA_CONSUMER_QUEUED_MAX_MESSAGES_KBYTES", "16", 1);
+    FP_CHECK_INT(run_stage(&m, "at-least-once", "cooperative-sticky", &rc), 0);
+    unsetenv("RDKAFKA_CONSUMER_QUEUED_MAX_MESSAGES_KBYTES");
+    FP_CHECK_INT(rc.handled, 3000);
+    FP_CHECK_INT(rc.in_order, 3000);
+    FP_CHECK_INT(count_messages(&m, "out", "read_uncommitted"), 3000);
+    FP_CHECK(rc.wakeups_at_stop > rc.wakeups_at_first);
+    mock_stop(&m);
+}
+
+FP_TEST(stage_stall_decisions)
+{
+    const int64_t pos[] = {10, RD_KAFKA_OFFSET_INVALID, 50, 7};
+    const int64_t high[] = {12, 900, 80, -1};
+    const int64_t caught_up[] = {10, 5, 50, 7};
+
+    FP_CHECK(!fp_stage_prefetch_drained(0, 4096));
+    FP_CHECK(!fp_stage_prefetch_drained(2047, 4096));
+    FP_CHECK(fp_stage_prefetch_drained(2048, 4096));
+    FP_CHECK(!fp_stage_prefetch_drained(1 << 20, 0)); /* bound unknown: never */
+    /* Partition 1 has no position yet and partition 3 no watermark: neither counts. */
+    FP_CHECK_INT(fp_stage_most_lagging(pos, high, 4), 2);
+    FP_CHECK_INT(fp_stage_most_lagging(pos, caught_up, 4), -1);
+    FP_CHECK_INT(fp_stage_most_lagging(pos, high, 0), -1);
 }
