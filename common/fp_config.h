@@ -63,7 +63,7 @@ typedef struct fp_common_config {
     }
 
 /* The options every service shares, with the service's own defaults. */
-#define FP_COMMON_OPTIONS(group, in, out, port)                                                    \
+#define FP_COMMON_OPTIONS(group, in, out, port, inflight_bytes)                                    \
     FP_COMMON_OPT("KAFKA_BROKERS", FP_OPT_STRING, "localhost:9092",                                \
                   "Kafka bootstrap servers (host:port,...)", 0, 0, kafka_brokers,                  \
                   .required = true),                                                               \
@@ -91,7 +91,7 @@ typedef struct fp_common_config {
                       "input messages taken but not yet durable downstream; consumption pauses "   \
                       "above it",                                                                  \
                       1, 10000000, max_inflight, .required = false),                               \
-        FP_COMMON_OPT("MAX_INFLIGHT_BYTES", FP_OPT_INT, "8388608",                                 \
+        FP_COMMON_OPT("MAX_INFLIGHT_BYTES", FP_OPT_INT, inflight_bytes,                            \
                       "bytes of those input messages; consumption pauses above it too", 1024,      \
                       INT64_C(1) << 40, max_inflight_bytes, .required = false),                    \
         FP_COMMON_OPT("DELIVERY", FP_OPT_ENUM, "at-least-once",                                    \

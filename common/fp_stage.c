@@ -23,6 +23,10 @@
  * which drops the prefetched messages and costs a fetch round trip on resume. */
 #define BUSY_BEFORE_PAUSE_MS 1000
 
+/* How long after waking the fetcher (fp_stage.h) an empty poll still does not count as idle:
+ * a few fetch round trips (fetch.wait.max.ms is 25 ms). */
+#define REFILL_MS 100
+
 /* The output's retry backoff: doubles from the first to the last, with jitter. */
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS   5000
@@ -38,8 +42,9 @@ struct fp_stage {
     bool paused;
     bool idle; /* the last consumer poll returned nothing: the input is drained for now */
     bool fatal;
-    size_t read_bytes;     /* input bytes read since the last empty poll */
-    size_t prefetch_bytes; /* the consumer's queued.max.messages.kbytes, in bytes */
+    size_t read_bytes;       /* input bytes read since the last empty poll */
+    size_t prefetch_bytes;   /* the consumer's queued.max.messages.kbytes, in bytes */
+    int64_t refill_until_ms; /* not idle before this: the fetcher was just woken */
 
     /* The message being handled, its token, and whether the handler took it. */
     rd_kafka_message_t *current;
@@ -106,8 +111,9 @@ uint64_t fp_stage_fetch_wakeups(const fp_stage *st)
 }
 
 /* The prefetch stall (fp_stage.h): seeks the assigned partition furthest behind to the stage's
- * position, which wakes librdkafka's broker thread. */
-static void wake_fetcher(fp_stage *st)
+ * position, which wakes librdkafka's broker thread. Returns whether it did (some partition is
+ * behind). */
+static bool wake_fetcher(fp_stage *st)
 {
     rd_kafka_topic_partition_list_t *parts = NULL, *one;
     rd_kafka_error_t *e;
@@ -115,10 +121,10 @@ static void wake_fetcher(fp_stage *st)
     int n, i;
 
     if (rd_kafka_assignment(st->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
-        return;
+        return false;
     if (rd_kafka_position(st->consumer, parts) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_topic_partition_list_destroy(parts);
-        return;
+        return false;
     }
     /* A replica with more than 64 partitions looks at its first 64: waking one is enough. */
     n = parts->cnt < 64 ? parts->cnt : 64;
@@ -146,6 +152,7 @@ static void wake_fetcher(fp_stage *st)
         rd_kafka_topic_partition_list_destroy(one);
     }
     rd_kafka_topic_partition_list_destroy(parts);
+    return i >= 0;
 }
 
 /* The consumer's prefetch bound in bytes (0 when unknown). */
@@ -728,7 +735,15 @@ int fp_stage_run(fp_stage *st, fp_stage_handler handler, const fp_stage_hooks *h
             continue;
         }
         msg = rd_kafka_consumer_poll(st->consumer, poll_timeout(st));
-        st->idle = msg == NULL;
+        if (msg == NULL) {
+            /* After a wake-up the queue refills within a fetch round trip: the input is not
+             * drained, so an output flushing on idle waits (the sink's batch keeps filling). */
+            if (!st->paused && fp_stage_prefetch_drained(st->read_bytes, st->prefetch_bytes) &&
+                wake_fetcher(st))
+                st->refill_until_ms = now + REFILL_MS;
+            st->read_bytes = 0;
+        }
+        st->idle = msg == NULL && now >= st->refill_until_ms;
         /* The stage's own work is driven when Kafka is quiet, and while messages stream in every
          * 64 messages or 2 ms: driving it per message would cost a system call each. */
         if (msg == NULL || ++since_hook >= 64 || now - last_hook_ms >= 2) {
@@ -736,12 +751,8 @@ int fp_stage_run(fp_stage *st, fp_stage_handler handler, const fp_stage_hooks *h
             since_hook = 0;
             last_hook_ms = now;
         }
-        if (msg == NULL) {
-            if (!st->paused && fp_stage_prefetch_drained(st->read_bytes, st->prefetch_bytes))
-                wake_fetcher(st);
-            st->read_bytes = 0;
+        if (msg == NULL)
             continue;
-        }
         st->read_bytes += msg->len + msg->key_len;
         /* A message fetched just before a pause is handled like any other: dropping it would
          * let later offsets pass over it. */

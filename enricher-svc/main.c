@@ -56,7 +56,8 @@ typedef struct enricher_config {
     }
 
 static const fp_option enricher_options[] = {
-    FP_COMMON_OPTIONS("fleetpipe-enricher", "telemetry.parsed", "telemetry.enriched", "9102"),
+    FP_COMMON_OPTIONS("fleetpipe-enricher", "telemetry.parsed", "telemetry.enriched", "9102",
+                      "8388608"),
     OPT_STR("GEOCODER_URL",
             "Nominatim-compatible reverse geocoder base URL (…/reverse is appended); empty = off",
             geocoder_url),

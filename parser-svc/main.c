@@ -25,7 +25,7 @@ typedef struct parser_config {
 } parser_config;
 
 static const fp_option parser_options[] = {
-    FP_COMMON_OPTIONS("fleetpipe-parser", "telemetry.raw", "telemetry.parsed", "9101"),
+    FP_COMMON_OPTIONS("fleetpipe-parser", "telemetry.raw", "telemetry.parsed", "9101", "8388608"),
     FP_OPT_TABLE_END,
 };
 

@@ -38,7 +38,9 @@ typedef struct sink_config {
     }
 
 static const fp_option sink_options[] = {
-    FP_COMMON_OPTIONS("fleetpipe-sink", "telemetry.enriched", NULL, "9103"),
+    FP_COMMON_OPTIONS(
+        "fleetpipe-sink", "telemetry.enriched", NULL, "9103",
+        /* twice SINK_BATCH_BYTES: a batch is due before consumption pauses */ "33554432"),
     SINK_OPT("PG_DSN", FP_OPT_DSN, "host=localhost dbname=fleetpipe",
              "PostgreSQL connection string or URI (libpq); its password is never logged", 0, 0,
              pg_dsn, .required = true),

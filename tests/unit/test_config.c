@@ -16,7 +16,7 @@ typedef struct test_config {
 } test_config;
 
 static const fp_option test_options[] = {
-    FP_COMMON_OPTIONS("g", "in", "out", "9100"),
+    FP_COMMON_OPTIONS("g", "in", "out", "9100", "8388608"),
     {"T_DSN", FP_OPT_DSN, "host=x", "dsn", false, true, 0, 0, NULL, offsetof(test_config, dsn)},
     {"T_SECRET", FP_OPT_STRING, NULL, "secret", true, false, 0, 0, NULL,
      offsetof(test_config, secret)},
