@@ -127,7 +127,9 @@ bool fp_stage_should_pause(bool paused, const fp_stage_load *load);
  * empty after at least half the bound was read since the last empty poll, it seeks the most
  * lagging partition to its own position, which wakes the broker thread (librdkafka purges and
  * refetches only that partition's messages after the position, so nothing is lost or read
- * twice). */
+ * twice). Not with a transactional output: a seek leaves rd_kafka_position invalid until the
+ * partition's next message, and the transaction's offsets come from it; such a stage
+ * prefetches 32 MiB instead. */
 
 /* Whether an empty poll after `read_bytes` read since the previous one means a likely stall,
  * with a prefetch bound of `prefetch_bytes`. */

@@ -192,6 +192,7 @@ FP_TEST_ENTRY(stage_cooperative_rebalance_run)
 FP_TEST_ENTRY(stage_fatal_under_transaction_aborts)
 FP_TEST_ENTRY(stage_wakes_the_fetcher_after_a_full_prefetch)
 FP_TEST_ENTRY(stage_stall_decisions)
+FP_TEST_ENTRY(stage_never_wakes_the_fetcher_under_transactions)
 /* enricher-svc pending */
 FP_TEST_ENTRY(pending_leaves_in_partition_order)
 FP_TEST_ENTRY(pending_drop_partition_and_growth)

@@ -303,3 +303,24 @@ FP_TEST(stage_stall_decisions)
     FP_CHECK_INT(fp_stage_most_lagging(pos, caught_up, 4), -1);
     FP_CHECK_INT(fp_stage_most_lagging(pos, high, 0), -1);
 }
+
+/* The same stall under a transactional output: no wake-up (a seek would leave the partition's
+ * position unknown, and a transaction committed then would carry no offset for it), and still
+ * every message once, committed with the transaction. (The mock keeps no transactional offsets
+ * to read back; test_exactly_once.sh checks them on the real broker.) */
+FP_TEST(stage_never_wakes_the_fetcher_under_transactions)
+{
+    mock m = {0};
+    run_ctx rc = {.fail_at = -1, .stop_at = 3000};
+
+    fp_log_init("test", FP_LOG_ERROR);
+    FP_CHECK_INT(mock_start_sized(&m, 3000, 1024), 0);
+    setenv("RDKAFKA_CONSUMER_QUEUED_MAX_MESSAGES_KBYTES", "16", 1);
+    FP_CHECK_INT(run_stage(&m, "exactly-once", "cooperative-sticky", &rc), 0);
+    unsetenv("RDKAFKA_CONSUMER_QUEUED_MAX_MESSAGES_KBYTES");
+    FP_CHECK_INT(rc.handled, 3000);
+    FP_CHECK_INT(rc.in_order, 3000);
+    FP_CHECK(rc.wakeups_at_stop == rc.wakeups_at_first);
+    FP_CHECK_INT(count_messages(&m, "out", "read_committed"), 3000);
+    mock_stop(&m);
+}
