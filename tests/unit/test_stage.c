@@ -269,23 +269,32 @@ FP_TEST(stage_fatal_under_transaction_aborts)
 
 /* The prefetch stall of librdkafka 2.0 (fp_stage.h): with a 16 KiB prefetch bound and 1 KiB
  * messages every fetch overfills the queue, so librdkafka waits for its next wake-up before it
- * fetches again. The stage wakes it by seeking to its own position: every message still
- * arrives once and in order, and the wake-ups happened. */
-FP_TEST(stage_wakes_the_fetcher_after_a_full_prefetch)
+ * fetches again. Runs a stage over 3000 such messages; every one must arrive once, in order. */
+static void run_stall(const char *delivery, run_ctx *rc)
 {
     mock m = {0};
-    run_ctx rc = {.fail_at = -1, .stop_at = 3000};
 
     fp_log_init("test", FP_LOG_ERROR);
     FP_CHECK_INT(mock_start_sized(&m, 3000, 1024), 0);
     setenv("RDKAFKA_CONSUMER_QUEUED_MAX_MESSAGES_KBYTES", "16", 1);
-    FP_CHECK_INT(run_stage(&m, "at-least-once", "cooperative-sticky", &rc), 0);
+    FP_CHECK_INT(run_stage(&m, delivery, "cooperative-sticky", rc), 0);
     unsetenv("RDKAFKA_CONSUMER_QUEUED_MAX_MESSAGES_KBYTES");
-    FP_CHECK_INT(rc.handled, 3000);
-    FP_CHECK_INT(rc.in_order, 3000);
-    FP_CHECK_INT(count_messages(&m, "out", "read_uncommitted"), 3000);
-    FP_CHECK(rc.wakeups_at_stop > rc.wakeups_at_first);
+    FP_CHECK_INT(rc->handled, 3000);
+    FP_CHECK_INT(rc->in_order, 3000);
+    FP_CHECK_INT(count_messages(&m, "out",
+                                strcmp(delivery, "exactly-once") == 0 ? "read_committed"
+                                                                      : "read_uncommitted"),
+                 3000);
     mock_stop(&m);
+}
+
+/* At least once, the stage wakes the fetcher by seeking to its own position. */
+FP_TEST(stage_wakes_the_fetcher_after_a_full_prefetch)
+{
+    run_ctx rc = {.fail_at = -1, .stop_at = 3000};
+
+    run_stall("at-least-once", &rc);
+    FP_CHECK(rc.wakeups_at_stop > rc.wakeups_at_first);
 }
 
 FP_TEST(stage_stall_decisions)
@@ -304,23 +313,13 @@ FP_TEST(stage_stall_decisions)
     FP_CHECK_INT(fp_stage_most_lagging(pos, high, 0), -1);
 }
 
-/* The same stall under a transactional output: no wake-up (a seek would leave the partition's
- * position unknown, and a transaction committed then would carry no offset for it), and still
- * every message once, committed with the transaction. (The mock keeps no transactional offsets
- * to read back; test_exactly_once.sh checks them on the real broker.) */
+/* Under a transactional output, never: a seek would leave the partition's position unknown,
+ * and a transaction committed then would carry no offset for it. (The mock keeps no
+ * transactional offsets to read back; test_exactly_once.sh checks them on the real broker.) */
 FP_TEST(stage_never_wakes_the_fetcher_under_transactions)
 {
-    mock m = {0};
     run_ctx rc = {.fail_at = -1, .stop_at = 3000};
 
-    fp_log_init("test", FP_LOG_ERROR);
-    FP_CHECK_INT(mock_start_sized(&m, 3000, 1024), 0);
-    setenv("RDKAFKA_CONSUMER_QUEUED_MAX_MESSAGES_KBYTES", "16", 1);
-    FP_CHECK_INT(run_stage(&m, "exactly-once", "cooperative-sticky", &rc), 0);
-    unsetenv("RDKAFKA_CONSUMER_QUEUED_MAX_MESSAGES_KBYTES");
-    FP_CHECK_INT(rc.handled, 3000);
-    FP_CHECK_INT(rc.in_order, 3000);
+    run_stall("exactly-once", &rc);
     FP_CHECK(rc.wakeups_at_stop == rc.wakeups_at_first);
-    FP_CHECK_INT(count_messages(&m, "out", "read_committed"), 3000);
-    mock_stop(&m);
 }
