@@ -170,6 +170,20 @@ typedef struct run_ctx {
     uint64_t wakeups_at_first, wakeups_at_stop; /* fp_stage_fetch_wakeups */
 } run_ctx;
 
+/* The number of a message "m<n>…" (the payload is not NUL-terminated), or -1. */
+static long message_number(const rd_kafka_message_t *msg)
+{
+    const char *p = msg->payload;
+    long n = 0;
+    size_t i = 1;
+
+    if (msg->len < 2 || p[0] != 'm')
+        return -1;
+    for (; i < msg->len && p[i] >= '0' && p[i] <= '9'; i++)
+        n = n * 10 + (p[i] - '0');
+    return i > 1 ? n : -1;
+}
+
 static int echo(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
 {
     run_ctx *rc = ctx;
@@ -180,7 +194,7 @@ static int echo(fp_stage *st, const rd_kafka_message_t *msg, void *ctx)
     }
     if (rc->handled == 0)
         rc->wakeups_at_first = fp_stage_fetch_wakeups(st);
-    if (msg->len > 1 && atoi((const char *)msg->payload + 1) == rc->handled)
+    if (message_number(msg) == rc->handled)
         rc->in_order++;
     rc->handled++;
     if (rc->handled == rc->stop_at) {
