@@ -739,12 +739,13 @@ int fp_stage_run(fp_stage *st, fp_stage_handler handler, const fp_stage_hooks *h
         }
         msg = rd_kafka_consumer_poll(st->consumer, poll_timeout(st));
         if (msg == NULL) {
-            /* After a wake-up the queue refills within a fetch round trip: the input is not
-             * drained, so an output flushing on idle waits (the sink's batch keeps filling). */
-            /* Never under transactions: librdkafka's seek forgets the partition's position
-             * (rd_kafka_position is invalid until the next message), and a transaction
-             * committed in that window would carry no offset for the partition; its records
-             * would be read again after a restart (test_exactly_once.sh found 3,477 twice). */
+            /* A drained prefetch wakes the fetcher (fp_stage.h), and the queue refills within
+             * a fetch round trip: until then the input is not drained, so an output flushing on
+             * idle waits (the sink's batch keeps filling). Never under transactions:
+             * librdkafka's seek forgets the partition's position (rd_kafka_position is invalid
+             * until the next message), and a transaction committed in that window would carry
+             * no offset for the partition; its records would be read again after a restart
+             * (test_exactly_once.sh found 3,477 twice). */
             if (!st->paused && !st->out->transactional &&
                 fp_stage_prefetch_drained(st->read_bytes, st->prefetch_bytes) && wake_fetcher(st))
                 st->refill_until_ms = now + REFILL_MS;
