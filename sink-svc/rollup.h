@@ -14,7 +14,7 @@
  *      same columns of its rows into telemetry_rollup_rows itself, each row once;
  *   2. calls rollup_apply once, after the last row and before COMMIT;
  *   3. after COMMIT calls rollup_committed (metrics).
- * Savepoints need no care: a range rolled back takes its keys with it.
+ * Savepoints need no care: a range rolled back takes its rows with it.
  *
  * With SINK_ROLLUPS=off the sink keeps nothing, and rollup_apply marks the rollups stale in
  * the transaction instead; the next sink with rollups on that connects rebuilds them from
