@@ -15,7 +15,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib.sh"
 it_init eos
 export PARTITIONS=8 ENRICH_LOOKUPS=off DELIVERY=exactly-once
-# Transactions stay open for a second, so that a kill almost always lands inside one.
+# Transactions stay open for up to a second (a stage commits earlier when its input runs dry).
 export TXN_INTERVAL_MS=1000
 SEED=${FLEET_SEED:-$((RANDOM % 1000 + 1))}
 IT_REPLAY="replay with FLEET_SEED=$SEED"
@@ -54,15 +54,34 @@ it_start_stack
 P=$(cat "$STATE/parser.port")
 
 # 1. Kills mid-feed.
-# produced SVC: the running replica of SVC has produced records (inside a transaction).
+# stopped_in_txn SVC: SIGSTOP SVC's replica and ask Kafka's transaction coordinator about its
+# transaction; true, leaving it stopped, when that transaction is open and holds output
+# partitions (records were sent into it); otherwise SIGCONT and false. A kill that follows
+# cuts a transaction for certain, where a kill timed by the metrics may land between two.
+stopped_in_txn() {
+    local pid
+    pid=$(cat "$STATE/$1.pid")
+    kill -STOP "$pid" || return 1
+    if "$KAFKA" tool transactions --bootstrap-server "$BROKERS" describe \
+        --transactional-id "fleetpipe-$1" 2>>"$STATE/transactions-$1.log" |
+        tee -a "$STATE/transactions-$1.out" |
+        awk '$5 == "Ongoing" && $9 ~ /telemetry\./ { open = 1 } END { exit !open }'; then
+        return 0
+    fi
+    kill -CONT "$pid"
+    return 1
+}
+# produced SVC: the running replica of SVC has had records delivered (inside a transaction).
 produced() { [ "$(fp_metric "$(cat "$STATE/$1.port")" fleetpipe_records_produced_total)" -gt 0 ]; }
-# kill_mid_txn SVC ROUND: SIGKILL while SVC has produced into its open transaction, restart.
+# kill_mid_txn SVC ROUND: SIGKILL while SVC's transaction is open with records in it, restart.
 kill_mid_txn() {
     fp_wait_for 60 "$1 producing" produced "$1" || fail "$1 produces before kill $2"
+    fp_wait_for 90 "$1 inside an open transaction" stopped_in_txn "$1" ||
+        fail "$1 is found inside an open transaction before kill $2"
     "$STACK" stop-svc "$STATE" "$1" --kill
     "$STACK" start-svc "$STATE" "$1" || fail "$1 restarts after kill -9 ($2)"
 }
-feed_bg "$SEED" 90000 2500
+feed_bg "$SEED" 90000 2000
 fp_wait_for 60 "rows to arrive" rows_above 500
 for round in 1 2 3; do
     kill_mid_txn parser "$round"
