@@ -194,4 +194,9 @@ int fp_record_encode_json(const fp_record *r, fp_buf *out);
 int fp_record_encode_io_json(const fp_record *r, fp_buf *out);
 int fp_record_encode_metrics_json(const fp_record *r, fp_buf *out);
 
+/* Appends a "metrics" object holding only the metrics named in names[0..n) that the record has,
+ * in that order, each member exactly as in the whole object. Returns 0 or -1 on out of memory. */
+int fp_record_encode_metrics_subset_json(const fp_record *r, const char *const *names, size_t n,
+                                         fp_buf *out);
+
 #endif

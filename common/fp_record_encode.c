@@ -177,34 +177,38 @@ static int put_io_object(fp_buf *b, const fp_record *r)
     return put_char(b, '}');
 }
 
+/* Appends one metric as a member, "name":value. */
+static int put_metric_member(fp_buf *b, const fp_record *r, const fp_metric *m)
+{
+    int rc = fp_json_put_string(b, fp_record_str(r, m->name), m->name.len);
+
+    rc |= put_char(b, ':');
+    switch (m->kind) {
+    case FP_METRIC_BOOL:
+        rc |= m->b ? PUT_LIT(b, "true") : PUT_LIT(b, "false");
+        break;
+    case FP_METRIC_STRING:
+        rc |= fp_json_put_string(b, fp_record_str(r, m->str), m->str.len);
+        break;
+    case FP_METRIC_NUMBER:
+    default:
+        rc |= fp_json_put_double(b, m->num);
+        break;
+    }
+    return rc;
+}
+
 /* Appends the metrics object, "{...}". */
 static int put_metrics_object(fp_buf *b, const fp_record *r)
 {
-    int rc = 0;
+    int rc = put_char(b, '{');
 
-    rc |= put_char(b, '{');
     for (size_t i = 0; i < r->metrics_len; i++) {
-        const fp_metric *m = &r->metrics[i];
-
         if (i > 0)
             rc |= put_char(b, ',');
-        rc |= fp_json_put_string(b, fp_record_str(r, m->name), m->name.len);
-        rc |= put_char(b, ':');
-        switch (m->kind) {
-        case FP_METRIC_BOOL:
-            rc |= m->b ? PUT_LIT(b, "true") : PUT_LIT(b, "false");
-            break;
-        case FP_METRIC_STRING:
-            rc |= fp_json_put_string(b, fp_record_str(r, m->str), m->str.len);
-            break;
-        case FP_METRIC_NUMBER:
-        default:
-            rc |= fp_json_put_double(b, m->num);
-            break;
-        }
+        rc |= put_metric_member(b, r, &r->metrics[i]);
     }
-    rc |= put_char(b, '}');
-    return rc;
+    return rc | put_char(b, '}');
 }
 
 static int put_io(fp_buf *b, const fp_record *r)
@@ -237,6 +241,31 @@ int fp_record_encode_metrics_json(const fp_record *r, fp_buf *out)
     size_t start = out->len;
 
     if (put_metrics_object(out, r) != 0) {
+        out->len = start;
+        return -1;
+    }
+    return 0;
+}
+
+int fp_record_encode_metrics_subset_json(const fp_record *r, const char *const *names, size_t n,
+                                         fp_buf *out)
+{
+    size_t start = out->len;
+    int rc = put_char(out, '{');
+    bool first = true;
+
+    for (size_t i = 0; i < n; i++) {
+        const fp_metric *m = fp_record_metric(r, names[i]);
+
+        if (m == NULL)
+            continue;
+        if (!first)
+            rc |= put_char(out, ',');
+        rc |= put_metric_member(out, r, m);
+        first = false;
+    }
+    rc |= put_char(out, '}');
+    if (rc != 0) {
         out->len = start;
         return -1;
     }

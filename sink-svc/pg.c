@@ -44,7 +44,7 @@ struct pg_conn {
 typedef enum failure { FAIL_NONE = 0, FAIL_DATA, FAIL_INFRA } failure;
 
 /* Finds ROLLUP_ROW_COLUMNS in rows_columns: all of them, in ascending order (append_fields
- * picks them from each COPY line in one pass). */
+ * picks all but metrics from each COPY line in one pass). */
 static bool rollup_columns_found(int *col)
 {
     if (rows_column_indexes(ROLLUP_ROW_COLUMNS, col, ROLLUP_NCOLS) != ROLLUP_NCOLS)
@@ -445,9 +445,9 @@ static void mark_known(pg_conn *pg, pg_row *rows, size_t n)
                                                       rows[i].rec->ts_ms) != RECENT_NEW;
 }
 
-/* Appends the fields at indexes col[0..n) (ascending) of one COPY text line (without its '\n')
- * as a COPY text line of their own. Returns 0, or -1 when the line has too few fields or on out
- * of memory. */
+/* Appends the fields at indexes col[0..n) (ascending) of one COPY text line (without its '\n'),
+ * each followed by a tab. Returns 0, or -1 when the line has too few fields or on out of
+ * memory. */
 static int append_fields(fp_buf *out, const char *line, size_t len, const int *col, int n)
 {
     const char *end = line + len, *field = line;
@@ -458,8 +458,7 @@ static int append_fields(fp_buf *out, const char *line, size_t len, const int *c
         const char *stop = tab != NULL ? tab : end;
 
         if (i == col[k]) {
-            if ((k > 0 && fp_buf_putc(out, '\t') < 0) ||
-                fp_buf_append(out, field, (size_t)(stop - field)) < 0)
+            if (fp_buf_append(out, field, (size_t)(stop - field)) < 0 || fp_buf_putc(out, '\t') < 0)
                 return -1;
             k++;
         }
@@ -468,18 +467,37 @@ static int append_fields(fp_buf *out, const char *line, size_t len, const int *c
         field = tab + 1;
         i++;
     }
-    return k == n ? fp_buf_putc(out, '\n') : -1;
+    return k == n ? 0 : -1;
+}
+
+/* Appends row r's line of telemetry_rollup_rows: the fields of its telemetry COPY line (`line`,
+ * `len` bytes without the '\n') that the session table shares, then the metrics the rollup
+ * step reads. Returns 0 or -1 on out of memory. */
+static int append_rollup_row(pg_conn *pg, const fp_record *r, const char *line, size_t len)
+{
+    size_t mark = pg->key_copy.len;
+
+    if (append_fields(&pg->key_copy, line, len, pg->rollup_col, ROLLUP_NCOLS - 1) < 0 ||
+        rows_append_copy_metrics(&pg->key_copy, r, rollup_metrics, ROLLUP_NMETRICS, &pg->scratch) <
+            0 ||
+        fp_buf_putc(&pg->key_copy, '\n') < 0) {
+        pg->key_copy.len = mark;
+        return -1;
+    }
+    return 0;
 }
 
 /* The direct path: one COPY of the batch's rows straight into telemetry, and, with rollups,
  * one of their rollup columns into the session's telemetry_rollup_rows (every row written is
- * inserted: a stored key fails the COPY), the same fields of the same lines. Returns FAIL_NONE
+ * inserted: a stored key fails the COPY), the same fields of the same lines and the metrics
+ * the rollups read. Returns FAIL_NONE
  * (adding the rows to *inserted) or the failure's class with the message in err; a stored key
  * is FAIL_INFRA with SQLSTATE 23505 in pg->sqlstate (classify: a unique violation is never the
  * row's fault). */
-static failure write_direct(pg_conn *pg, size_t n, uint64_t *inserted, char *err, size_t err_size)
+static failure write_direct(pg_conn *pg, const pg_row *rows, size_t n, uint64_t *inserted,
+                            char *err, size_t err_size)
 {
-    uint64_t rows = 0;
+    uint64_t written = 0;
     failure f;
 
     if (pg->copy.len == 0)
@@ -491,10 +509,9 @@ static failure write_direct(pg_conn *pg, size_t n, uint64_t *inserted, char *err
 
         if (len == 0)
             continue;
-        rows++;
+        written++;
         if (rollup_enabled(pg->rollup) &&
-            append_fields(&pg->key_copy, pg->copy.data + pg->row_at[i], len - 1, pg->rollup_col,
-                          ROLLUP_NCOLS) < 0) {
+            append_rollup_row(pg, rows[i].rec, pg->copy.data + pg->row_at[i], len - 1) < 0) {
             snprintf(err, err_size, "out of memory");
             return FAIL_INFRA;
         }
@@ -503,7 +520,7 @@ static failure write_direct(pg_conn *pg, size_t n, uint64_t *inserted, char *err
         f = copy_in(pg, "telemetry_rollup_rows", ROLLUP_ROW_COLUMNS, pg->key_copy.data,
                     pg->key_copy.len, err, err_size);
     if (f == FAIL_NONE)
-        *inserted += rows;
+        *inserted += written;
     return f;
 }
 
@@ -813,7 +830,7 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
     }
     if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE)
         return infra_failure(pg, "begin", NULL);
-    f = write_direct(pg, n, inserted, err, sizeof(err));
+    f = write_direct(pg, rows, n, inserted, err, sizeof(err));
     if (f == FAIL_INFRA && strcmp(pg->sqlstate, "23505") == 0 &&
         PQstatus(pg->conn) == CONNECTION_OK) {
         /* A stored key the sink did not know of: ON CONFLICT DO NOTHING sorts it out. */

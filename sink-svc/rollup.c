@@ -28,6 +28,8 @@ static const char apply_sql[] =
     "SELECT late_rows, rollup_rows, recomputed_rows FROM telemetry_rollup_apply()";
 static const char stale_sql[] =
     "UPDATE telemetry_rollup_state SET valid = false, changed_at = now() WHERE valid";
+const char *const rollup_metrics[ROLLUP_NMETRICS] = {"engine_hours_h", "odometer_m"};
+
 static const char capture_head[] = "WITH fp_inserted AS (";
 static const char capture_tail[] =
     " RETURNING " ROLLUP_ROW_COLUMNS ") INSERT INTO telemetry_rollup_rows (" ROLLUP_ROW_COLUMNS

@@ -74,6 +74,12 @@ int rollup_session(rollup_set *r, PGconn *conn);
 #define ROLLUP_ROW_COLUMNS "device_id,ts,speed_kmh,ignition,site_id,site_name,metrics"
 #define ROLLUP_NCOLS       7
 
+/* Of the metrics, the rollup step reads only these (telemetry_rollup_apply, migrations 003 and
+ * 005): the session row's metrics object needs no other member, and parsing a two-member jsonb
+ * costs the database far less than the whole object. */
+extern const char *const rollup_metrics[];
+#define ROLLUP_NMETRICS 2
+
 /* Appends to `out` the statement that runs `insert_sql` (an INSERT INTO telemetry … without
  * RETURNING) and records the rows it inserts (their ROLLUP_ROW_COLUMNS): `insert_sql` itself when
  * rollups are off. Its command tag's row count is still the number of rows inserted. Returns 0, or

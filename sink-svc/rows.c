@@ -204,6 +204,20 @@ static int copy_field(void *ctx, int i, const char *text, size_t len)
     return text == NULL ? fp_buf_puts(out, "\\N") : put_copy_text(out, text, len);
 }
 
+int rows_append_copy_metrics(fp_buf *out, const fp_record *r, const char *const *names, size_t n,
+                             fp_buf *scratch)
+{
+    size_t mark = out->len;
+
+    fp_buf_clear(scratch);
+    if (fp_record_encode_metrics_subset_json(r, names, n, scratch) < 0 ||
+        put_copy_text(out, scratch->data, scratch->len) < 0) {
+        out->len = mark;
+        return -1;
+    }
+    return 0;
+}
+
 int rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch)
 {
     size_t mark = out->len;

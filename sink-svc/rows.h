@@ -32,4 +32,10 @@ int rows_fields(const fp_record *r, fp_buf *scratch,
  * record. `scratch` is a work buffer. Returns 0 or -1 on out of memory (out unchanged). */
 int rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch);
 
+/* Appends, as one COPY text field, the metrics column's object with only the metrics named in
+ * names[0..n) (fp_record_encode_metrics_subset_json). `scratch` is a work buffer. Returns 0 or
+ * -1 on out of memory (out unchanged). */
+int rows_append_copy_metrics(fp_buf *out, const fp_record *r, const char *const *names, size_t n,
+                             fp_buf *scratch);
+
 #endif

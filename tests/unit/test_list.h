@@ -80,6 +80,7 @@ FP_TEST_ENTRY(decode_refuses_what_the_columns_cannot_hold)
 FP_TEST_ENTRY(rows_copy_line_full_record)
 FP_TEST_ENTRY(rows_copy_line_minimal_record)
 FP_TEST_ENTRY(rows_column_indexes_finds_names)
+FP_TEST_ENTRY(rows_copy_metrics_subset)
 /* parser-svc: teltonika, teltonika_frame */
 FP_TEST_ENTRY(teltonika_crc16_check_value)
 FP_TEST_ENTRY(teltonika_decode_examples)
