@@ -238,8 +238,9 @@ typedef struct help_line {
 } help_line;
 
 /* Writes the words of text (separated by spaces) on the line, wrapping before a word that
- * would reach HELP_WIDTH. A word longer than a whole line gets a line of its own. */
-static void put_words(help_line *l, const char *text)
+ * would reach HELP_WIDTH; whole: text is one word, never split. A word longer than a whole
+ * line gets a line of its own. */
+static void put_words(help_line *l, const char *text, bool whole)
 {
     const char *p = text;
 
@@ -250,7 +251,7 @@ static void put_words(help_line *l, const char *text)
             p++;
         if (*p == '\0')
             break;
-        len = strcspn(p, " ");
+        len = whole ? strlen(p) : strcspn(p, " ");
         if (l->column > l->indent && l->column + 1 + len >= HELP_WIDTH) {
             fprintf(l->out, "\n%*s", (int)l->indent, "");
             l->column = l->indent;
@@ -331,8 +332,8 @@ static void put_entry(FILE *out, size_t column, const char *names, const char *m
     }
     fprintf(out, "%*s", (int)(column - l.column), "");
     l.column = column;
-    put_words(&l, help != NULL ? help : "");
-    put_words(&l, def);
+    put_words(&l, help != NULL ? help : "", false);
+    put_words(&l, def, true);
     fputc('\n', out);
 }
 

@@ -60,6 +60,14 @@ typedef struct fp_arg {
         .name = NULL                                                                               \
     }
 
+/* The --brokers option of a tool that talks to Kafka: required, not empty; field is a
+ * const char **. */
+#define FP_ARG_KAFKA_BROKERS(field)                                                                \
+    {                                                                                              \
+        .name = "brokers", .type = FP_ARG_STRING, .dest = (field), .metavar = "B",                 \
+        .help = "Kafka bootstrap servers", .nonempty = true, .required = true                      \
+    }
+
 /* A tool's command line: who it is, what it says in --help, its options. */
 typedef struct fp_args_spec {
     const char *program;    /* the name in messages and in the usage line */

@@ -373,15 +373,10 @@ FP_TEST(args_positional_and_double_dash)
 
 FP_TEST(args_required_option)
 {
-    const char *brokers = NULL;
+    const char *server = NULL;
     int64_t n = 0;
     const fp_arg args[] = {
-        {.name = "brokers",
-         .type = FP_ARG_STRING,
-         .dest = &brokers,
-         .metavar = "B",
-         .help = "servers",
-         .required = true},
+        {.name = "server", .type = FP_ARG_STRING, .dest = &server, .required = true},
         {.name = "n", .type = FP_ARG_INT, .dest = &n, .min = 0, .max = 9},
         FP_ARG_END,
     };
@@ -390,17 +385,17 @@ FP_TEST(args_required_option)
     FILE *f = open_memstream(&err, &len);
     fp_args_spec spec = {.program = "t", .summary = "s", .args = args, .err = f};
     char *missing[] = {"t", "--n", "3", NULL};
-    char *given[] = {"t", "--n=3", "--brokers", "x", NULL};
+    char *given[] = {"t", "--n=3", "--server", "x", NULL};
 
     FP_CHECK(f != NULL);
     if (f == NULL)
         return;
     FP_CHECK_INT(fp_args_parse(&spec, 3, missing, NULL), FP_ARGS_USAGE);
     FP_CHECK_INT(fp_args_parse(&spec, 4, given, NULL), FP_ARGS_RUN);
-    FP_CHECK_STR(brokers, "x");
+    FP_CHECK_STR(server, "x");
     FP_CHECK_INT(fp_args_usage_error(&spec, "give one of --%s and --%s", "a", "b"), FP_ARGS_USAGE);
     fclose(f);
-    FP_CHECK_STR(err, "t: --brokers is required\nt: try --help\n"
+    FP_CHECK_STR(err, "t: --server is required\nt: try --help\n"
                       "t: give one of --a and --b\nt: try --help\n");
     free(err);
 }
@@ -458,6 +453,7 @@ FP_TEST(args_help_and_version)
 FP_TEST(args_help_wraps_long_lines)
 {
     bool flag = false;
+    int64_t timeout_ms = 10000;
     const fp_arg args[] = {
         {.name = "a-rather-long-option-name",
          .type = FP_ARG_STRING,
@@ -469,6 +465,13 @@ FP_TEST(args_help_wraps_long_lines)
          .dest = &flag,
          .help = "a help text long enough that it has to wrap onto a second line below the "
                  "first one"},
+        {.name = "timeout-ms",
+         .type = FP_ARG_INT,
+         .dest = &timeout_ms,
+         .metavar = "MS",
+         .help = "only half of its default would fit here",
+         .min = 1,
+         .max = 99999},
         FP_ARG_END,
     };
     fp_args_spec spec = {.program = "w",
@@ -495,6 +498,8 @@ FP_TEST(args_help_wraps_long_lines)
                  "                              goes to a line of its own (default x)\n"
                  "  --flag                      a help text long enough that it has to wrap onto\n"
                  "                              a second line below the first one\n"
+                 "  --timeout-ms MS             only half of its default would fit here\n"
+                 "                              (default 10000)\n"
                  "  -h, --help                  print this help and exit\n"
                  "\n"
                  "Notes: none.\n");
