@@ -6,12 +6,16 @@
  * input delivered twice (at-least-once between stages, a producer retry) shows as one digest.
  * For operators reading the DLQ and for the fault-injection suite.
  *
- * Usage: fp-dlq --brokers B [--topic telemetry.dlq] [--timeout-ms 10000] */
+ * Usage: fp-dlq --brokers B [--topic telemetry.dlq] [--timeout-ms 10000]
+ *
+ * Exit codes: 0 the whole topic was read, 1 it could not be, 2 bad usage. */
+#include <limits.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fp_args.h"
 #include "common/fp_time.h"
 #include "common/fp_hash.h"
 
@@ -36,27 +40,41 @@ static void print_header(rd_kafka_headers_t *h, const char *name)
 int main(int argc, char **argv)
 {
     const char *brokers = NULL, *topic = "telemetry.dlq";
-    long timeout_ms = 10000;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int64_t timeout_ms = 10000;
+    const fp_arg args[] = {
+        FP_ARG_KAFKA_BROKERS(&brokers),
+        {.name = "topic",
+         .type = FP_ARG_STRING,
+         .dest = &topic,
+         .metavar = "T",
+         .help = "the DLQ topic",
+         .nonempty = true},
+        {.name = "timeout-ms",
+         .type = FP_ARG_INT,
+         .dest = &timeout_ms,
+         .metavar = "MS",
+         .help = "how long reading the topic to its end may take",
+         .min = 1,
+         .max = INT_MAX},
+        FP_ARG_END,
+    };
+    const fp_args_spec spec = {.program = "fp-dlq",
+                               .summary =
+                                   "Reads a DLQ topic to its end and prints one line per message:\n"
+                                   "  DIGEST CODE STAGE SOURCE_TOPIC/PARTITION/OFFSET KEY",
+                               .args = args};
+    rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_partition_list_t *parts;
     char err[512];
     int remaining = 0;
     int64_t deadline;
+    int rc = fp_args_parse(&spec, argc, argv, NULL);
 
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--brokers") == 0)
-            brokers = argv[i + 1];
-        else if (strcmp(argv[i], "--topic") == 0)
-            topic = argv[i + 1];
-        else if (strcmp(argv[i], "--timeout-ms") == 0)
-            timeout_ms = strtol(argv[i + 1], NULL, 10);
-    }
-    if (brokers == NULL) {
-        fprintf(stderr, "usage: fp-dlq --brokers B [--topic telemetry.dlq] [--timeout-ms N]\n");
-        return 2;
-    }
+    if (rc != FP_ARGS_RUN)
+        return rc;
+    conf = rd_kafka_conf_new();
     if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) != 0 ||
         rd_kafka_conf_set(conf, "group.id", "fp-dlq", err, sizeof(err)) != 0 ||
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err)) != 0 ||
