@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/fp_args.h"
 #include "common/fp_buf.h"
 #include "common/fp_record.h"
 #include "common/fp_time.h"
@@ -23,13 +24,13 @@
 typedef struct gen_options {
     const char *brokers;
     const char *topic;
-    long devices;
-    long first_device;
-    long records;
-    long duplicates;
-    long invalid;
-    long rate;
-    unsigned long long seed;
+    int64_t devices;
+    int64_t first_device;
+    int64_t records;
+    int64_t duplicates;
+    int64_t invalid;
+    int64_t rate;
+    uint64_t seed;
     const char *manifest;
 } gen_options;
 
@@ -57,60 +58,81 @@ static double record_unit(const gen_options *o, long i, unsigned field)
     return (double)(x >> 11) / 9007199254740992.0;
 }
 
-static int parse_long(const char *s, long *out)
+/* Fills o (holding the defaults) from argv. Returns FP_ARGS_RUN, or the exit status after
+ * --help or a usage error. */
+static int parse_options(int argc, char **argv, gen_options *o)
 {
-    char *end = NULL;
+    const fp_arg args[] = {
+        FP_ARG_KAFKA_BROKERS(&o->brokers),
+        {.name = "topic",
+         .type = FP_ARG_STRING,
+         .dest = &o->topic,
+         .metavar = "T",
+         .help = "topic to produce to",
+         .nonempty = true},
+        {.name = "devices",
+         .type = FP_ARG_INT,
+         .dest = &o->devices,
+         .metavar = "N",
+         .help = "devices the records are spread over",
+         .min = 1,
+         .max = INT64_MAX},
+        {.name = "first-device",
+         .type = FP_ARG_INT,
+         .dest = &o->first_device,
+         .metavar = "N",
+         .help = "number of the first device",
+         .min = 0,
+         .max = INT64_MAX},
+        {.name = "records",
+         .type = FP_ARG_INT,
+         .dest = &o->records,
+         .metavar = "N",
+         .help = "distinct valid records",
+         .min = 0,
+         .max = INT64_MAX},
+        {.name = "duplicates",
+         .type = FP_ARG_INT,
+         .dest = &o->duplicates,
+         .metavar = "N",
+         .help = "exact resends of earlier records",
+         .min = 0,
+         .max = INT64_MAX},
+        {.name = "invalid",
+         .type = FP_ARG_INT,
+         .dest = &o->invalid,
+         .metavar = "N",
+         .help = "invalid payloads, every kind in turn",
+         .min = 0,
+         .max = INT64_MAX},
+        {.name = "rate",
+         .type = FP_ARG_INT,
+         .dest = &o->rate,
+         .metavar = "MSGS_PER_S",
+         .help = "messages per second; 0: as fast as possible",
+         .min = 0,
+         .max = INT64_MAX},
+        {.name = "seed",
+         .type = FP_ARG_UINT,
+         .dest = &o->seed,
+         .metavar = "S",
+         .help = "random seed: the same seed gives the same records within the hour",
+         .umax = INT64_MAX},
+        {.name = "manifest",
+         .type = FP_ARG_STRING,
+         .dest = &o->manifest,
+         .metavar = "FILE",
+         .help = "write the manifest of what was sent there",
+         .nonempty = true},
+        FP_ARG_END,
+    };
+    const fp_args_spec spec = {
+        .program = "fp-gen",
+        .summary = "Writes canonical-JSON records, some twice and some invalid, into a topic and "
+                   "says\nexactly what it wrote.",
+        .args = args};
 
-    errno = 0;
-    *out = strtol(s, &end, 10);
-    return errno == 0 && end != s && *end == '\0' && *out >= 0 ? 0 : -1;
-}
-
-static void usage(void)
-{
-    fprintf(
-        stderr,
-        "usage: fp-gen --brokers B [--topic telemetry.raw] [--devices 20] "
-        "[--first-device 0] [--records 1000] [--duplicates 0] [--invalid 0] [--rate 0] [--seed 1] "
-        "[--manifest FILE]\n");
-}
-
-static int parse_args(int argc, char **argv, gen_options *o)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
-
-        if (v == NULL)
-            return -1;
-        i++;
-        if (strcmp(a, "--brokers") == 0)
-            o->brokers = v;
-        else if (strcmp(a, "--topic") == 0)
-            o->topic = v;
-        else if (strcmp(a, "--manifest") == 0)
-            o->manifest = v;
-        else if (parse_long(v, &n) < 0)
-            return -1;
-        else if (strcmp(a, "--devices") == 0 && n > 0)
-            o->devices = n;
-        else if (strcmp(a, "--first-device") == 0)
-            o->first_device = n;
-        else if (strcmp(a, "--records") == 0)
-            o->records = n;
-        else if (strcmp(a, "--duplicates") == 0)
-            o->duplicates = n;
-        else if (strcmp(a, "--invalid") == 0)
-            o->invalid = n;
-        else if (strcmp(a, "--rate") == 0)
-            o->rate = n;
-        else if (strcmp(a, "--seed") == 0)
-            o->seed = (unsigned long long)n;
-        else
-            return -1;
-    }
-    return o->brokers != NULL ? 0 : -1;
+    return fp_args_parse(&spec, argc, argv, NULL);
 }
 
 /* Builds valid record number i: device i % devices, one observation per device per 10 s. */
@@ -229,7 +251,7 @@ static void pace(const gen_options *o, long sent, int64_t start_ms)
 
 int main(int argc, char **argv)
 {
-    gen_options o = {NULL, "telemetry.raw", 20, 0, 1000, 0, 0, 0, 1, NULL};
+    gen_options o = {.topic = "telemetry.raw", .devices = 20, .records = 1000, .seed = 1};
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
     char errstr[512];
@@ -238,11 +260,10 @@ int main(int argc, char **argv)
     FILE *manifest = NULL;
     int64_t base_ms, start;
     long total, sent = 0, dup_every, inv_every, valid_i = 0, dup_i = 0, inv_i = 0;
+    int rc = parse_options(argc, argv, &o);
 
-    if (parse_args(argc, argv, &o) < 0) {
-        usage();
-        return 2;
-    }
+    if (rc != FP_ARGS_RUN)
+        return rc;
     rng_state = o.seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
     /* A whole hour early enough that every record lies in the past; the same seed gives the
      * same bytes within that hour. */
