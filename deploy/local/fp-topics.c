@@ -8,29 +8,34 @@
  *
  * Retries until the deadline while the broker is not reachable yet (it may still be starting).
  * Exit codes: 0 every topic exists, 1 the deadline passed or the broker refused, 2 bad usage. */
+#include <inttypes.h>
+#include <limits.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fp_args.h"
 #include "common/fp_time.h"
 
-#define MAX_TOPICS 64
+#define MAX_TOPICS     64
+#define MAX_PARTITIONS 100000
 
 typedef struct {
     char name[250];
     int partitions;
 } topic_spec;
 
-/* Parses a positive decimal integer; returns -1 for anything else. */
-static long parse_positive(const char *s)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-
-    return (end == s || *end != '\0' || v <= 0) ? -1 : v;
-}
+/* The command line: the options and the topics. */
+typedef struct topics_options {
+    const char *brokers;
+    int64_t partitions;
+    int64_t replication;
+    int64_t timeout_ms;
+    topic_spec specs[MAX_TOPICS];
+    size_t n;
+} topics_options;
 
 /* Splits "name:partitions" into spec; partitions defaults to def. Returns 0 or -1. */
 static int parse_topic(const char *arg, int def, topic_spec *spec)
@@ -44,13 +49,65 @@ static int parse_topic(const char *arg, int def, topic_spec *spec)
     spec->name[len] = '\0';
     spec->partitions = def;
     if (colon != NULL) {
-        long p = parse_positive(colon + 1);
+        int64_t p;
 
-        if (p < 0 || p > 100000)
+        if (fp_arg_parse_int(colon + 1, 1, MAX_PARTITIONS, &p) != 0)
             return -1;
         spec->partitions = (int)p;
     }
     return 0;
+}
+
+/* Fills o (holding the defaults) from argv. Returns FP_ARGS_RUN, or the exit status after
+ * --help or a usage error. */
+static int parse_options(int argc, char **argv, topics_options *o)
+{
+    const fp_arg args[] = {
+        FP_ARG_KAFKA_BROKERS(&o->brokers),
+        {.name = "partitions",
+         .type = FP_ARG_INT,
+         .dest = &o->partitions,
+         .metavar = "N",
+         .help = "partitions of each topic without its own count",
+         .min = 1,
+         .max = MAX_PARTITIONS},
+        {.name = "replication",
+         .type = FP_ARG_INT,
+         .dest = &o->replication,
+         .metavar = "N",
+         .help = "replication factor",
+         .min = 1,
+         .max = 32767},
+        {.name = "timeout-ms",
+         .type = FP_ARG_INT,
+         .dest = &o->timeout_ms,
+         .metavar = "MS",
+         .help = "how long the broker may take to have every topic",
+         .min = 1,
+         .max = INT_MAX},
+        FP_ARG_END,
+    };
+    const fp_args_spec spec = {
+        .program = "fp-topics",
+        .summary = "Creates Kafka topics and waits until the broker lists each of them.",
+        .positional = "TOPIC[:PARTITIONS]...",
+        .args = args};
+    int first;
+    int rc = fp_args_parse(&spec, argc, argv, &first);
+
+    if (rc != FP_ARGS_RUN)
+        return rc;
+    if (first == argc)
+        return fp_args_usage_error(&spec, "no topic given");
+    if (argc - first > MAX_TOPICS)
+        return fp_args_usage_error(&spec, "more than %d topics", MAX_TOPICS);
+    for (int i = first; i < argc; i++) {
+        if (parse_topic(argv[i], (int)o->partitions, &o->specs[o->n]) < 0)
+            return fp_args_usage_error(&spec, "'%s' is not TOPIC[:PARTITIONS] (1..%d)", argv[i],
+                                       MAX_PARTITIONS);
+        o->n++;
+    }
+    return FP_ARGS_RUN;
 }
 
 /* Whether the broker's metadata lists topic with at least one partition and no error. */
@@ -131,48 +188,19 @@ out:
     return rc;
 }
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: fp-topics --brokers B [--partitions N] [--replication N] "
-                    "[--timeout-ms MS] TOPIC[:PARTITIONS]...\n");
-    return 2;
-}
-
 int main(int argc, char **argv)
 {
-    const char *brokers = NULL;
-    long partitions = 1, replication = 1, timeout_ms = 60000;
-    topic_spec specs[MAX_TOPICS];
-    size_t n = 0;
-    int i, rc = 1;
+    topics_options o = {.partitions = 1, .replication = 1, .timeout_ms = 60000};
     char err[512];
+    int rc = parse_options(argc, argv, &o);
 
-    for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-        if (i + 1 >= argc)
-            return usage();
-        if (strcmp(argv[i], "--brokers") == 0)
-            brokers = argv[i + 1];
-        else if (strcmp(argv[i], "--partitions") == 0)
-            partitions = parse_positive(argv[i + 1]);
-        else if (strcmp(argv[i], "--replication") == 0)
-            replication = parse_positive(argv[i + 1]);
-        else if (strcmp(argv[i], "--timeout-ms") == 0)
-            timeout_ms = parse_positive(argv[i + 1]);
-        else
-            return usage();
-    }
-    if (brokers == NULL || partitions < 0 || partitions > 100000 || replication < 0 ||
-        replication > 32767 || timeout_ms < 0 || i >= argc)
-        return usage();
-    for (; i < argc; i++) {
-        if (n == MAX_TOPICS || parse_topic(argv[i], (int)partitions, &specs[n]) < 0)
-            return usage();
-        n++;
-    }
+    if (rc != FP_ARGS_RUN)
+        return rc;
+    rc = 1; /* until every topic is ready */
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) != 0 ||
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", o.brokers, err, sizeof(err)) != 0 ||
         rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err)) != 0) {
         fprintf(stderr, "fp-topics: %s\n", err);
         rd_kafka_conf_destroy(conf);
@@ -186,11 +214,11 @@ int main(int argc, char **argv)
         rd_kafka_conf_destroy(conf);
         return 1;
     }
-    int64_t deadline = fp_mono_ms() + timeout_ms;
+    int64_t deadline = fp_mono_ms() + o.timeout_ms;
     int created = 1;
 
     while (created == 1 && fp_mono_ms() < deadline) {
-        created = create_once(rk, specs, n, (int)replication, deadline);
+        created = create_once(rk, o.specs, o.n, (int)o.replication, deadline);
         if (created == 1)
             rd_kafka_poll(rk, 200); /* paces the retries while the broker starts */
     }
@@ -198,17 +226,17 @@ int main(int argc, char **argv)
         size_t ready = 0;
 
         /* Created is not yet visible everywhere: wait until metadata lists every topic. */
-        while (ready < n && fp_mono_ms() < deadline) {
-            if (topic_ready(rk, specs[ready].name))
+        while (ready < o.n && fp_mono_ms() < deadline) {
+            if (topic_ready(rk, o.specs[ready].name))
                 ready++;
             else
                 rd_kafka_poll(rk, 100);
         }
-        rc = ready == n ? 0 : 1;
+        rc = ready == o.n ? 0 : 1;
     }
     if (rc != 0)
-        fprintf(stderr, "fp-topics: topics not ready within %ld ms (brokers %s)\n", timeout_ms,
-                brokers);
+        fprintf(stderr, "fp-topics: topics not ready within %" PRId64 " ms (brokers %s)\n",
+                o.timeout_ms, o.brokers);
     rd_kafka_destroy(rk);
     return rc;
 }
