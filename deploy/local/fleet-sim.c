@@ -61,6 +61,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/fp_args.h"
 #include "common/fp_buf.h"
 #include "common/fp_hash.h"
 #include "common/fp_signal.h"
@@ -83,142 +84,151 @@ typedef struct sim_options {
     const char *topic;
     const char *manifest;
     const char *geofences; /* write the sites as GeoJSON polygons here */
-    long devices;
-    long sites;
-    long long records; /* -1: no limit */
+    int64_t devices;
+    int64_t sites;
+    int64_t records;   /* -1: no limit */
     double duration_s; /* 0: no limit */
     double rate;       /* valid records per second, 0: as fast as possible */
-    unsigned long long seed;
+    uint64_t seed;
     double retransmit_rate;
     double corrupt_rate;
-    long interval_ms;
+    int64_t interval_ms;
+    const char *clock; /* "sim" or "wall" */
     bool wall_clock;
     int64_t start_ms;
 } sim_options;
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: fleet-sim (--brokers B | --output FILE) [options]\n"
-            "  --brokers B            Kafka bootstrap servers to produce to\n"
-            "  --output FILE          write a corpus file instead (u16 BE key length, key,\n"
-            "                         u32 BE value length, value; per message)\n"
-            "  --topic T              topic (default telemetry.raw)\n"
-            "  --devices N            machines (default 50; index %% 10 == 9 sends SenML)\n"
-            "  --sites N              construction sites (default 8, two regions)\n"
-            "  --records N            stop after N valid records (default 10000)\n"
-            "  --duration S           stop after S seconds of wall time instead\n"
-            "  --rate R               valid records per second (default 0: as fast as possible)\n"
-            "  --seed S               random seed (default 1; same seed, same bytes)\n"
-            "  --retransmit-rate P    fraction of frames sent again (default 0.02)\n"
-            "  --corrupt-rate P       fraction of frames preceded by a damaged copy (default 0)\n"
-            "  --manifest FILE        write the manifest of valid records and damaged frames\n"
-            "  --geofences FILE       write the sites as a GeoJSON FeatureCollection (for the\n"
-            "                         enricher's GEOFENCES_FILE)\n"
-            "  --interval-ms MS       report period while the ignition is on (default 10000)\n"
-            "  --clock sim|wall       timestamps from the simulation or the wall clock (sim)\n"
-            "  --start-ms MS          simulated start time (default 1767225600000)\n"
-            "  --help                 this text\n");
-}
-
-static int parse_ll(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end = NULL;
-
-    errno = 0;
-    *out = strtoll(s, &end, 10);
-    return errno == 0 && end != s && *end == '\0' && *out >= lo && *out <= hi ? 0 : -1;
-}
-
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end = NULL;
-
-    errno = 0;
-    *out = strtod(s, &end);
-    return errno == 0 && end != s && *end == '\0' && isfinite(*out) && *out >= lo && *out <= hi
-               ? 0
-               : -1;
-}
-
-/* Fills o from argv. Returns 0, 1 for --help, or -1 (with a message) on a bad option. */
-static int parse_args(int argc, char **argv, sim_options *o)
+/* Fills o (holding the defaults) from argv. Returns FP_ARGS_RUN, or the exit status after
+ * --help or a usage error. */
+static int parse_options(int argc, char **argv, sim_options *o)
 {
     bool records_given = false;
+    const fp_arg args[] = {
+        {.name = "brokers",
+         .type = FP_ARG_STRING,
+         .dest = &o->brokers,
+         .metavar = "B",
+         .help = "Kafka bootstrap servers to produce to",
+         .nonempty = true},
+        {.name = "output",
+         .type = FP_ARG_STRING,
+         .dest = &o->output,
+         .metavar = "FILE",
+         .help = "write a corpus file instead (u16 BE key length, key, u32 BE value length, "
+                 "value; per message)",
+         .nonempty = true},
+        {.name = "topic",
+         .type = FP_ARG_STRING,
+         .dest = &o->topic,
+         .metavar = "T",
+         .help = "topic",
+         .nonempty = true},
+        {.name = "devices",
+         .type = FP_ARG_INT,
+         .dest = &o->devices,
+         .metavar = "N",
+         .help = "machines; index % 10 == 9 sends SenML",
+         .min = 1,
+         .max = MAX_DEVICES},
+        {.name = "sites",
+         .type = FP_ARG_INT,
+         .dest = &o->sites,
+         .metavar = "N",
+         .help = "construction sites, in two regions",
+         .min = 1,
+         .max = MAX_SITES},
+        {.name = "records",
+         .type = FP_ARG_INT,
+         .dest = &o->records,
+         .metavar = "N",
+         .help = "stop after N valid records",
+         .min = 0,
+         .max = INT64_MAX / 2,
+         .given = &records_given},
+        {.name = "duration",
+         .type = FP_ARG_DOUBLE,
+         .dest = &o->duration_s,
+         .metavar = "S",
+         .help = "stop after S seconds of wall time instead; 0: no limit",
+         .dmin = 0,
+         .dmax = 1e9},
+        {.name = "rate",
+         .type = FP_ARG_DOUBLE,
+         .dest = &o->rate,
+         .metavar = "R",
+         .help = "valid records per second; 0: as fast as possible",
+         .dmin = 0,
+         .dmax = 1e9},
+        {.name = "seed",
+         .type = FP_ARG_UINT,
+         .dest = &o->seed,
+         .metavar = "S",
+         .help = "random seed: the same seed gives the same bytes",
+         .umax = INT64_MAX},
+        {.name = "retransmit-rate",
+         .type = FP_ARG_DOUBLE,
+         .dest = &o->retransmit_rate,
+         .metavar = "P",
+         .help = "fraction of frames sent again",
+         .dmin = 0,
+         .dmax = 1},
+        {.name = "corrupt-rate",
+         .type = FP_ARG_DOUBLE,
+         .dest = &o->corrupt_rate,
+         .metavar = "P",
+         .help = "fraction of frames preceded by a damaged copy",
+         .dmin = 0,
+         .dmax = 1},
+        {.name = "manifest",
+         .type = FP_ARG_STRING,
+         .dest = &o->manifest,
+         .metavar = "FILE",
+         .help = "write the manifest of valid records and damaged frames",
+         .nonempty = true},
+        {.name = "geofences",
+         .type = FP_ARG_STRING,
+         .dest = &o->geofences,
+         .metavar = "FILE",
+         .help = "write the sites as a GeoJSON FeatureCollection (for the enricher's "
+                 "GEOFENCES_FILE)",
+         .nonempty = true},
+        {.name = "interval-ms",
+         .type = FP_ARG_INT,
+         .dest = &o->interval_ms,
+         .metavar = "MS",
+         .help = "report period while the ignition is on",
+         .min = 1,
+         .max = 86400000},
+        {.name = "clock",
+         .type = FP_ARG_ENUM,
+         .dest = &o->clock,
+         .choices = "sim|wall",
+         .help = "timestamps from the simulation or the wall clock"},
+        /* From 2^28 s on, so that SenML times stay absolute, to well before year 9999. */
+        {.name = "start-ms",
+         .type = FP_ARG_INT,
+         .dest = &o->start_ms,
+         .metavar = "MS",
+         .help = "simulated start time",
+         .min = 268435456000LL,
+         .max = 250000000000000LL},
+        FP_ARG_END,
+    };
+    const fp_args_spec spec = {
+        .program = "fleet-sim",
+        .summary = "Simulates a fleet's Teltonika and SenML frames, into Kafka or a corpus file.",
+        .usage = "(--brokers B | --output FILE) [options]",
+        .args = args};
+    int rc = fp_args_parse(&spec, argc, argv, NULL);
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v;
-        long long n = 0;
-        int rc = 0;
-
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return 1;
-        if (i + 1 >= argc) {
-            fprintf(stderr, "fleet-sim: %s needs a value\n", a);
-            return -1;
-        }
-        v = argv[++i];
-        if (strcmp(a, "--brokers") == 0) {
-            o->brokers = v;
-        } else if (strcmp(a, "--output") == 0) {
-            o->output = v;
-        } else if (strcmp(a, "--topic") == 0) {
-            o->topic = v;
-        } else if (strcmp(a, "--manifest") == 0) {
-            o->manifest = v;
-        } else if (strcmp(a, "--geofences") == 0) {
-            o->geofences = v;
-        } else if (strcmp(a, "--devices") == 0) {
-            rc = parse_ll(v, 1, MAX_DEVICES, &n);
-            o->devices = (long)n;
-        } else if (strcmp(a, "--sites") == 0) {
-            rc = parse_ll(v, 1, MAX_SITES, &n);
-            o->sites = (long)n;
-        } else if (strcmp(a, "--records") == 0) {
-            rc = parse_ll(v, 0, INT64_MAX / 2, &o->records);
-            records_given = true;
-        } else if (strcmp(a, "--duration") == 0) {
-            rc = parse_double(v, 0, 1e9, &o->duration_s);
-        } else if (strcmp(a, "--rate") == 0) {
-            rc = parse_double(v, 0, 1e9, &o->rate);
-        } else if (strcmp(a, "--seed") == 0) {
-            rc = parse_ll(v, 0, INT64_MAX, &n);
-            o->seed = (unsigned long long)n;
-        } else if (strcmp(a, "--retransmit-rate") == 0) {
-            rc = parse_double(v, 0, 1, &o->retransmit_rate);
-        } else if (strcmp(a, "--corrupt-rate") == 0) {
-            rc = parse_double(v, 0, 1, &o->corrupt_rate);
-        } else if (strcmp(a, "--interval-ms") == 0) {
-            rc = parse_ll(v, 1, 86400000, &n);
-            o->interval_ms = (long)n;
-        } else if (strcmp(a, "--clock") == 0) {
-            if (strcmp(v, "sim") == 0)
-                o->wall_clock = false;
-            else if (strcmp(v, "wall") == 0)
-                o->wall_clock = true;
-            else
-                rc = -1;
-        } else if (strcmp(a, "--start-ms") == 0) {
-            /* From 2^28 s on, so that SenML times stay absolute, to well before year 9999. */
-            rc = parse_ll(v, 268435456000LL, 250000000000000LL, &n);
-            o->start_ms = (int64_t)n;
-        } else {
-            fprintf(stderr, "fleet-sim: unknown option %s\n", a);
-            return -1;
-        }
-        if (rc < 0) {
-            fprintf(stderr, "fleet-sim: bad value for %s: %s\n", a, v);
-            return -1;
-        }
-    }
-    if ((o->brokers == NULL) == (o->output == NULL)) {
-        fprintf(stderr, "fleet-sim: give exactly one of --brokers and --output\n");
-        return -1;
-    }
+    if (rc != FP_ARGS_RUN)
+        return rc;
+    if ((o->brokers == NULL) == (o->output == NULL))
+        return fp_args_usage_error(&spec, "give exactly one of --brokers and --output");
+    o->wall_clock = strcmp(o->clock, "wall") == 0;
     if (o->duration_s > 0 && !records_given)
         o->records = -1;
-    return 0;
+    return FP_ARGS_RUN;
 }
 
 /* ---- random numbers ----------------------------------------------------------------------- */
@@ -1313,7 +1323,8 @@ static void print_summary(const sim *s, long undelivered)
     for (int k = 0; k < D_COUNT; k++)
         printf("%s\"%s\":%" PRIu64, k > 0 ? "," : "", damage_codes[k], s->by_damage[k]);
     printf("},\"records\":%" PRIu64 ",\"distinct\":%" PRIu64 ",\"undelivered\":%ld,"
-           "\"seed\":%llu,\"devices\":%ld,\"sites\":%ld,\"rate\":%g,\"clock\":\"%s\","
+           "\"seed\":%" PRIu64 ",\"devices\":%" PRId64 ",\"sites\":%" PRId64
+           ",\"rate\":%g,\"clock\":\"%s\","
            "\"elapsed_s\":%.3f,\"records_per_s\":%.0f}\n",
            s->records, s->distinct, undelivered, s->o->seed, s->o->devices, s->o->sites, s->o->rate,
            s->o->wall_clock ? "wall" : "sim", elapsed,
@@ -1329,16 +1340,15 @@ int main(int argc, char **argv)
                      .seed = 1,
                      .retransmit_rate = 0.02,
                      .interval_ms = 10000,
+                     .clock = "sim",
                      .start_ms = 1767225600000LL};
     sim s = {.o = &o};
     long undelivered = 0;
     int rc, status = 1;
 
-    rc = parse_args(argc, argv, &o);
-    if (rc != 0) {
-        usage(rc > 0 ? stdout : stderr);
-        return rc > 0 ? 0 : 2;
-    }
+    rc = parse_options(argc, argv, &o);
+    if (rc != FP_ARGS_RUN)
+        return rc;
     s.sites = calloc((size_t)o.sites, sizeof(*s.sites));
     s.region_sites[0] = calloc((size_t)o.sites, sizeof(int));
     s.region_sites[1] = calloc((size_t)o.sites, sizeof(int));
