@@ -39,7 +39,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -57,6 +56,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "common/fp_args.h"
 #include "common/fp_file.h"
 #include "common/fp_log.h"
 #include "common/fp_signal.h"
@@ -136,21 +136,6 @@ static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, con
 
 /* ---- Options ---------------------------------------------------------------------------- */
 
-/*
- * Parses a whole string as a base-10 integer in [min, max]. Returns 0 and sets *out, or -1 when
- * the string is empty, has trailing characters or is out of range.
- */
-static int parse_int(const char *s, long min, long max, long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0 || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* Returns true when name is a legal Kafka topic name: 1..249 of [A-Za-z0-9._-], not "." or "..". */
 static bool topic_name_ok(const char *name, size_t len)
 {
@@ -170,13 +155,15 @@ static bool topic_name_ok(const char *name, size_t len)
 
 /*
  * Parses a comma-separated list of "name" or "name:partitions" into opts->topics, replacing any
- * earlier list. Partition counts left 0 take --partitions later. Returns 0, or -1 after printing
- * the reason to stderr.
+ * earlier list. Partition counts left 0 take --partitions later. Returns 0, or -1 with the
+ * reason in why. An fp_arg_parse_fn for --topics (dest is the struct options).
  */
-static int parse_topics(const char *list, struct options *opts)
+static int parse_topics(const char *list, void *dest, char *why, size_t why_size)
 {
-    opts->topic_cnt = 0;
+    struct options *opts = dest;
     const char *p = list;
+
+    opts->topic_cnt = 0;
     for (;;) {
         const char *comma = strchr(p, ',');
         size_t item_len = comma != NULL ? (size_t)(comma - p) : strlen(p);
@@ -184,11 +171,11 @@ static int parse_topics(const char *list, struct options *opts)
         size_t name_len = colon != NULL ? (size_t)(colon - p) : item_len;
 
         if (!topic_name_ok(p, name_len)) {
-            fprintf(stderr, "devkafka: --topics: bad topic name '%.*s'\n", (int)item_len, p);
+            snprintf(why, why_size, "bad topic name '%.*s'", (int)item_len, p);
             return -1;
         }
         if (opts->topic_cnt == MAX_TOPICS) {
-            fprintf(stderr, "devkafka: --topics: more than %d topics\n", MAX_TOPICS);
+            snprintf(why, why_size, "more than %d topics", MAX_TOPICS);
             return -1;
         }
         struct topic_spec *t = &opts->topics[opts->topic_cnt];
@@ -199,22 +186,22 @@ static int parse_topics(const char *list, struct options *opts)
         if (colon != NULL) {
             char num[16];
             size_t num_len = item_len - name_len - 1;
-            long v;
+            int64_t v;
             if (num_len >= sizeof(num)) {
-                num_len = 0; /* Too long to be valid: make parse_int reject it. */
+                num_len = 0; /* Too long to be valid: make fp_arg_parse_int reject it. */
             }
             memcpy(num, colon + 1, num_len);
             num[num_len] = '\0';
-            if (parse_int(num, 1, MAX_PARTITIONS, &v) != 0) {
-                fprintf(stderr, "devkafka: --topics: bad partition count in '%.*s' (1..%d)\n",
-                        (int)item_len, p, MAX_PARTITIONS);
+            if (fp_arg_parse_int(num, 1, MAX_PARTITIONS, &v) != 0) {
+                snprintf(why, why_size, "bad partition count in '%.*s' (1..%d)", (int)item_len, p,
+                         MAX_PARTITIONS);
                 return -1;
             }
             t->partitions = (int)v;
         }
         for (int i = 0; i < opts->topic_cnt; i++) {
             if (strcmp(opts->topics[i].name, t->name) == 0) {
-                fprintf(stderr, "devkafka: --topics: '%s' listed twice\n", t->name);
+                snprintf(why, why_size, "'%s' listed twice", t->name);
                 return -1;
             }
         }
@@ -227,132 +214,80 @@ static int parse_topics(const char *list, struct options *opts)
     return 0;
 }
 
-static void print_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: devkafka [options]\n"
-            "\n"
-            "Runs librdkafka's mock cluster on 127.0.0.1 as a standalone Kafka broker.\n"
-            "\n"
-            "  --brokers N            number of brokers, ids 1..N (default 1, max %d)\n"
-            "  --partitions N         partitions of every topic without its own count (default "
-            "%d)\n"
-            "  --topics LIST          comma-separated name or name:partitions\n"
-            "                         (default %s)\n"
-            "  --bootstrap-file PATH  write the bootstrap list there once the topics exist\n"
-            "  --control PATH         FIFO to read commands from (created if missing)\n"
-            "  --stdin                also read commands from stdin\n"
-            "  --help                 print this help and exit\n"
-            "  --version              print the version and exit\n"
-            "\n"
-            "Commands: down <broker>|all, up <broker>|all, rtt <broker>|all <ms>,\n"
-            "          leader <topic> <partition> <broker>|none, quit\n",
-            MAX_BROKERS, DEFAULT_PARTITIONS, DEFAULT_TOPICS);
-}
-
 /*
- * Fills opts from argv. Returns 0 to run, 1 when --help or --version was handled (exit 0), or 2
- * after printing the problem to stderr (exit 2).
+ * Fills opts from argv. Returns FP_ARGS_RUN, or the exit status after --help, --version or a
+ * usage error.
  */
 static int parse_options(int argc, char **argv, struct options *opts)
 {
-    enum {
-        OPT_BROKERS = 256,
-        OPT_PARTITIONS,
-        OPT_TOPICS,
-        OPT_BOOTSTRAP,
-        OPT_CONTROL,
-        OPT_STDIN,
-        OPT_HELP,
-        OPT_VERSION
+    int64_t brokers = 1, partitions = DEFAULT_PARTITIONS;
+    char why[128];
+    char version[128];
+    const fp_arg args[] = {
+        {.name = "brokers",
+         .type = FP_ARG_INT,
+         .dest = &brokers,
+         .metavar = "N",
+         .help = "number of brokers, ids 1..N (at most 32)",
+         .min = 1,
+         .max = MAX_BROKERS},
+        {.name = "partitions",
+         .type = FP_ARG_INT,
+         .dest = &partitions,
+         .metavar = "N",
+         .help = "partitions of every topic without its own count",
+         .min = 1,
+         .max = MAX_PARTITIONS},
+        {.name = "topics",
+         .type = FP_ARG_CUSTOM,
+         .dest = opts,
+         .metavar = "LIST",
+         .help = "comma-separated name or name:partitions",
+         .parse = parse_topics,
+         .def = DEFAULT_TOPICS},
+        {.name = "bootstrap-file",
+         .type = FP_ARG_STRING,
+         .dest = &opts->bootstrap_file,
+         .metavar = "PATH",
+         .help = "write the bootstrap list there once the topics exist",
+         .nonempty = true},
+        {.name = "control",
+         .type = FP_ARG_STRING,
+         .dest = &opts->control_path,
+         .metavar = "PATH",
+         .help = "FIFO to read commands from (created if missing)",
+         .nonempty = true},
+        {.name = "stdin",
+         .type = FP_ARG_FLAG,
+         .dest = &opts->read_stdin,
+         .help = "also read commands from stdin"},
+        FP_ARG_END,
     };
-    static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, OPT_BROKERS},
-        {"partitions", required_argument, NULL, OPT_PARTITIONS},
-        {"topics", required_argument, NULL, OPT_TOPICS},
-        {"bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP},
-        {"control", required_argument, NULL, OPT_CONTROL},
-        {"stdin", no_argument, NULL, OPT_STDIN},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
+    const fp_args_spec spec = {
+        .program = "devkafka",
+        .summary = "Runs librdkafka's mock cluster on 127.0.0.1 as a standalone Kafka broker.",
+        .version = version,
+        .epilog = "Commands: down <broker>|all, up <broker>|all, rtt <broker>|all <ms>,\n"
+                  "          leader <topic> <partition> <broker>|none, quit\n",
+        .args = args};
+    int rc;
 
     memset(opts, 0, sizeof(*opts));
-    opts->brokers = 1;
-    opts->partitions = DEFAULT_PARTITIONS;
-    if (parse_topics(DEFAULT_TOPICS, opts) != 0)
-        return 2;
-
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, "", longopts, NULL);
-        long v;
-        if (c == -1)
-            break;
-        switch (c) {
-        case OPT_BROKERS:
-            if (parse_int(optarg, 1, MAX_BROKERS, &v) != 0) {
-                fprintf(stderr, "devkafka: --brokers: '%s' is not a number in 1..%d\n", optarg,
-                        MAX_BROKERS);
-                return 2;
-            }
-            opts->brokers = (int)v;
-            break;
-        case OPT_PARTITIONS:
-            if (parse_int(optarg, 1, MAX_PARTITIONS, &v) != 0) {
-                fprintf(stderr, "devkafka: --partitions: '%s' is not a number in 1..%d\n", optarg,
-                        MAX_PARTITIONS);
-                return 2;
-            }
-            opts->partitions = (int)v;
-            break;
-        case OPT_TOPICS:
-            if (parse_topics(optarg, opts) != 0)
-                return 2;
-            break;
-        case OPT_BOOTSTRAP:
-            if (optarg[0] == '\0') {
-                fprintf(stderr, "devkafka: --bootstrap-file: empty path\n");
-                return 2;
-            }
-            opts->bootstrap_file = optarg;
-            break;
-        case OPT_CONTROL:
-            if (optarg[0] == '\0') {
-                fprintf(stderr, "devkafka: --control: empty path\n");
-                return 2;
-            }
-            opts->control_path = optarg;
-            break;
-        case OPT_STDIN:
-            opts->read_stdin = true;
-            break;
-        case OPT_HELP:
-            print_usage(stdout);
-            return 1;
-        case OPT_VERSION:
-            printf("devkafka %s (librdkafka %s)\n", FP_VERSION, rd_kafka_version_str());
-            return 1;
-        default:
-            if (optopt >= OPT_BROKERS)
-                fprintf(stderr, "devkafka: option %s needs a value\n", argv[optind - 1]);
-            else
-                fprintf(stderr, "devkafka: unknown option '%s'\n", argv[optind - 1]);
-            fprintf(stderr, "devkafka: try --help\n");
-            return 2;
-        }
+    snprintf(version, sizeof(version), "%s (librdkafka %s)", FP_VERSION, rd_kafka_version_str());
+    if (parse_topics(DEFAULT_TOPICS, opts, why, sizeof(why)) != 0) {
+        fprintf(stderr, "devkafka: default topics: %s\n", why);
+        return FP_ARGS_USAGE;
     }
-    if (optind < argc) {
-        fprintf(stderr, "devkafka: unexpected argument '%s'\n", argv[optind]);
-        fprintf(stderr, "devkafka: try --help\n");
-        return 2;
-    }
+    rc = fp_args_parse(&spec, argc, argv, NULL);
+    if (rc != FP_ARGS_RUN)
+        return rc;
+    opts->brokers = (int)brokers;
+    opts->partitions = (int)partitions;
     for (int i = 0; i < opts->topic_cnt; i++) {
         if (opts->topics[i].partitions == 0)
             opts->topics[i].partitions = opts->partitions;
     }
-    return 0;
+    return FP_ARGS_RUN;
 }
 
 /* ---- Start-up helpers ------------------------------------------------------------------- */
@@ -517,12 +452,12 @@ static int split_words(char *line, char **words, int max)
 /* Parses a broker id in 1..brokers, or the word allow_word (if not NULL) as -1. */
 static int parse_broker(const char *s, int brokers, const char *allow_word, int32_t *out)
 {
-    long v;
+    int64_t v;
     if (allow_word != NULL && strcmp(s, allow_word) == 0) {
         *out = -1;
         return 0;
     }
-    if (parse_int(s, 1, brokers, &v) != 0)
+    if (fp_arg_parse_int(s, 1, brokers, &v) != 0)
         return -1;
     *out = (int32_t)v;
     return 0;
@@ -541,7 +476,7 @@ static void run_command(const struct mock *m, const struct options *opts, const 
     char detail[160];
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     int32_t broker;
-    long v;
+    int64_t v;
     bool called = false;
 
     snprintf(copy, sizeof(copy), "%s", line);
@@ -562,7 +497,7 @@ static void run_command(const struct mock *m, const struct options *opts, const 
         }
     } else if (strcmp(w[0], "rtt") == 0) {
         if (n != 3 || parse_broker(w[1], opts->brokers, "all", &broker) != 0 ||
-            parse_int(w[2], 0, 600000, &v) != 0) {
+            fp_arg_parse_int(w[2], 0, 600000, &v) != 0) {
             snprintf(detail, sizeof(detail), "usage: rtt <broker 1..%d|all> <ms 0..600000>",
                      opts->brokers);
             error = detail;
@@ -584,7 +519,7 @@ static void run_command(const struct mock *m, const struct options *opts, const 
             error = detail;
         } else if (t == NULL) {
             error = "unknown topic: leader only moves partitions of topics devkafka created";
-        } else if (parse_int(w[2], 0, t->partitions - 1, &v) != 0) {
+        } else if (fp_arg_parse_int(w[2], 0, t->partitions - 1, &v) != 0) {
             snprintf(detail, sizeof(detail), "partition must be in 0..%d", t->partitions - 1);
             error = detail;
         } else if (parse_broker(w[3], opts->brokers, "none", &broker) != 0) {
@@ -861,8 +796,8 @@ int main(int argc, char **argv)
 
     fp_log_init("devkafka", FP_LOG_INFO);
     rc = parse_options(argc, argv, &opts);
-    if (rc != 0)
-        return rc == 1 ? 0 : 2;
+    if (rc != FP_ARGS_RUN)
+        return rc;
 
     if (fp_signal_install() != 0) {
         log_msg("error", "cannot install signal handlers", "error", strerror(errno));
