@@ -68,7 +68,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -85,6 +85,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fp_args.h"
 #include "common/fp_file.h"
 #include "common/fp_buf.h"
 #include "common/fp_json.h"
@@ -97,6 +98,7 @@
 #define FP_VERSION "dev"
 #endif
 
+#define DEFAULT_BIND        "127.0.0.1"
 #define MAX_DELAY_MS        600000
 #define PPM                 1000000u /* rates are kept in parts per million */
 #define ROAD_CELL_DEG       0.0018   /* ~200 m of latitude */
@@ -118,15 +120,15 @@
 /* The effective configuration after option parsing. */
 struct options {
     const char *bind;
-    long port;
+    int64_t port;
     const char *port_file;
-    long latency_ms;
-    long jitter_ms;
-    uint32_t error_ppm;
-    uint32_t garbage_ppm;
-    uint32_t unknown_asset_ppm;
+    int64_t latency_ms;
+    int64_t jitter_ms;
+    double error_rate;
+    double garbage_rate;
+    double unknown_asset_rate;
     uint64_t seed;
-    long max_connections;
+    int64_t max_connections;
     fp_log_level log_level;
 };
 
@@ -559,36 +561,10 @@ static int render_stats(fp_buf *b, const struct stats_snapshot *s)
 
 /* ---- Parsing ----------------------------------------------------------------------------- */
 
-/* Parses a whole string as a base-10 integer in [min, max]. Returns 0, or -1. */
-static int parse_long(const char *s, long min, long max, long *out)
+/* A rate in [0, 1] in parts per million. */
+static uint32_t rate_ppm(double rate)
 {
-    char *end = NULL;
-    long v;
-
-    if (s == NULL)
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0 || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Parses a whole string as a finite number in [min, max]. Returns 0, or -1. */
-static int parse_double(const char *s, double min, double max, double *out)
-{
-    char *end = NULL;
-    double v;
-
-    if (s == NULL || s[0] == '\0' || s[0] == ' ' || s[0] == '\t')
-        return -1;
-    errno = 0;
-    v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !isfinite(v) || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return (uint32_t)llround(rate * PPM);
 }
 
 /* Parses a rate in [0, 1] into parts per million. Returns 0, or -1. */
@@ -596,9 +572,9 @@ static int parse_rate(const char *s, uint32_t *ppm)
 {
     double v;
 
-    if (parse_double(s, 0.0, 1.0, &v) != 0)
+    if (fp_arg_parse_double(s, 0.0, 1.0, &v) != 0)
         return -1;
-    *ppm = (uint32_t)llround(v * PPM);
+    *ppm = rate_ppm(v);
     return 0;
 }
 
@@ -792,8 +768,8 @@ static enum MHD_Result handle_reverse(const struct request *rq)
                                  "other)");
     if (lat_s == NULL || lon_s == NULL)
         return reply_bad_request(rq, 400, "Need coordinates or OSM object to lookup.");
-    if (parse_double(lat_s, -90.0, 90.0, &lat) != 0 ||
-        parse_double(lon_s, -180.0, 180.0, &lon) != 0)
+    if (fp_arg_parse_double(lat_s, -90.0, 90.0, &lat) != 0 ||
+        fp_arg_parse_double(lon_s, -180.0, 180.0, &lon) != 0)
         return reply_bad_request(rq, 400,
                                  "Invalid coordinates: lat must be a number in "
                                  "-90..90 and lon in -180..180.");
@@ -871,7 +847,7 @@ static enum MHD_Result handle_lookup(const struct request *rq, enum endpoint ep)
 /* The new values a /control call asks for, gathered before any is applied. */
 struct control_change {
     bool has_latency, has_jitter, has_error, has_garbage, has_unknown, has_outage;
-    long latency_ms, jitter_ms;
+    int64_t latency_ms, jitter_ms;
     uint32_t error_ppm, garbage_ppm, unknown_ppm;
     bool outage;
     int args;
@@ -888,10 +864,10 @@ static enum MHD_Result control_arg(void *cls, enum MHD_ValueKind kind, const cha
     (void)kind;
     c->args++;
     if (strcmp(key, "latency_ms") == 0) {
-        bad = parse_long(value, 0, MAX_DELAY_MS, &c->latency_ms);
+        bad = fp_arg_parse_int(value, 0, MAX_DELAY_MS, &c->latency_ms);
         c->has_latency = true;
     } else if (strcmp(key, "jitter_ms") == 0) {
-        bad = parse_long(value, 0, MAX_DELAY_MS, &c->jitter_ms);
+        bad = fp_arg_parse_int(value, 0, MAX_DELAY_MS, &c->jitter_ms);
         c->has_jitter = true;
     } else if (strcmp(key, "error_rate") == 0) {
         bad = parse_rate(value, &c->error_ppm);
@@ -1062,175 +1038,141 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 /* ---- Start-up ---------------------------------------------------------------------------- */
 
-static void print_usage(FILE *out)
+/* Reads --bind, an IPv4 loopback address (the stub serves synthetic data and test controls,
+ * never the network), into the const char * at dest. An fp_arg_parse_fn. */
+static int parse_bind(const char *value, void *dest, char *why, size_t why_size)
 {
-    fprintf(out,
-            "usage: lookup-stub [options]\n"
-            "\n"
-            "Serves a Nominatim-compatible reverse geocoder (GET /reverse) and an asset registry\n"
-            "(GET /assets/ID) with injectable faults, on loopback only.\n"
-            "\n"
-            "  --bind ADDR               IPv4 loopback address (default 127.0.0.1)\n"
-            "  --port N                  port, 0 picks a free one (default 0)\n"
-            "  --port-file PATH          write the port there once serving\n"
-            "  --latency-ms N            added latency of every lookup (default 0)\n"
-            "  --jitter-ms N             uniform +/- jitter on the latency (default 0)\n"
-            "  --error-rate P            fraction answered 503 (default 0)\n"
-            "  --garbage-rate P          fraction answered 200 with garbage (default 0)\n"
-            "  --unknown-asset-rate P    fraction of device ids that are unknown (default 0.05)\n"
-            "  --seed S                  seed of the fault decisions (default 1)\n"
-            "  --max-connections N       connections served at once (default 512)\n"
-            "  --log-level LEVEL         debug (every request), info, warn, error (default info)\n"
-            "  --help                    print this help and exit\n"
-            "  --version                 print the version and exit\n"
-            "\n"
-            "Control: POST /control?latency_ms=&jitter_ms=&error_rate=&garbage_rate=\n"
-            "         &unknown_asset_rate=&outage=0|1, GET /control, GET /stats,\n"
-            "         POST /stats/reset, GET /healthz\n");
-}
+    struct in_addr addr;
 
-/*
- * Fills o from argv. Returns 0 to run, 1 when --help or --version was handled (exit 0), or 2
- * after printing the problem to stderr (exit 2).
- */
-static int parse_options(int argc, char **argv, struct options *o)
-{
-    enum {
-        OPT_BIND = 256,
-        OPT_PORT,
-        OPT_PORT_FILE,
-        OPT_LATENCY,
-        OPT_JITTER,
-        OPT_ERROR_RATE,
-        OPT_GARBAGE_RATE,
-        OPT_UNKNOWN_RATE,
-        OPT_SEED,
-        OPT_MAX_CONNECTIONS,
-        OPT_LOG_LEVEL,
-        OPT_HELP,
-        OPT_VERSION
-    };
-    static const struct option longopts[] = {
-        {"bind", required_argument, NULL, OPT_BIND},
-        {"port", required_argument, NULL, OPT_PORT},
-        {"port-file", required_argument, NULL, OPT_PORT_FILE},
-        {"latency-ms", required_argument, NULL, OPT_LATENCY},
-        {"jitter-ms", required_argument, NULL, OPT_JITTER},
-        {"error-rate", required_argument, NULL, OPT_ERROR_RATE},
-        {"garbage-rate", required_argument, NULL, OPT_GARBAGE_RATE},
-        {"unknown-asset-rate", required_argument, NULL, OPT_UNKNOWN_RATE},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-
-    memset(o, 0, sizeof(*o));
-    o->bind = "127.0.0.1";
-    o->unknown_asset_ppm = PPM / 20;
-    o->seed = 1;
-    o->max_connections = 512;
-    o->log_level = FP_LOG_INFO;
-
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, "", longopts, NULL);
-        const char *problem = NULL;
-        char *end = NULL;
-
-        if (c == -1)
-            break;
-        switch (c) {
-        case OPT_BIND:
-            o->bind = optarg;
-            break;
-        case OPT_PORT:
-            if (parse_long(optarg, 0, 65535, &o->port) != 0)
-                problem = "must be a number in 0..65535";
-            break;
-        case OPT_PORT_FILE:
-            if (optarg[0] == '\0')
-                problem = "empty path";
-            o->port_file = optarg;
-            break;
-        case OPT_LATENCY:
-            if (parse_long(optarg, 0, MAX_DELAY_MS, &o->latency_ms) != 0)
-                problem = "must be a number of ms in 0..600000";
-            break;
-        case OPT_JITTER:
-            if (parse_long(optarg, 0, MAX_DELAY_MS, &o->jitter_ms) != 0)
-                problem = "must be a number of ms in 0..600000";
-            break;
-        case OPT_ERROR_RATE:
-            if (parse_rate(optarg, &o->error_ppm) != 0)
-                problem = "must be a number in 0..1";
-            break;
-        case OPT_GARBAGE_RATE:
-            if (parse_rate(optarg, &o->garbage_ppm) != 0)
-                problem = "must be a number in 0..1";
-            break;
-        case OPT_UNKNOWN_RATE:
-            if (parse_rate(optarg, &o->unknown_asset_ppm) != 0)
-                problem = "must be a number in 0..1";
-            break;
-        case OPT_SEED:
-            errno = 0;
-            o->seed = strtoull(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0)
-                problem = "must be an unsigned integer";
-            break;
-        case OPT_MAX_CONNECTIONS:
-            if (parse_long(optarg, MAX_CONNECTIONS_MIN, MAX_CONNECTIONS_MAX, &o->max_connections) !=
-                0)
-                problem = "must be a number in 16..16384";
-            break;
-        case OPT_LOG_LEVEL:
-            if (fp_log_level_parse(optarg, &o->log_level) != 0)
-                problem = "must be debug, info, warn or error";
-            break;
-        case OPT_HELP:
-            print_usage(stdout);
-            return 1;
-        case OPT_VERSION:
-            printf("lookup-stub %s (libmicrohttpd %s)\n", FP_VERSION, MHD_get_version());
-            return 1;
-        default:
-            if (optopt >= OPT_BIND)
-                fprintf(stderr, "lookup-stub: option %s needs a value\n", argv[optind - 1]);
-            else
-                fprintf(stderr, "lookup-stub: unknown option '%s'\n", argv[optind - 1]);
-            fprintf(stderr, "lookup-stub: try --help\n");
-            return 2;
-        }
-        if (problem != NULL) {
-            fprintf(stderr, "lookup-stub: %s '%s': %s\n", argv[optind - 2], optarg, problem);
-            return 2;
-        }
+    if (inet_pton(AF_INET, value, &addr) != 1 || (ntohl(addr.s_addr) >> 24) != 127) {
+        snprintf(why, why_size, "'%s' is not an IPv4 loopback address (127.x.x.x)", value);
+        return -1;
     }
-    if (optind < argc) {
-        fprintf(stderr, "lookup-stub: unexpected argument '%s'\n", argv[optind]);
-        fprintf(stderr, "lookup-stub: try --help\n");
-        return 2;
-    }
+    *(const char **)dest = value;
     return 0;
 }
 
-/* Fills sin from --bind and --port. Returns 0, or -1 after printing why (not an IPv4 loopback
- * address: the stub serves synthetic data and test controls, never the network). */
-static int bind_address(const struct options *o, struct sockaddr_in *sin)
+/* Reads --log-level into the fp_log_level at dest. An fp_arg_parse_fn. */
+static int parse_log_level(const char *value, void *dest, char *why, size_t why_size)
+{
+    if (fp_log_level_parse(value, dest) == 0)
+        return 0;
+    snprintf(why, why_size, "'%s' is not debug, info, warn or error", value);
+    return -1;
+}
+
+/*
+ * Fills o from argv. Returns FP_ARGS_RUN, or the exit status after --help, --version or a usage
+ * error.
+ */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    char version[128];
+    const fp_arg args[] = {
+        {.name = "bind",
+         .type = FP_ARG_CUSTOM,
+         .dest = &o->bind,
+         .metavar = "ADDR",
+         .help = "IPv4 loopback address",
+         .parse = parse_bind,
+         .def = DEFAULT_BIND},
+        {.name = "port",
+         .type = FP_ARG_INT,
+         .dest = &o->port,
+         .metavar = "N",
+         .help = "port, 0 picks a free one",
+         .min = 0,
+         .max = 65535},
+        {.name = "port-file",
+         .type = FP_ARG_STRING,
+         .dest = &o->port_file,
+         .metavar = "PATH",
+         .help = "write the port there once serving",
+         .nonempty = true},
+        {.name = "latency-ms",
+         .type = FP_ARG_INT,
+         .dest = &o->latency_ms,
+         .metavar = "N",
+         .help = "added latency of every lookup",
+         .min = 0,
+         .max = MAX_DELAY_MS},
+        {.name = "jitter-ms",
+         .type = FP_ARG_INT,
+         .dest = &o->jitter_ms,
+         .metavar = "N",
+         .help = "uniform +/- jitter on the latency",
+         .min = 0,
+         .max = MAX_DELAY_MS},
+        {.name = "error-rate",
+         .type = FP_ARG_DOUBLE,
+         .dest = &o->error_rate,
+         .metavar = "P",
+         .help = "fraction answered 503",
+         .dmin = 0,
+         .dmax = 1},
+        {.name = "garbage-rate",
+         .type = FP_ARG_DOUBLE,
+         .dest = &o->garbage_rate,
+         .metavar = "P",
+         .help = "fraction answered 200 with garbage",
+         .dmin = 0,
+         .dmax = 1},
+        {.name = "unknown-asset-rate",
+         .type = FP_ARG_DOUBLE,
+         .dest = &o->unknown_asset_rate,
+         .metavar = "P",
+         .help = "fraction of device ids that are unknown",
+         .dmin = 0,
+         .dmax = 1},
+        {.name = "seed",
+         .type = FP_ARG_UINT,
+         .dest = &o->seed,
+         .metavar = "S",
+         .help = "seed of the fault decisions",
+         .umax = UINT64_MAX},
+        {.name = "max-connections",
+         .type = FP_ARG_INT,
+         .dest = &o->max_connections,
+         .metavar = "N",
+         .help = "connections served at once",
+         .min = MAX_CONNECTIONS_MIN,
+         .max = MAX_CONNECTIONS_MAX},
+        {.name = "log-level",
+         .type = FP_ARG_CUSTOM,
+         .dest = &o->log_level,
+         .metavar = "LEVEL",
+         .help = "debug (every request), info, warn, error",
+         .parse = parse_log_level,
+         .def = "info"},
+        FP_ARG_END,
+    };
+    const fp_args_spec spec = {
+        .program = "lookup-stub",
+        .summary = "Serves a Nominatim-compatible reverse geocoder (GET /reverse) and an asset "
+                   "registry\n(GET /assets/ID) with injectable faults, on loopback only.",
+        .version = version,
+        .epilog = "Control: POST /control?latency_ms=&jitter_ms=&error_rate=&garbage_rate=\n"
+                  "         &unknown_asset_rate=&outage=0|1, GET /control, GET /stats,\n"
+                  "         POST /stats/reset, GET /healthz\n",
+        .args = args};
+
+    memset(o, 0, sizeof(*o));
+    o->bind = DEFAULT_BIND;
+    o->unknown_asset_rate = 0.05;
+    o->seed = 1;
+    o->max_connections = 512;
+    o->log_level = FP_LOG_INFO;
+    snprintf(version, sizeof(version), "%s (libmicrohttpd %s)", FP_VERSION, MHD_get_version());
+    return fp_args_parse(&spec, argc, argv, NULL);
+}
+
+/* Fills sin from --bind (checked by parse_bind) and --port. */
+static void bind_address(const struct options *o, struct sockaddr_in *sin)
 {
     memset(sin, 0, sizeof(*sin));
     sin->sin_family = AF_INET;
     sin->sin_port = htons((uint16_t)o->port);
-    if (inet_pton(AF_INET, o->bind, &sin->sin_addr) != 1 ||
-        (ntohl(sin->sin_addr.s_addr) >> 24) != 127) {
-        fprintf(stderr, "lookup-stub: --bind '%s': must be an IPv4 loopback address (127.x.x.x)\n",
-                o->bind);
-        return -1;
-    }
-    return 0;
+    inet_pton(AF_INET, o->bind, &sin->sin_addr);
 }
 
 /* Raises the open-files limit so that max_connections sockets fit; logs when it cannot. */
@@ -1267,7 +1209,7 @@ static struct MHD_Daemon *start_server(const struct options *o, const struct soc
     if (d == NULL) {
         char port_text[16];
 
-        snprintf(port_text, sizeof(port_text), "%ld", o->port);
+        snprintf(port_text, sizeof(port_text), "%" PRId64, o->port);
         fp_log_kv(FP_LOG_ERROR, "cannot start the HTTP server", "bind", o->bind, "port", port_text,
                   FP_KV_END);
         return NULL;
@@ -1323,16 +1265,15 @@ int main(int argc, char **argv)
     unsigned port = 0;
     int rc = parse_options(argc, argv, &o);
 
-    if (rc != 0)
-        return rc == 1 ? 0 : 2;
-    if (bind_address(&o, &sin) != 0)
-        return 2;
+    if (rc != FP_ARGS_RUN)
+        return rc;
+    bind_address(&o, &sin);
     fp_log_init("lookup-stub", o.log_level);
     atomic_store(&settings.latency_ms, o.latency_ms);
     atomic_store(&settings.jitter_ms, o.jitter_ms);
-    atomic_store(&settings.error_ppm, o.error_ppm);
-    atomic_store(&settings.garbage_ppm, o.garbage_ppm);
-    atomic_store(&settings.unknown_asset_ppm, o.unknown_asset_ppm);
+    atomic_store(&settings.error_ppm, rate_ppm(o.error_rate));
+    atomic_store(&settings.garbage_ppm, rate_ppm(o.garbage_rate));
+    atomic_store(&settings.unknown_asset_ppm, rate_ppm(o.unknown_asset_rate));
     atomic_store(&rng_state, o.seed);
 
     if (fp_signal_install() != 0) {
