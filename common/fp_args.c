@@ -16,7 +16,7 @@
 #define HELP_WIDTH      80 /* --help lines stay shorter than this */
 #define HELP_MAX_COLUMN 30 /* where the help texts start, at the most */
 
-/* ---- Numbers ----------------------------------------------------------------------------- */
+/* ---- Values ------------------------------------------------------------------------------ */
 
 static bool is_digit(char c)
 {
@@ -69,6 +69,22 @@ int fp_arg_parse_double(const char *s, double min, double max, double *out)
         return -1;
     *out = v;
     return 0;
+}
+
+bool fp_arg_is_choice(const char *s, const char *choices)
+{
+    size_t len = strlen(s);
+    const char *p = choices;
+
+    while (p != NULL && *p != '\0') {
+        const char *bar = strchr(p, '|');
+        size_t wlen = bar != NULL ? (size_t)(bar - p) : strlen(p);
+
+        if (wlen == len && strncmp(p, s, len) == 0)
+            return true;
+        p = bar != NULL ? bar + 1 : NULL;
+    }
+    return false;
 }
 
 /* ---- Reading the arguments --------------------------------------------------------------- */
@@ -163,23 +179,6 @@ int fp_args_usage_error(const fp_args_spec *spec, const char *fmt, ...)
     return FP_ARGS_USAGE;
 }
 
-/* True when `s` is one of the '|'-separated words in `choices`. */
-static bool is_choice(const char *s, const char *choices)
-{
-    size_t len = strlen(s);
-    const char *p = choices;
-
-    while (p != NULL && *p != '\0') {
-        const char *bar = strchr(p, '|');
-        size_t wlen = bar != NULL ? (size_t)(bar - p) : strlen(p);
-
-        if (wlen == len && strncmp(p, s, len) == 0)
-            return true;
-        p = bar != NULL ? bar + 1 : NULL;
-    }
-    return false;
-}
-
 /* Stores one option's value at its dest. Returns 0, or FP_ARGS_USAGE after reporting why. */
 static int store(const fp_args_spec *spec, const fp_arg *o, const char *value)
 {
@@ -195,7 +194,7 @@ static int store(const fp_args_spec *spec, const fp_arg *o, const char *value)
         *(const char **)o->dest = value;
         return 0;
     case FP_ARG_ENUM:
-        if (!is_choice(value, o->choices))
+        if (!fp_arg_is_choice(value, o->choices))
             return fp_args_usage_error(spec, "--%s: '%s' is not one of %s", o->name, value,
                                        o->choices);
         *(const char **)o->dest = value;

@@ -122,4 +122,8 @@ int fp_arg_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 int fp_arg_parse_uint(const char *s, uint64_t max, uint64_t *out);
 int fp_arg_parse_double(const char *s, double min, double max, double *out);
 
+/* True when s is one of the '|'-separated words of choices ("a|b|c"), as a whole and with the
+ * same case. This function can't fail. */
+bool fp_arg_is_choice(const char *s, const char *choices);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/fp_args.h"
 #include "common/fp_buf.h"
 #include "common/fp_json.h"
 #include "common/fp_log.h"
@@ -32,23 +33,6 @@ static int parse_bool(const char *s, bool *out)
         }
     }
     return -1;
-}
-
-/* True when `s` is one of the '|'-separated words in `choices`. */
-static bool is_choice(const char *s, const char *choices)
-{
-    size_t len = strlen(s);
-    const char *p = choices;
-
-    while (p != NULL && *p != '\0') {
-        const char *bar = strchr(p, '|');
-        size_t wlen = bar != NULL ? (size_t)(bar - p) : strlen(p);
-
-        if (wlen == len && strncmp(p, s, len) == 0)
-            return true;
-        p = bar != NULL ? bar + 1 : NULL;
-    }
-    return false;
 }
 
 /* Checks that libpq can parse a connection string. libpq's reason quotes words of the string
@@ -96,7 +80,7 @@ static int store_option(const fp_option *o, const char *value, void *cfg, char *
         *(const char **)(void *)field = value;
         return 0;
     case FP_OPT_ENUM:
-        if (value != NULL && !is_choice(value, o->choices)) {
+        if (value != NULL && !fp_arg_is_choice(value, o->choices)) {
             snprintf(err, err_size, "%s: \"%s\" is not one of %s", o->name, value, o->choices);
             return -1;
         }

@@ -301,6 +301,18 @@ FP_TEST(args_stored_numbers)
     free_run(&r);
 }
 
+FP_TEST(args_choices)
+{
+    FP_CHECK(fp_arg_is_choice("sim", "sim|wall"));
+    FP_CHECK(fp_arg_is_choice("wall", "sim|wall"));
+    FP_CHECK(fp_arg_is_choice("one", "one"));
+    FP_CHECK(!fp_arg_is_choice("si", "sim|wall"));
+    FP_CHECK(!fp_arg_is_choice("simwall", "sim|wall"));
+    FP_CHECK(!fp_arg_is_choice("sim|wall", "sim|wall"));
+    FP_CHECK(!fp_arg_is_choice("Sim", "sim|wall"));
+    FP_CHECK(!fp_arg_is_choice("", "sim|wall"));
+}
+
 FP_TEST(args_usage_errors)
 {
     static const struct {
