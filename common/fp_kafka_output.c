@@ -63,6 +63,7 @@ static void ko_abort(fp_stage *st, void *ctx)
  * commits; what cannot be finished in time, or a commit that fails, aborts it. */
 static fp_flush_result ko_flush_txn(fp_stage *st, fp_kafka_output *ko)
 {
+    rd_kafka_topic_partition_list_t *positions;
     fp_txn_action a;
 
     if (!ko->txn.open)
@@ -72,7 +73,13 @@ static fp_flush_result ko_flush_txn(fp_stage *st, fp_kafka_output *ko)
         ko_abort(st, ko);
         return fp_stage_failed(st) ? FP_FLUSH_ERROR : FP_FLUSH_OK;
     }
-    a = fp_txn_commit(&ko->txn, fp_stage_consumer(st));
+    positions = fp_stage_positions(st);
+    if (positions == NULL) {
+        fp_stage_fail(st, "out of memory listing the transaction's offsets");
+        return FP_FLUSH_ERROR;
+    }
+    a = fp_txn_commit(&ko->txn, fp_stage_consumer(st), positions);
+    rd_kafka_topic_partition_list_destroy(positions);
     if (a == FP_TXN_ABORT)
         ko_abort(st, ko);
     if (a == FP_TXN_FATAL || fp_stage_failed(st))

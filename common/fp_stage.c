@@ -55,6 +55,11 @@ struct fp_stage {
     void *hooks_ctx;
     int64_t busy_since_ms;
 
+    /* Per input partition, the offset after the last message handled since the partition was
+     * assigned or rewound (-1: none): the positions a transaction commits. */
+    int64_t *handled_next;
+    int32_t handled_cap;
+
     /* The output's retry after FP_FLUSH_RETRY (0: not retrying). */
     int64_t retry_at_ms;
     int64_t backoff_ms;
@@ -282,12 +287,51 @@ static void backoff_wait(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
+/* Records that the message at `offset` of `partition` was handled. Returns 0, or -1 on out of
+ * memory. */
+static int note_handled(fp_stage *st, int32_t partition, int64_t offset)
+{
+    if (partition < 0)
+        return -1;
+    if (partition >= st->handled_cap) {
+        int32_t cap = partition < 32 ? 64 : partition * 2;
+        int64_t *next = realloc(st->handled_next, (size_t)cap * sizeof(*next));
+
+        if (next == NULL)
+            return -1;
+        for (int32_t i = st->handled_cap; i < cap; i++)
+            next[i] = -1;
+        st->handled_next = next;
+        st->handled_cap = cap;
+    }
+    st->handled_next[partition] = offset + 1;
+    return 0;
+}
+
+static void forget_handled(fp_stage *st, int32_t partition)
+{
+    if (partition >= 0 && partition < st->handled_cap)
+        st->handled_next[partition] = -1;
+}
+
+rd_kafka_topic_partition_list_t *fp_stage_positions(const fp_stage *st)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+
+    for (int32_t p = 0; list != NULL && p < st->handled_cap; p++)
+        if (st->handled_next[p] >= 0)
+            rd_kafka_topic_partition_list_add(list, st->cfg->in_topic, p)->offset =
+                st->handled_next[p];
+    return list;
+}
+
 /* Drops what the stage holds for a partition and forgets its offsets. */
 static void drop_partition(fp_stage *st, int32_t partition)
 {
     if (st->hooks != NULL && st->hooks->revoked != NULL)
         st->hooks->revoked(st, partition, st->hooks_ctx);
     fp_offsets_forget(st->offsets, partition);
+    forget_handled(st, partition);
 }
 
 void fp_stage_rewind(fp_stage *st)
@@ -361,6 +405,8 @@ static void on_assign(fp_stage *st, rd_kafka_topic_partition_list_t *parts)
         wait_ms = wait_ms < RETRY_MAX_MS / 2 ? wait_ms * 2 : RETRY_MAX_MS;
     }
     fp_info("assigned %d partitions", parts->cnt);
+    for (int i = 0; i < parts->cnt; i++)
+        forget_handled(st, parts->elems[i].partition);
     apply_assignment(st->consumer, true, parts);
     if (st->paused)
         rd_kafka_pause_partitions(st->consumer, parts);
@@ -392,8 +438,10 @@ static void on_revoke(fp_stage *st, rd_kafka_topic_partition_list_t *parts)
         fp_stage_serve(st, 0);
         commit_stored(st);
     }
-    for (int i = 0; i < parts->cnt; i++)
+    for (int i = 0; i < parts->cnt; i++) {
         fp_offsets_forget(st->offsets, parts->elems[i].partition);
+        forget_handled(st, parts->elems[i].partition);
+    }
     apply_assignment(st->consumer, false, parts);
 }
 
@@ -430,9 +478,6 @@ fp_stage *fp_stage_new(const char *stage_name, const fp_common_config *cfg, cons
         {"enable.auto.commit", "false"},
         {"isolation.level", "read_committed"},
         {"partition.assignment.strategy", "cooperative-sticky"},
-        /* No fetcher wake-up under transactions (see run's loop), so the prefetch bound is the
-         * rate a lagging stage reads at: 32 MiB keeps it near full speed. */
-        {"queued.max.messages.kbytes", "32768"},
     };
     fp_kafka_hooks consumer_hooks = {.rebalance_cb = on_rebalance};
     fp_kafka_hooks producer_hooks = {.dr_msg_cb = on_delivery};
@@ -533,6 +578,7 @@ void fp_stage_free(fp_stage *st)
     if (st->producer != NULL)
         fp_kafka_destroy(st->producer);
     fp_offsets_free(st->offsets);
+    free(st->handled_next);
     free(st);
 }
 
@@ -622,6 +668,10 @@ static int handle_message(fp_stage *st, rd_kafka_message_t *msg, fp_stage_handle
     if (fp_offsets_track(st->offsets, msg->partition, msg->offset, msg->len + msg->key_len,
                          &st->current_token) < 0) {
         fp_error("cannot track partition %d", (int)msg->partition);
+        return -1;
+    }
+    if (note_handled(st, msg->partition, msg->offset) < 0) {
+        fp_error("out of memory tracking partition %d", (int)msg->partition);
         return -1;
     }
     st->current = msg;
@@ -741,13 +791,9 @@ int fp_stage_run(fp_stage *st, fp_stage_handler handler, const fp_stage_hooks *h
         if (msg == NULL) {
             /* A drained prefetch wakes the fetcher (fp_stage.h), and the queue refills within
              * a fetch round trip: until then the input is not drained, so an output flushing on
-             * idle waits (the sink's batch keeps filling). Never under transactions:
-             * librdkafka's seek forgets the partition's position (rd_kafka_position is invalid
-             * until the next message), and a transaction committed in that window would carry
-             * no offset for the partition; its records would be read again after a restart
-             * (test_exactly_once.sh found 3,477 twice). */
-            if (!st->paused && !st->out->transactional &&
-                fp_stage_prefetch_drained(st->read_bytes, st->prefetch_bytes) && wake_fetcher(st))
+             * idle waits (the sink's batch keeps filling). */
+            if (!st->paused && fp_stage_prefetch_drained(st->read_bytes, st->prefetch_bytes) &&
+                wake_fetcher(st))
                 st->refill_until_ms = now + REFILL_MS;
             st->read_bytes = 0;
         }

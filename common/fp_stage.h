@@ -127,9 +127,8 @@ bool fp_stage_should_pause(bool paused, const fp_stage_load *load);
  * empty after at least half the bound was read since the last empty poll, it seeks the most
  * lagging partition to its own position, which wakes the broker thread (librdkafka purges and
  * refetches only that partition's messages after the position, so nothing is lost or read
- * twice). Not with a transactional output: a seek leaves rd_kafka_position invalid until the
- * partition's next message, and the transaction's offsets come from it; such a stage
- * prefetches 32 MiB instead. */
+ * twice). A seek leaves rd_kafka_position invalid until the partition's next message, so no
+ * commit reads it: a transaction's offsets are the stage's own (fp_stage_positions). */
 
 /* Whether an empty poll after `read_bytes` read since the previous one means a likely stall,
  * with a prefetch bound of `prefetch_bytes`. */
@@ -148,6 +147,13 @@ rd_kafka_t *fp_stage_consumer(fp_stage *st);
 rd_kafka_t *fp_stage_producer(fp_stage *st);
 const fp_common_config *fp_stage_config(const fp_stage *st);
 const char *fp_stage_name(const fp_stage *st);
+
+/* The input positions a transaction commits: for each assigned partition with a message
+ * handled since it was assigned or rewound, the offset after the last one (the partitions
+ * without are left out: their committed offsets stand). Never rd_kafka_position, which a seek
+ * leaves unknown until the partition's next message. The caller destroys the list; NULL on
+ * out of memory. */
+rd_kafka_topic_partition_list_t *fp_stage_positions(const fp_stage *st);
 
 /* The largest message the producer sends (message.max.bytes). */
 size_t fp_stage_max_message(const fp_stage *st);

@@ -87,9 +87,9 @@ fp_txn_action fp_txn_begin(fp_txn *t)
     return FP_TXN_DONE;
 }
 
-fp_txn_action fp_txn_commit(fp_txn *t, rd_kafka_t *consumer)
+fp_txn_action fp_txn_commit(fp_txn *t, rd_kafka_t *consumer,
+                            const rd_kafka_topic_partition_list_t *positions)
 {
-    rd_kafka_topic_partition_list_t *positions = NULL;
     rd_kafka_consumer_group_metadata_t *cgmd;
     fp_txn_action a;
 
@@ -97,9 +97,6 @@ fp_txn_action fp_txn_commit(fp_txn *t, rd_kafka_t *consumer)
         return FP_TXN_FATAL;
     if (!t->open)
         return FP_TXN_DONE;
-    if (rd_kafka_assignment(consumer, &positions) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        positions = rd_kafka_topic_partition_list_new(0);
-    rd_kafka_position(consumer, positions);
     cgmd = rd_kafka_consumer_group_metadata(consumer);
     do
         a = fp_txn_action_of(rd_kafka_send_offsets_to_transaction(t->producer, positions, cgmd, -1),
@@ -109,7 +106,6 @@ fp_txn_action fp_txn_commit(fp_txn *t, rd_kafka_t *consumer)
                                                      "commit_transaction")) == FP_TXN_RETRY)
         ;
     rd_kafka_consumer_group_metadata_destroy(cgmd);
-    rd_kafka_topic_partition_list_destroy(positions);
     if (a == FP_TXN_DONE) {
         /* The offsets were committed with the transaction: nothing to commit through the
          * consumer (doing so could only repeat them). */

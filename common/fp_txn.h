@@ -61,9 +61,11 @@ int fp_txn_init(fp_txn *t, rd_kafka_t *producer, const char *stage_labels, char 
  * FP_TXN_DONE or FP_TXN_FATAL. */
 fp_txn_action fp_txn_begin(fp_txn *t);
 
-/* Sends the consumer's positions on its assignment and commits. Returns FP_TXN_DONE (closed,
- * or nothing was open), FP_TXN_ABORT (the caller must abort and rewind) or FP_TXN_FATAL. */
-fp_txn_action fp_txn_commit(fp_txn *t, rd_kafka_t *consumer);
+/* Sends `positions` (the input offsets to commit, fp_stage_positions) with the consumer's group
+ * metadata and commits. Returns FP_TXN_DONE (closed, or nothing was open), FP_TXN_ABORT (the
+ * caller must abort and rewind) or FP_TXN_FATAL. */
+fp_txn_action fp_txn_commit(fp_txn *t, rd_kafka_t *consumer,
+                            const rd_kafka_topic_partition_list_t *positions);
 
 /* Aborts the open transaction (nothing of it becomes visible to read_committed readers).
  * Returns FP_TXN_DONE or FP_TXN_FATAL. */
