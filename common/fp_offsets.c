@@ -193,6 +193,20 @@ void fp_offsets_collect(fp_offsets *t, void (*fn)(int32_t partition, int64_t off
     }
 }
 
+void fp_offsets_each_read(const fp_offsets *t,
+                          void (*fn)(int32_t partition, int64_t offset, void *arg), void *arg)
+{
+    for (size_t i = 0; i < t->nparts; i++) {
+        const partition_ring *p = &t->parts[i];
+        /* Held messages end at the last one tracked; with none held, all finished. */
+        int64_t next =
+            p->tail > p->head ? p->ring[(p->tail - 1) & (p->cap - 1)].offset + 1 : p->committable;
+
+        if (next >= 0)
+            fn((int32_t)i, next, arg);
+    }
+}
+
 void fp_offsets_forget(fp_offsets *t, int32_t partition)
 {
     partition_ring *p;

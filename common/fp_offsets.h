@@ -48,6 +48,12 @@ int fp_offsets_source(fp_offsets *t, uint64_t token, int32_t *partition, int64_t
 void fp_offsets_collect(fp_offsets *t, void (*fn)(int32_t partition, int64_t offset, void *arg),
                         void *arg);
 
+/* For each partition with a message tracked since it was last forgotten, calls fn(partition,
+ * the offset after the last message tracked, arg): how far its input has been read, finished
+ * or not. */
+void fp_offsets_each_read(const fp_offsets *t,
+                          void (*fn)(int32_t partition, int64_t offset, void *arg), void *arg);
+
 /* Forgets everything about a partition (after it was revoked). */
 void fp_offsets_forget(fp_offsets *t, int32_t partition);
 

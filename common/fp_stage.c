@@ -55,11 +55,6 @@ struct fp_stage {
     void *hooks_ctx;
     int64_t busy_since_ms;
 
-    /* Per input partition, the offset after the last message handled since the partition was
-     * assigned or rewound (-1: none): the positions a transaction commits. */
-    int64_t *handled_next;
-    int32_t handled_cap;
-
     /* The output's retry after FP_FLUSH_RETRY (0: not retrying). */
     int64_t retry_at_ms;
     int64_t backoff_ms;
@@ -287,42 +282,13 @@ static void backoff_wait(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
-/* Records that the message at `offset` of `partition` was handled. Returns 0, or -1 on out of
- * memory. */
-static int note_handled(fp_stage *st, int32_t partition, int64_t offset)
-{
-    if (partition < 0)
-        return -1;
-    if (partition >= st->handled_cap) {
-        int32_t cap = partition < 32 ? 64 : partition * 2;
-        int64_t *next = realloc(st->handled_next, (size_t)cap * sizeof(*next));
-
-        if (next == NULL)
-            return -1;
-        for (int32_t i = st->handled_cap; i < cap; i++)
-            next[i] = -1;
-        st->handled_next = next;
-        st->handled_cap = cap;
-    }
-    st->handled_next[partition] = offset + 1;
-    return 0;
-}
-
-static void forget_handled(fp_stage *st, int32_t partition)
-{
-    if (partition >= 0 && partition < st->handled_cap)
-        st->handled_next[partition] = -1;
-}
-
 rd_kafka_topic_partition_list_t *fp_stage_positions(const fp_stage *st)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    store_ctx sc = {rd_kafka_topic_partition_list_new(8), st->cfg->in_topic};
 
-    for (int32_t p = 0; list != NULL && p < st->handled_cap; p++)
-        if (st->handled_next[p] >= 0)
-            rd_kafka_topic_partition_list_add(list, st->cfg->in_topic, p)->offset =
-                st->handled_next[p];
-    return list;
+    if (sc.list != NULL)
+        fp_offsets_each_read(st->offsets, collect_one, &sc);
+    return sc.list;
 }
 
 /* Drops what the stage holds for a partition and forgets its offsets. */
@@ -331,7 +297,6 @@ static void drop_partition(fp_stage *st, int32_t partition)
     if (st->hooks != NULL && st->hooks->revoked != NULL)
         st->hooks->revoked(st, partition, st->hooks_ctx);
     fp_offsets_forget(st->offsets, partition);
-    forget_handled(st, partition);
 }
 
 void fp_stage_rewind(fp_stage *st)
@@ -405,8 +370,6 @@ static void on_assign(fp_stage *st, rd_kafka_topic_partition_list_t *parts)
         wait_ms = wait_ms < RETRY_MAX_MS / 2 ? wait_ms * 2 : RETRY_MAX_MS;
     }
     fp_info("assigned %d partitions", parts->cnt);
-    for (int i = 0; i < parts->cnt; i++)
-        forget_handled(st, parts->elems[i].partition);
     apply_assignment(st->consumer, true, parts);
     if (st->paused)
         rd_kafka_pause_partitions(st->consumer, parts);
@@ -438,10 +401,8 @@ static void on_revoke(fp_stage *st, rd_kafka_topic_partition_list_t *parts)
         fp_stage_serve(st, 0);
         commit_stored(st);
     }
-    for (int i = 0; i < parts->cnt; i++) {
+    for (int i = 0; i < parts->cnt; i++)
         fp_offsets_forget(st->offsets, parts->elems[i].partition);
-        forget_handled(st, parts->elems[i].partition);
-    }
     apply_assignment(st->consumer, false, parts);
 }
 
@@ -578,7 +539,6 @@ void fp_stage_free(fp_stage *st)
     if (st->producer != NULL)
         fp_kafka_destroy(st->producer);
     fp_offsets_free(st->offsets);
-    free(st->handled_next);
     free(st);
 }
 
@@ -668,10 +628,6 @@ static int handle_message(fp_stage *st, rd_kafka_message_t *msg, fp_stage_handle
     if (fp_offsets_track(st->offsets, msg->partition, msg->offset, msg->len + msg->key_len,
                          &st->current_token) < 0) {
         fp_error("cannot track partition %d", (int)msg->partition);
-        return -1;
-    }
-    if (note_handled(st, msg->partition, msg->offset) < 0) {
-        fp_error("out of memory tracking partition %d", (int)msg->partition);
         return -1;
     }
     st->current = msg;

@@ -82,6 +82,7 @@ FP_TEST_ENTRY(offsets_contiguous_prefix)
 FP_TEST_ENTRY(offsets_partitions_independent_and_growth)
 FP_TEST_ENTRY(offsets_forget_ignores_stale_tokens)
 FP_TEST_ENTRY(offsets_bytes_and_source)
+FP_TEST_ENTRY(offsets_each_read)
 /* parser-svc: decode, canonical */
 FP_TEST_ENTRY(decode_canonical_sets_received_at_and_format)
 FP_TEST_ENTRY(decode_errors_have_stable_codes)

@@ -122,3 +122,30 @@ FP_TEST(offsets_bytes_and_source)
     FP_CHECK_INT(fp_offsets_source(t, a, &partition, &offset), -1);
     fp_offsets_free(t);
 }
+
+/* How far each partition was read: the offset after the last message tracked, finished or
+ * not, and nothing for a partition forgotten since. */
+FP_TEST(offsets_each_read)
+{
+    fp_offsets *t = fp_offsets_new();
+    uint64_t tok[3];
+    seen s = {0};
+
+    FP_CHECK_INT(fp_offsets_track(t, 0, 7, 1, &tok[0]), 0);
+    FP_CHECK_INT(fp_offsets_track(t, 0, 8, 1, &tok[1]), 0);
+    FP_CHECK_INT(fp_offsets_track(t, 2, 40, 1, &tok[2]), 0);
+    fp_offsets_each_read(t, record, &s);
+    FP_CHECK_INT(s.n, 2);
+    FP_CHECK_INT(s.partition[0], 0);
+    FP_CHECK_INT(s.offset[0], 9); /* both held */
+    FP_CHECK_INT(s.partition[1], 2);
+    FP_CHECK_INT(s.offset[1], 41);
+    fp_offsets_release(t, tok[0]);
+    fp_offsets_release(t, tok[1]);
+    fp_offsets_forget(t, 2);
+    s.n = 0;
+    fp_offsets_each_read(t, record, &s);
+    FP_CHECK_INT(s.n, 1);
+    FP_CHECK_INT(s.offset[0], 9); /* all finished */
+    fp_offsets_free(t);
+}
