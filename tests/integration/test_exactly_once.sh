@@ -81,7 +81,7 @@ kill_mid_txn() {
     "$STACK" stop-svc "$STATE" "$1" --kill
     "$STACK" start-svc "$STATE" "$1" || fail "$1 restarts after kill -9 ($2)"
 }
-feed_bg "$SEED" 90000 2000
+feed_bg "$SEED" 150000 2000
 fp_wait_for 60 "rows to arrive" rows_above 500
 for round in 1 2 3; do
     kill_mid_txn parser "$round"
