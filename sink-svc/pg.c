@@ -12,6 +12,7 @@
 #include "sink-svc/recent.h"
 #include "sink-svc/rollup.h"
 #include "sink-svc/rows.h"
+#include "sink-svc/summary.h"
 
 /* Key of the advisory lock that serialises migrations across replicas ("fleetpi" in ASCII). */
 #define MIGRATION_LOCK_KEY "7378373865727469"
@@ -33,6 +34,7 @@ struct pg_conn {
     rollup_key *keys;   /* CrateDB: the written rows' keys */
     size_t keys_cap;
     recent_keys *recent;          /* keys committed lately, for the direct COPY */
+    summary *summary;             /* the direct COPY's rows for the rollups (summary.h) */
     fp_buf key_copy;              /* the batch's ROLLUP_ROW_COLUMNS in COPY text format */
     int rollup_col[ROLLUP_NCOLS]; /* their indexes in rows_columns, ascending */
     fp_counter *m_staged;
@@ -65,12 +67,13 @@ pg_conn *pg_new(const char *dsn, sql_dialect dialect)
     pg->dsn = strdup(dsn);
     pg->rollup = rollup_new(true);
     pg->recent = recent_new(RECENT_KEYS_DEFAULT);
+    pg->summary = summary_new();
     pg->m_staged = fp_metrics_counter(
         "fleetpipe_sink_staged_batches_total",
         "Batches whose direct COPY met a stored key the sink did not know of and that were "
         "written again through the staging table (INSERT ... ON CONFLICT DO NOTHING).",
         NULL);
-    if (pg->dsn == NULL || pg->rollup == NULL || pg->recent == NULL ||
+    if (pg->dsn == NULL || pg->rollup == NULL || pg->recent == NULL || pg->summary == NULL ||
         !rollup_columns_found(pg->rollup_col)) {
         pg_free(pg);
         return NULL;
@@ -112,6 +115,7 @@ void pg_free(pg_conn *pg)
     fp_buf_free(&pg->stmt);
     rollup_free(pg->rollup);
     recent_free(pg->recent);
+    summary_free(pg->summary);
     fp_buf_free(&pg->key_copy);
     free(pg->keys);
     free(pg->row_at);
@@ -363,22 +367,36 @@ int pg_load_offsets(pg_conn *pg, const char *group, rd_kafka_topic_partition_lis
     return PG_OK;
 }
 
+/* Makes room in pg->row_at for the offsets of n rows and the end. Returns 0 or -1. */
+static int reserve_rows(pg_conn *pg, size_t n)
+{
+    size_t *at;
+
+    if (pg->row_cap >= n + 1)
+        return 0;
+    at = realloc(pg->row_at, (n + 1) * sizeof(*at));
+    if (at == NULL)
+        return -1;
+    pg->row_at = at;
+    pg->row_cap = n + 1;
+    return 0;
+}
+
+/* Whether row i is written: neither skipped (dead-lettered) nor known to be stored. */
+static bool row_written(const pg_row *row)
+{
+    return !row->skip && !row->known;
+}
+
 /* Encodes the rows to write into pg->copy, remembering where each starts. */
 static int encode_rows(pg_conn *pg, const pg_row *rows, size_t n)
 {
-    if (pg->row_cap < n + 1) {
-        size_t *at = realloc(pg->row_at, (n + 1) * sizeof(*at));
-
-        if (at == NULL)
-            return -1;
-        pg->row_at = at;
-        pg->row_cap = n + 1;
-    }
+    if (reserve_rows(pg, n) < 0)
+        return -1;
     fp_buf_clear(&pg->copy);
     for (size_t i = 0; i < n; i++) {
         pg->row_at[i] = pg->copy.len;
-        if (!rows[i].skip && !rows[i].known &&
-            rows_append_copy(&pg->copy, rows[i].rec, &pg->scratch) < 0)
+        if (row_written(&rows[i]) && rows_append_copy(&pg->copy, rows[i].rec, &pg->scratch) < 0)
             return -1;
     }
     pg->row_at[n] = pg->copy.len;
@@ -403,10 +421,10 @@ static int put_copy_data(PGconn *conn, const char *data, size_t len)
     return 0;
 }
 
-/* COPYs `len` bytes of COPY text into `table` (columns as listed). Returns FAIL_NONE or the
- * failure's class with the message in err. */
-static failure copy_in(pg_conn *pg, const char *table, const char *columns, const char *data,
-                       size_t len, char *err, size_t err_size)
+/* Starts a COPY into `table` (columns as listed). Returns FAIL_NONE or the failure's class with
+ * the message in err. */
+static failure copy_start(pg_conn *pg, const char *table, const char *columns, char *err,
+                          size_t err_size)
 {
     char sql[2048];
     PGresult *res;
@@ -417,11 +435,19 @@ static failure copy_in(pg_conn *pg, const char *table, const char *columns, cons
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         f = classify(pg, res);
         snprintf(err, err_size, "%s", result_error(pg, res));
-        PQclear(res);
-        return f;
     }
     PQclear(res);
-    if (put_copy_data(pg->conn, data, len) < 0 || PQputCopyEnd(pg->conn, NULL) != 1) {
+    return f;
+}
+
+/* Ends the COPY started (`abort_reason` NULL) or abandons it, and reads its result. Returns
+ * FAIL_NONE or the failure's class with the message in err. */
+static failure copy_finish(pg_conn *pg, const char *abort_reason, char *err, size_t err_size)
+{
+    PGresult *res;
+    failure f = FAIL_NONE;
+
+    if (PQputCopyEnd(pg->conn, abort_reason) != 1) {
         snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
         return FAIL_INFRA;
     }
@@ -432,7 +458,27 @@ static failure copy_in(pg_conn *pg, const char *table, const char *columns, cons
         }
         PQclear(res);
     }
+    if (abort_reason != NULL) {
+        snprintf(err, err_size, "%s", abort_reason);
+        return FAIL_INFRA;
+    }
     return f;
+}
+
+/* COPYs `len` bytes of COPY text into `table` (columns as listed). Returns FAIL_NONE or the
+ * failure's class with the message in err. */
+static failure copy_in(pg_conn *pg, const char *table, const char *columns, const char *data,
+                       size_t len, char *err, size_t err_size)
+{
+    failure f = copy_start(pg, table, columns, err, err_size);
+
+    if (f != FAIL_NONE)
+        return f;
+    if (put_copy_data(pg->conn, data, len) < 0) {
+        snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
+        return FAIL_INFRA;
+    }
+    return copy_finish(pg, NULL, err, err_size);
 }
 
 /* Notes which rows need not be written: their key is one the sink committed lately, or an
@@ -487,40 +533,102 @@ static int append_rollup_row(pg_conn *pg, const fp_record *r, const char *line, 
     return 0;
 }
 
-/* The direct path: one COPY of the batch's rows straight into telemetry, and, with rollups,
- * one of their rollup columns into the session's telemetry_rollup_rows (every row written is
- * inserted: a stored key fails the COPY), the same fields of the same lines and the metrics
- * the rollups read. Returns FAIL_NONE
- * (adding the rows to *inserted) or the failure's class with the message in err; a stored key
- * is FAIL_INFRA with SQLSTATE 23505 in pg->sqlstate (classify: a unique violation is never the
- * row's fault). */
-static failure write_direct(pg_conn *pg, const pg_row *rows, size_t n, uint64_t *inserted,
-                            char *err, size_t err_size)
+/* The rows of the batch being written, for list_late_rows. */
+typedef struct direct_ctx {
+    pg_conn *pg;
+    const pg_row *rows;
+} direct_ctx;
+
+/* rollup_rows_fn of the direct path: COPYs the rollup columns of the rows at indexes[0..n) into
+ * the session's telemetry_rollup_rows, the same fields of the same lines and the metrics the
+ * rollups read. */
+static int list_late_rows(void *arg, const size_t *indexes, size_t n)
 {
-    uint64_t written = 0;
-    failure f;
+    direct_ctx *c = arg;
+    pg_conn *pg = c->pg;
+    char err[512];
 
-    if (pg->copy.len == 0)
-        return FAIL_NONE;
-    f = copy_in(pg, "telemetry", rows_columns, pg->copy.data, pg->copy.len, err, err_size);
     fp_buf_clear(&pg->key_copy);
-    for (size_t i = 0; f == FAIL_NONE && i < n; i++) {
-        size_t len = pg->row_at[i + 1] - pg->row_at[i];
+    for (size_t k = 0; k < n; k++) {
+        size_t i = indexes[k];
 
-        if (len == 0)
-            continue;
-        written++;
-        if (rollup_enabled(pg->rollup) &&
-            append_rollup_row(pg, rows[i].rec, pg->copy.data + pg->row_at[i], len - 1) < 0) {
-            snprintf(err, err_size, "out of memory");
-            return FAIL_INFRA;
+        if (append_rollup_row(pg, c->rows[i].rec, pg->copy.data + pg->row_at[i],
+                              pg->row_at[i + 1] - pg->row_at[i] - 1) < 0) {
+            fp_error("out of memory listing %zu rows for the rollups", n);
+            return -1;
         }
     }
-    if (f == FAIL_NONE && pg->key_copy.len > 0)
-        f = copy_in(pg, "telemetry_rollup_rows", ROLLUP_ROW_COLUMNS, pg->key_copy.data,
-                    pg->key_copy.len, err, err_size);
-    if (f == FAIL_NONE)
+    if (copy_in(pg, "telemetry_rollup_rows", ROLLUP_ROW_COLUMNS, pg->key_copy.data,
+                pg->key_copy.len, err, sizeof(err)) != FAIL_NONE) {
+        fp_log_kv(FP_LOG_WARN, "rollup step failed", "operation", "list late rows", "error", err,
+                  FP_KV_END);
+        return -1;
+    }
+    return 0;
+}
+
+/* Bytes of COPY text encoded before they are sent: the server parses and inserts one piece
+ * while the sink encodes the next. */
+#define COPY_STREAM (64 * 1024)
+
+/* The direct path: one COPY of the batch's rows straight into telemetry (every row written is
+ * inserted: a stored key fails the COPY), encoded into pg->copy while it is sent, and, with
+ * rollups, the batch's summary applied (rollup_apply_summary; *rolled_up then says so). Returns
+ * FAIL_NONE (adding the rows to *inserted; pg->copy then holds every row, as encode_rows leaves
+ * it) or the failure's
+ * class with the message in err; a stored key is FAIL_INFRA with SQLSTATE 23505 in pg->sqlstate
+ * (classify: a unique violation is never the row's fault). */
+static failure write_direct(pg_conn *pg, const pg_row *rows, size_t n, uint64_t *inserted,
+                            bool *rolled_up, char *err, size_t err_size)
+{
+    direct_ctx ctx = {pg, rows};
+    uint64_t written = 0;
+    size_t sent = 0;
+    failure f;
+
+    for (size_t i = 0; i < n; i++)
+        written += row_written(&rows[i]);
+    if (written == 0)
+        return encode_rows(pg, rows, n) < 0 ? FAIL_INFRA : FAIL_NONE;
+    if (reserve_rows(pg, n) < 0) {
+        snprintf(err, err_size, "out of memory");
+        return FAIL_INFRA;
+    }
+    f = copy_start(pg, "telemetry", rows_columns, err, err_size);
+    if (f != FAIL_NONE)
+        return f;
+    fp_buf_clear(&pg->copy);
+    summary_clear(pg->summary);
+    for (size_t i = 0; i < n; i++) {
+        pg->row_at[i] = pg->copy.len;
+        if (!row_written(&rows[i]))
+            continue;
+        if (rows_append_copy(&pg->copy, rows[i].rec, &pg->scratch) < 0 ||
+            (rollup_enabled(pg->rollup) && summary_add(pg->summary, rows[i].rec, i) < 0))
+            return copy_finish(pg, "out of memory", err, err_size);
+        if (pg->copy.len - sent >= COPY_STREAM) {
+            if (put_copy_data(pg->conn, pg->copy.data + sent, pg->copy.len - sent) < 0) {
+                snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
+                return FAIL_INFRA;
+            }
+            sent = pg->copy.len;
+        }
+    }
+    pg->row_at[n] = pg->copy.len;
+    if (put_copy_data(pg->conn, pg->copy.data + sent, pg->copy.len - sent) < 0) {
+        snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
+        return FAIL_INFRA;
+    }
+    f = copy_finish(pg, NULL, err, err_size);
+    if (f == FAIL_NONE &&
+        rollup_apply_summary(pg->rollup, pg->conn, pg->summary, list_late_rows, &ctx) < 0) {
+        snprintf(err, err_size, "rollup step failed");
+        f = FAIL_INFRA;
+    }
+    if (f == FAIL_NONE) {
         *inserted += written;
+        *rolled_up = true;
+    }
     return f;
 }
 
@@ -813,6 +921,7 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
              uint64_t *inserted)
 {
     char err[512];
+    bool rolled_up = false;
     failure f;
 
     *inserted = 0;
@@ -824,13 +933,9 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
         return crate_write(pg, rows, n, group, topic, offsets, noffsets, before_commit, ctx,
                            inserted);
     mark_known(pg, rows, n);
-    if (encode_rows(pg, rows, n) < 0) {
-        fp_error("out of memory encoding a batch of %zu rows", n);
-        return PG_RETRY;
-    }
     if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE)
         return infra_failure(pg, "begin", NULL);
-    f = write_direct(pg, rows, n, inserted, err, sizeof(err));
+    f = write_direct(pg, rows, n, inserted, &rolled_up, err, sizeof(err));
     if (f == FAIL_INFRA && strcmp(pg->sqlstate, "23505") == 0 &&
         PQstatus(pg->conn) == CONNECTION_OK) {
         /* A stored key the sink did not know of: ON CONFLICT DO NOTHING sorts it out. */
@@ -862,7 +967,8 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
             return infra_failure(pg, "rollback", NULL);
         f = isolate(pg, rows, 0, n, inserted);
     }
-    if (f == FAIL_NONE && rollup_apply(pg->rollup, pg->conn) < 0)
+    /* The staging and isolating paths listed their rows for the per-row step. */
+    if (f == FAIL_NONE && !rolled_up && rollup_apply(pg->rollup, pg->conn) < 0)
         f = FAIL_INFRA;
     if (f == FAIL_NONE)
         f = store_offsets(pg, group, topic, offsets, noffsets, err, sizeof(err));

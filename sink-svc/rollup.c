@@ -26,6 +26,10 @@ static const char state_sql[] = "SELECT valid FROM telemetry_rollup_state";
 static const char rebuild_sql[] = "SELECT telemetry_rollup_rebuild(false)";
 static const char apply_sql[] =
     "SELECT late_rows, rollup_rows, recomputed_rows FROM telemetry_rollup_apply()";
+static const char summary_sql[] =
+    "SELECT r.rollup_rows, l.device_id FROM telemetry_rollup_summary_apply($1, $2, $3, $4, $5, "
+    "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) AS r "
+    "LEFT JOIN LATERAL unnest(r.late_devices) AS l(device_id) ON true";
 static const char stale_sql[] =
     "UPDATE telemetry_rollup_state SET valid = false, changed_at = now() WHERE valid";
 const char *const rollup_metrics[ROLLUP_NMETRICS] = {"engine_hours_h", "odometer_m"};
@@ -168,6 +172,49 @@ int rollup_apply(rollup_set *r, PGconn *conn)
     r->last.recomputed = value_u64(res, 2);
     PQclear(res);
     return 0;
+}
+
+int rollup_apply_summary(rollup_set *r, PGconn *conn, summary *s, rollup_rows_fn rows_of_late,
+                         void *ctx)
+{
+    const char *values[SUMMARY_NPARAMS];
+    PGresult *res;
+    size_t *late = NULL, nlate = 0;
+    uint64_t written;
+    int rc = -1;
+
+    if (!r->enabled || summary_len(s) == 0)
+        return rollup_apply(r, conn);
+    if (summary_build(s, values) < 0) {
+        fp_error("out of memory summarising %zu rows for the rollups", summary_len(s));
+        return -1;
+    }
+    res = PQexecParams(conn, summary_sql, SUMMARY_NPARAMS, NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_failure(conn, "rollup summary", res);
+        PQclear(res);
+        return -1;
+    }
+    written = value_u64(res, 0);
+    late = malloc(summary_len(s) * sizeof(*late));
+    if (late == NULL) {
+        fp_error("out of memory listing the late rows of %zu", summary_len(s));
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res); i++)
+        if (!PQgetisnull(res, i, 1))
+            nlate += summary_rows_of(s, PQgetvalue(res, i, 1), late + nlate);
+    /* The devices the summary did not apply take the per-row step, as rows the writer lists. */
+    if (nlate > 0 && (rows_of_late(ctx, late, nlate) < 0 || rollup_apply(r, conn) < 0))
+        goto out;
+    if (nlate == 0)
+        memset(&r->last, 0, sizeof(r->last));
+    r->last.rows_changed += written;
+    rc = 0;
+out:
+    PQclear(res);
+    free(late);
+    return rc;
 }
 
 void rollup_committed(rollup_set *r)

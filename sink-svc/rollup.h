@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "common/fp_buf.h"
+#include "sink-svc/summary.h"
 
 #define ROLLUP_BUCKET_MS 3600000 /* one hour */
 
@@ -91,6 +92,18 @@ int rollup_capture_sql(const rollup_set *r, fp_buf *out, const char *insert_sql)
  * devices to commit first. Returns 0, or -1 (logged; the caller abandons the transaction and
  * retries it: the database's troubles, never the data's). */
 int rollup_apply(rollup_set *r, PGconn *conn);
+
+/* Lists the rows at indexes[0..n) of the batch in telemetry_rollup_rows (as step 1 above says).
+ * Returns 0 or -1. */
+typedef int (*rollup_rows_fn)(void *ctx, const size_t *indexes, size_t n);
+
+/* PostgreSQL, the direct path, instead of rollup_apply: applies the batch's summary (every row
+ * of `s` inserted by this transaction; summary.h); the devices it could not apply (a late row,
+ * a metric the database must read) have their rows listed by rows_of_late and then take
+ * rollup_apply's per-row step. When rollups are off or `s` is empty, does what rollup_apply
+ * does. Returns 0, or -1 (logged; the caller abandons the transaction and retries it). */
+int rollup_apply_summary(rollup_set *r, PGconn *conn, summary *s, rollup_rows_fn rows_of_late,
+                         void *ctx);
 
 /* After COMMIT: counts what the last apply did in the metrics. */
 void rollup_committed(rollup_set *r);

@@ -147,6 +147,18 @@ fp_wait_for 30 "4 rows" rows_of_are gaps 4
 expect_eq "gaps over 10 minutes and ignition off count no ignition time" "$(hourly gaps)" \
     "00 4 00:00 00:21 0.000000 0.000000 600.000;"
 
+# Metrics sent as numeric strings are read as the database reads them (the sink leaves such a
+# device to the per-row step), and a later numeric row continues from them.
+{
+    rec texts 2026-01-01T10:00:00.000Z true '"100"' '"1000"'
+    rec texts 2026-01-01T10:05:00.000Z true '"100.1"' '"2000"'
+} | produce
+fp_wait_for 30 "2 rows" rows_of_are texts 2
+rec texts 2026-01-01T10:07:00.000Z true 100.3 2500 | produce
+fp_wait_for 30 "3 rows" rows_of_are texts 3
+expect_eq "metrics as numeric strings count like numbers" "$(hourly texts)" \
+    "10 3 10:00 10:07 0.300000 1.500000 420.000;"
+
 # A resend changes nothing and is not late; a row three days late lands where it belongs.
 late0=$(late_metric)
 dup0=$(dup_metric)
