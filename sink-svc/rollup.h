@@ -3,9 +3,10 @@
  * exact whatever the lateness.
  *
  * The arithmetic lives in the database (migrations 003_rollups.sql and 005_rollup_rows.sql,
- * telemetry_rollup_apply()): this module only has to hand it the rows a transaction really
- * inserted, with the values the rollups read (ROLLUP_ROW_COLUMNS), and that is its whole
- * contract with the insert path. With PostgreSQL a write transaction
+ * telemetry_rollup_apply(); 006_rollup_summary.sql for a batch's summary): this module only has
+ * to hand it the rows a transaction really inserted, with the values the rollups read
+ * (ROLLUP_ROW_COLUMNS), and that is its whole contract with the insert path. With PostgreSQL a
+ * write transaction
  *
  *   1. inserts its rows with the statement rollup_capture_sql made of its INSERT: the same
  *      INSERT, whose RETURNING of those columns goes into the session table
@@ -14,6 +15,12 @@
  *      same columns of its rows into telemetry_rollup_rows itself, each row once;
  *   2. calls rollup_apply once, after the last row and before COMMIT;
  *   3. after COMMIT calls rollup_committed (metrics).
+ * The direct COPY path (every row of the batch inserted) skips step 1 for most rows: it hands
+ * rollup_apply_summary the batch's summary (summary.h, migration 006_rollup_summary.sql), which
+ * the database adds to telemetry_hourly in one call with about one element per device and hour.
+ * A device the summary cannot settle (a row older than its newest stored one, a metric stored
+ * as a string) comes back from that call; only its rows are then listed in
+ * telemetry_rollup_rows and take the per-row step 2.
  * Savepoints need no care: a range rolled back takes its rows with it.
  *
  * With SINK_ROLLUPS=off the sink keeps nothing, and rollup_apply marks the rollups stale in

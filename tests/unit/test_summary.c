@@ -10,7 +10,18 @@
 #include "common/fp_time.h"
 #include "sink-svc/summary.h"
 
-enum { ID, FIRST_TS, FIRST_EH, FIRST_ODO, LAST_TS, LAST_IGN, LAST_EH, LAST_ODO, SITE_ID, SITE_NAME };
+enum {
+    ID,
+    FIRST_TS,
+    FIRST_EH,
+    FIRST_ODO,
+    LAST_TS,
+    LAST_IGN,
+    LAST_EH,
+    LAST_ODO,
+    SITE_ID,
+    SITE_NAME
+};
 enum { B_DEV = 10, B_BUCKET, B_SAMPLES, B_FIRST_TS, B_LAST_TS, B_SPEED, B_EH, B_ODO, B_IGN_MS };
 
 static int64_t at(const char *rfc3339)
@@ -42,6 +53,20 @@ static void make(fp_record *r, const char *device, const char *ts, int ignition,
         fp_record_add_metric_number(r, "odometer_m", odo);
 }
 
+/* Adds r[0..n) in order, each with its own index, and builds the parameters into v. */
+static void add_and_build(summary *s, fp_record *r, size_t n, const char **v)
+{
+    for (size_t i = 0; i < n; i++)
+        FP_CHECK_INT(summary_add(s, &r[i], i), 0);
+    FP_CHECK_INT(summary_build(s, v), 0);
+}
+
+static void free_rows(fp_record *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fp_record_free(&r[i]);
+}
+
 FP_TEST(summary_sums_intervals_between_the_batch_rows)
 {
     summary *s = summary_new();
@@ -56,10 +81,8 @@ FP_TEST(summary_sums_intervals_between_the_batch_rows)
     make(&r[2], "m1", "2026-01-01T11:05:00Z", 0, 99.0, 7000, NAN); /* hour meter reset */
     make(&r[3], "m1", "2026-01-01T11:30:00Z", -1, 99.5, 8000, 3);  /* 25 min after ignition off */
     make(&r[4], "a\"b", "2026-01-01T09:00:00Z", -1, NAN, NAN, NAN);
-    for (size_t i = 0; i < 5; i++)
-        FP_CHECK_INT(summary_add(s, &r[i], i), 0);
+    add_and_build(s, r, 5, v);
     FP_CHECK_INT(summary_len(s), 5);
-    FP_CHECK_INT(summary_build(s, v), 0);
     /* Devices in byte order, the quote escaped. */
     FP_CHECK_STR(v[ID], "{\"a\\\"b\",\"m1\"}");
     FP_CHECK_STR(v[FIRST_TS], "{\"2026-01-01T09:00:00.000Z\",\"2026-01-01T10:50:00.000Z\"}");
@@ -90,8 +113,7 @@ FP_TEST(summary_sums_intervals_between_the_batch_rows)
     FP_CHECK_INT(summary_rows_of(s, "a\"b", idx), 1);
     FP_CHECK_INT(idx[0], 4);
     FP_CHECK_INT(summary_rows_of(s, "zz", idx), 0);
-    for (size_t i = 0; i < 5; i++)
-        fp_record_free(&r[i]);
+    free_rows(r, 5);
     summary_free(s);
 }
 
@@ -106,9 +128,7 @@ FP_TEST(summary_ignition_gap_limit)
     make(&r[0], "g", "2026-01-01T10:00:00Z", 1, NAN, NAN, NAN);
     make(&r[1], "g", "2026-01-01T10:10:00Z", 1, NAN, NAN, NAN);
     make(&r[2], "g", "2026-01-01T10:20:00.001Z", 1, NAN, NAN, NAN);
-    for (size_t i = 0; i < 3; i++)
-        FP_CHECK_INT(summary_add(s, &r[i], i), 0);
-    FP_CHECK_INT(summary_build(s, v), 0);
+    add_and_build(s, r, 3, v);
     FP_CHECK_STR(v[B_IGN_MS], "{600000}");
     FP_CHECK_STR(v[LAST_IGN], "{t}");
     /* Cleared, the next build is empty arrays. */
@@ -116,8 +136,7 @@ FP_TEST(summary_ignition_gap_limit)
     FP_CHECK_INT(summary_build(s, v), 0);
     FP_CHECK_STR(v[ID], "{}");
     FP_CHECK_STR(v[B_IGN_MS], "{}");
-    for (size_t i = 0; i < 3; i++)
-        fp_record_free(&r[i]);
+    free_rows(r, 3);
     summary_free(s);
 }
 
@@ -133,14 +152,11 @@ FP_TEST(summary_string_metric_is_left_to_the_database)
     make(&r[0], "s", "2026-01-01T10:00:00Z", 1, 1, NAN, 5);
     make(&r[1], "s", "2026-01-01T10:01:00Z", 1, NAN, NAN, 5);
     FP_CHECK_INT(fp_record_add_metric_string(&r[1], "odometer_m", "12", 2), 0);
-    FP_CHECK_INT(summary_add(s, &r[0], 0), 0);
-    FP_CHECK_INT(summary_add(s, &r[1], 1), 0);
-    FP_CHECK_INT(summary_build(s, v), 0);
+    add_and_build(s, r, 2, v);
     FP_CHECK_STR(v[ID], "{\"s\"}");
     FP_CHECK_STR(v[FIRST_TS], "{NULL}");
     FP_CHECK_STR(v[SITE_NAME], "{NULL}");
     FP_CHECK_STR(v[B_DEV], "{}");
-    for (size_t i = 0; i < 2; i++)
-        fp_record_free(&r[i]);
+    free_rows(r, 2);
     summary_free(s);
 }
