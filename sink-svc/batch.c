@@ -102,6 +102,8 @@ long batch_push(batch *b, rd_kafka_message_t *msg, uint64_t token, int32_t parti
         b->pgrows[b->len - 1].skip = true;
         batch_owe_dead_letter(b, b->len - 1, fp_record_err_code(rc), why);
     }
+    if (b->pg != NULL)
+        pg_stream_row(b->pg, &b->pgrows[b->len - 1], &b->recs[b->len - 1], b->len - 1);
     return (long)b->len - 1;
 }
 
@@ -299,6 +301,8 @@ static void out_abort(fp_stage *st, void *ctx)
     batch *b = ctx;
     rd_kafka_topic_partition_list_t *parts;
 
+    if (b->pg != NULL)
+        pg_stream_abort(b->pg);
     if (b->len == 0)
         return;
     fp_warn("dropping an unwritten batch of %zu rows; they are read again", b->len);
@@ -372,9 +376,11 @@ batch *batch_new(pg_conn *pg, const batch_settings *set)
                                       "Batch writes that failed for infrastructure reasons and "
                                       "were retried.",
                                       NULL);
-    b->m_batch_seconds = fp_metrics_histogram("fleetpipe_sink_batch_duration_seconds",
-                                              "Time to write and commit one batch.", NULL,
-                                              fp_latency_buckets, fp_latency_buckets_len);
+    b->m_batch_seconds =
+        fp_metrics_histogram("fleetpipe_sink_batch_duration_seconds",
+                             "Time from a batch being due to its commit (with SINK_STREAM_COPY=on "
+                             "most of its rows were sent while it was gathered).",
+                             NULL, fp_latency_buckets, fp_latency_buckets_len);
     b->m_batch_rows = fp_metrics_histogram(
         "fleetpipe_sink_batch_rows", "Rows per committed batch.", NULL, batch_row_buckets,
         sizeof(batch_row_buckets) / sizeof(batch_row_buckets[0]));

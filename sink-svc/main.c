@@ -29,6 +29,7 @@ typedef struct sink_config {
     int64_t batch_ms;
     const char *rollups;
     int64_t recent_keys;
+    const char *stream_copy;
 } sink_config;
 
 #define SINK_OPT(opt_name, opt_type, opt_def, opt_help, lo, hi, field, ...)                        \
@@ -64,6 +65,11 @@ static const fp_option sink_options[] = {
              "batch can be COPYed straight into telemetry without the staging pass (about 56 "
              "bytes each; 0 turns the direct path off)",
              0, 16777216, recent_keys),
+    SINK_OPT("SINK_STREAM_COPY", FP_OPT_ENUM, "on",
+             "on: a batch's transaction and COPY start with its first row and its rows are sent "
+             "as they arrive, so the database inserts them while the sink reads the next; off: "
+             "the whole batch is sent when it is due (the transaction lasts only the write)",
+             0, 0, stream_copy, .choices = "on|off"),
     FP_OPT_TABLE_END,
 };
 
@@ -112,6 +118,7 @@ int main(int argc, char **argv)
     pg = pg_new(cfg.pg_dsn, dialect);
     if (pg != NULL && pg_set_rollups(pg, strcmp(cfg.rollups, "on") == 0) == 0 &&
         pg_set_recent_keys(pg, (size_t)cfg.recent_keys) == 0) {
+        pg_set_stream(pg, strcmp(cfg.stream_copy, "on") == 0);
         batch_settings set = {
             .max_rows = cfg.batch_max,
             .max_bytes = cfg.batch_bytes,

@@ -37,7 +37,19 @@ struct pg_conn {
     summary *summary;             /* the direct COPY's rows for the rollups (summary.h) */
     fp_buf key_copy;              /* the batch's ROLLUP_ROW_COLUMNS in COPY text format */
     int rollup_col[ROLLUP_NCOLS]; /* their indexes in rows_columns, ascending */
+    /* The direct COPY in progress (write_direct, pg_stream_row): rows [0, direct_n) encoded
+     * into copy, its first direct_sent bytes sent. */
+    size_t direct_n, direct_sent;
+    bool stream_on; /* pg_set_stream */
+    int stream;     /* STREAM_*: where the batch being gathered stands */
     fp_counter *m_staged;
+};
+
+/* The direct COPY of the batch being gathered (pg_stream_row). */
+enum {
+    STREAM_NONE = 0, /* nothing open */
+    STREAM_COPY,     /* a transaction whose COPY into telemetry holds rows [0, direct_n) */
+    STREAM_BROKEN    /* given up: a transaction may be open, its COPY is ended */
 };
 
 /* Keys remembered by default: at 10,000 rows/s about 13 s of retransmissions (~7 MiB). */
@@ -68,6 +80,7 @@ pg_conn *pg_new(const char *dsn, sql_dialect dialect)
     pg->rollup = rollup_new(true);
     pg->recent = recent_new(RECENT_KEYS_DEFAULT);
     pg->summary = summary_new();
+    pg->stream_on = true;
     pg->m_staged = fp_metrics_counter(
         "fleetpipe_sink_staged_batches_total",
         "Batches whose direct COPY met a stored key the sink did not know of and that were "
@@ -101,6 +114,11 @@ int pg_set_recent_keys(pg_conn *pg, size_t capacity)
     recent_free(pg->recent);
     pg->recent = k;
     return 0;
+}
+
+void pg_set_stream(pg_conn *pg, bool on)
+{
+    pg->stream_on = on;
 }
 
 void pg_free(pg_conn *pg)
@@ -293,6 +311,7 @@ int pg_ensure(pg_conn *pg)
 {
     char err[512];
 
+    pg_stream_abort(pg);
     if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK && pg->session_ready)
         return PG_OK;
     if (pg->conn != NULL) {
@@ -372,13 +391,17 @@ static int reserve_rows(pg_conn *pg, size_t n)
 {
     size_t *at;
 
+    size_t cap = pg->row_cap > 0 ? pg->row_cap : 256;
+
     if (pg->row_cap >= n + 1)
         return 0;
-    at = realloc(pg->row_at, (n + 1) * sizeof(*at));
+    while (cap < n + 1)
+        cap *= 2;
+    at = realloc(pg->row_at, cap * sizeof(*at));
     if (at == NULL)
         return -1;
     pg->row_at = at;
-    pg->row_cap = n + 1;
+    pg->row_cap = cap;
     return 0;
 }
 
@@ -571,54 +594,80 @@ static int list_late_rows(void *arg, const size_t *indexes, size_t n)
  * while the sink encodes the next. */
 #define COPY_STREAM (64 * 1024)
 
+/* Starts the direct COPY into telemetry (inside the transaction). Returns FAIL_NONE or the
+ * failure's class with the message in err. */
+static failure direct_start(pg_conn *pg, char *err, size_t err_size)
+{
+    fp_buf_clear(&pg->copy);
+    pg->direct_n = 0;
+    pg->direct_sent = 0;
+    return copy_start(pg, "telemetry", rows_columns, err, err_size);
+}
+
+/* Adds the batch's next row to the direct COPY (its text when it is written) and sends the
+ * text encoded so far once it reaches COPY_STREAM bytes: the server parses and inserts one
+ * piece while the sink encodes the next. Returns FAIL_NONE, or FAIL_INFRA with the COPY ended
+ * and the message in err. */
+static failure direct_add(pg_conn *pg, const pg_row *row, const fp_record *rec, char *err,
+                          size_t err_size)
+{
+    size_t i = pg->direct_n;
+
+    if (reserve_rows(pg, i + 1) < 0)
+        return copy_finish(pg, "out of memory", err, err_size);
+    pg->row_at[i] = pg->copy.len;
+    if (row_written(row) && rows_append_copy(&pg->copy, rec, &pg->scratch) < 0)
+        return copy_finish(pg, "out of memory", err, err_size);
+    pg->direct_n = i + 1;
+    if (pg->copy.len - pg->direct_sent >= COPY_STREAM) {
+        if (put_copy_data(pg->conn, pg->copy.data + pg->direct_sent,
+                          pg->copy.len - pg->direct_sent) < 0) {
+            snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
+            return FAIL_INFRA;
+        }
+        pg->direct_sent = pg->copy.len;
+    }
+    return FAIL_NONE;
+}
+
 /* The direct path: one COPY of the batch's rows straight into telemetry (every row written is
- * inserted: a stored key fails the COPY), encoded into pg->copy while it is sent, and, with
- * rollups, the batch's summary applied (rollup_apply_summary; *rolled_up then says so). Returns
- * FAIL_NONE (adding the rows to *inserted; pg->copy then holds every row, as encode_rows leaves
- * it) or the failure's
- * class with the message in err; a stored key is FAIL_INFRA with SQLSTATE 23505 in pg->sqlstate
- * (classify: a unique violation is never the row's fault). */
-static failure write_direct(pg_conn *pg, const pg_row *rows, size_t n, uint64_t *inserted,
-                            bool *rolled_up, char *err, size_t err_size)
+ * inserted: a stored key fails the COPY), and, with rollups, the batch's summary applied
+ * (rollup_apply_summary; *rolled_up then says so). `streamed`: the COPY already holds every row
+ * (pg_stream_row); otherwise it is started here and the rows encoded while they are sent.
+ * Returns FAIL_NONE (adding the rows to *inserted; pg->copy then holds every row, as
+ * encode_rows leaves it) or the failure's class with the message in err; a stored key is
+ * FAIL_INFRA with SQLSTATE 23505 in pg->sqlstate (classify: a unique violation is never the
+ * row's fault). */
+static failure write_direct(pg_conn *pg, const pg_row *rows, size_t n, bool streamed,
+                            uint64_t *inserted, bool *rolled_up, char *err, size_t err_size)
 {
     direct_ctx ctx = {pg, rows};
     uint64_t written = 0;
-    size_t sent = 0;
     failure f;
 
     for (size_t i = 0; i < n; i++)
         written += row_written(&rows[i]);
-    if (written == 0)
-        return encode_rows(pg, rows, n) < 0 ? FAIL_INFRA : FAIL_NONE;
-    if (reserve_rows(pg, n) < 0) {
-        snprintf(err, err_size, "out of memory");
-        return FAIL_INFRA;
-    }
-    f = copy_start(pg, "telemetry", rows_columns, err, err_size);
-    if (f != FAIL_NONE)
-        return f;
-    fp_buf_clear(&pg->copy);
-    summary_clear(pg->summary);
-    for (size_t i = 0; i < n; i++) {
-        pg->row_at[i] = pg->copy.len;
-        if (!row_written(&rows[i]))
-            continue;
-        if (rows_append_copy(&pg->copy, rows[i].rec, &pg->scratch) < 0 ||
-            (rollup_enabled(pg->rollup) && summary_add(pg->summary, rows[i].rec, i) < 0))
-            return copy_finish(pg, "out of memory", err, err_size);
-        if (pg->copy.len - sent >= COPY_STREAM) {
-            if (put_copy_data(pg->conn, pg->copy.data + sent, pg->copy.len - sent) < 0) {
-                snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
-                return FAIL_INFRA;
-            }
-            sent = pg->copy.len;
-        }
+    if (!streamed) {
+        if (written == 0)
+            return encode_rows(pg, rows, n) < 0 ? FAIL_INFRA : FAIL_NONE;
+        f = direct_start(pg, err, err_size);
+        for (size_t i = 0; i < n && f == FAIL_NONE; i++)
+            f = direct_add(pg, &rows[i], rows[i].rec, err, err_size);
+        if (f != FAIL_NONE)
+            return f;
     }
     pg->row_at[n] = pg->copy.len;
-    if (put_copy_data(pg->conn, pg->copy.data + sent, pg->copy.len - sent) < 0) {
+    if (put_copy_data(pg->conn, pg->copy.data + pg->direct_sent, pg->copy.len - pg->direct_sent) <
+        0) {
         snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
         return FAIL_INFRA;
     }
+    pg->direct_sent = pg->copy.len;
+    /* The rollups' summary is built from the records now: they do not move any more. */
+    summary_clear(pg->summary);
+    for (size_t i = 0; i < n && rollup_enabled(pg->rollup); i++)
+        if (row_written(&rows[i]) && summary_add(pg->summary, rows[i].rec, i) < 0)
+            return copy_finish(pg, "out of memory", err, err_size);
     f = copy_finish(pg, NULL, err, err_size);
     if (f == FAIL_NONE &&
         rollup_apply_summary(pg->rollup, pg->conn, pg->summary, list_late_rows, &ctx) < 0) {
@@ -630,6 +679,50 @@ static failure write_direct(pg_conn *pg, const pg_row *rows, size_t n, uint64_t 
         *rolled_up = true;
     }
     return f;
+}
+
+void pg_stream_abort(pg_conn *pg)
+{
+    char err[512];
+    int state = pg->stream;
+
+    pg->stream = STREAM_NONE;
+    if (state == STREAM_NONE || pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
+        return;
+    if (state == STREAM_COPY)
+        copy_finish(pg, "batch abandoned", err, sizeof(err));
+    if (exec_cmd(pg, "ROLLBACK", err, sizeof(err), NULL) != FAIL_NONE)
+        infra_failure(pg, "rollback", NULL);
+}
+
+void pg_stream_row(pg_conn *pg, pg_row *row, const fp_record *rec, size_t i)
+{
+    char err[512];
+
+    if (pg == NULL || pg->dialect != DIALECT_POSTGRES || !pg->stream_on)
+        return;
+    if (i == 0) {
+        pg_stream_abort(pg);
+        if (!pg->ok || !pg->session_ready || pg->conn == NULL ||
+            PQstatus(pg->conn) != CONNECTION_OK)
+            return;
+        recent_begin(pg->recent);
+        pg->stream = STREAM_BROKEN;
+        if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE ||
+            direct_start(pg, err, sizeof(err)) != FAIL_NONE)
+            return;
+        pg->stream = STREAM_COPY;
+    }
+    if (pg->stream != STREAM_COPY)
+        return;
+    if (i != pg->direct_n) {
+        copy_finish(pg, "rows out of order", err, sizeof(err));
+        pg->stream = STREAM_BROKEN;
+        return;
+    }
+    row->known = !row->skip && recent_check(pg->recent, rec->device_id, rec->ts_ms) != RECENT_NEW;
+    if (direct_add(pg, row, rec, err, sizeof(err)) != FAIL_NONE)
+        pg->stream = STREAM_BROKEN;
 }
 
 /* COPYs rows [lo, hi) into the staging table and moves them into telemetry. Returns FAIL_NONE
@@ -921,21 +1014,28 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
              uint64_t *inserted)
 {
     char err[512];
-    bool rolled_up = false;
+    bool rolled_up = false, streamed;
     failure f;
 
     *inserted = 0;
     for (size_t i = 0; i < n; i++)
         rows[i].rejected = false;
-    if (pg_ensure(pg) != PG_OK)
+    /* The batch's COPY was started while it was gathered, unless that failed or missed a row:
+     * then it is rolled back (pg_ensure) and the batch written from the start. */
+    streamed = pg->stream == STREAM_COPY && pg->direct_n == n && n > 0;
+    if (streamed)
+        pg->stream = STREAM_NONE;
+    else if (pg_ensure(pg) != PG_OK)
         return PG_RETRY;
     if (pg->dialect == DIALECT_CRATEDB)
         return crate_write(pg, rows, n, group, topic, offsets, noffsets, before_commit, ctx,
                            inserted);
-    mark_known(pg, rows, n);
-    if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE)
-        return infra_failure(pg, "begin", NULL);
-    f = write_direct(pg, rows, n, inserted, &rolled_up, err, sizeof(err));
+    if (!streamed) {
+        mark_known(pg, rows, n);
+        if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE)
+            return infra_failure(pg, "begin", NULL);
+    }
+    f = write_direct(pg, rows, n, streamed, inserted, &rolled_up, err, sizeof(err));
     if (f == FAIL_INFRA && strcmp(pg->sqlstate, "23505") == 0 &&
         PQstatus(pg->conn) == CONNECTION_OK) {
         /* A stored key the sink did not know of: ON CONFLICT DO NOTHING sorts it out. */

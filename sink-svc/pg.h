@@ -41,7 +41,8 @@ typedef struct pg_row {
     const fp_record *rec;
     bool skip;
     bool rejected;
-    bool known; /* set by pg_write: its key is stored, or an earlier row of the batch has it */
+    bool known; /* set by pg_write (or pg_stream_row): its key is stored, or an earlier row of the
+                 * batch has it */
     char error[256];
 } pg_row;
 
@@ -88,6 +89,24 @@ int pg_ping(pg_conn *pg);
  * sets them; partitions without a stored offset are left as they are. Returns PG_OK or
  * PG_RETRY. */
 int pg_load_offsets(pg_conn *pg, const char *group, rd_kafka_topic_partition_list_t *parts);
+
+/* Whether pg_stream_row streams (on by default). */
+void pg_set_stream(pg_conn *pg, bool on);
+
+/* PostgreSQL: the batch being gathered goes to the database as it grows. Called for each row
+ * as it is added (i counts from 0 in every batch; rec is the row's record, which may move
+ * afterwards; row->skip already set), it opens the batch's transaction and direct COPY at row
+ * 0 and sends the rows' text in pieces, so that the database parses and inserts them while the
+ * sink still reads the batch's next rows; pg_write then only ends the COPY. Sets row->known.
+ * Never fails: when anything goes wrong (the database is down, out of memory), the rows are no
+ * longer streamed and pg_write writes the batch from the start, as it does without this. Does
+ * nothing for CrateDB or when streaming is off (pg_set_stream). */
+void pg_stream_row(pg_conn *pg, pg_row *row, const fp_record *rec, size_t i);
+
+/* Rolls back the batch streamed so far (its rows are abandoned, or will be written from the
+ * start). Every other call on the connection does this first, except pg_write of the batch
+ * streamed. */
+void pg_stream_abort(pg_conn *pg);
 
 /* Writes a batch and its offsets in one transaction (see above). On PG_OK, *inserted is the
  * number of new rows (duplicates excluded). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sink-svc under fire: kill -9 in the middle of a run, PostgreSQL stopped for 10 s under load,
 # a row the database refuses among good ones, two replicas in one group, keys another writer
-# stored. PostgreSQL must end
+# stored, both replicas sending batches whole (SINK_STREAM_COPY=off). PostgreSQL must end
 # with exactly fleet-sim's distinct valid observations, the DLQ with only the refused row.
 set -uo pipefail
 
@@ -144,12 +144,34 @@ expect_eq "the stored rows keep their values, the new ones are written" \
     fail "that batch went through the staging table" "fleetpipe_sink_staged_batches_total: $STAGED0 -> $(staged)"
 expect_eq "keys stored by another writer send nothing to the DLQ" "$(sink_dlq)" 1
 
+# 6. SINK_STREAM_COPY=off: both replicas again, now sending each batch whole when it is due
+# (the path every streamed batch falls back to). A precondition that can fail: the replicas
+# restarted with the setting, and each wrote rows of this feed.
+"$STACK" stop-svc "$STATE" sink 2
+"$STACK" stop-svc "$STATE" sink
+if SINK_STREAM_COPY=off "$STACK" start-svc "$STATE" sink && SINK_STREAM_COPY=off "$STACK" start-svc "$STATE" sink 2; then
+    pass "both replicas restart with SINK_STREAM_COPY=off"
+else
+    fail "both replicas restart with SINK_STREAM_COPY=off"
+fi
+S=$(cat "$STATE/sink.port")
+tr '\0' '\n' <"/proc/$(cat "$STATE/sink.pid")/environ" 2>/dev/null | grep -qx 'SINK_STREAM_COPY=off' &&
+    pass "the replica runs with SINK_STREAM_COPY=off" || fail "the replica runs with SINK_STREAM_COPY=off"
+feed_bg "$((SEED + 3))" 6000 2000
+wait_gen
+N4=$(grep -c '^valid ' "$STATE/manifest-$((SEED + 3))")
+TOTAL=$((TOTAL + N4))
+if fp_wait_for 60 "$TOTAL rows" rows_are "$TOTAL"; then pass "COPY sent whole: $TOTAL rows"; else fail "COPY sent whole: rows" "rows: $(row_count) of $TOTAL"; fi
+written() { fp_metric "$(cat "$STATE/$1.port")" fleetpipe_sink_rows_inserted_total; }
+[ "$(written sink)" -gt 0 ] && [ "$(written sink-2)" -gt 0 ] && pass "both replicas wrote rows sent whole" ||
+    fail "both replicas wrote rows sent whole" "inserted: $(written sink), $(written sink-2)"
+
 # Exactly the distinct valid observations, each once.
 cat "$STATE"/manifest-* | awk '$1 == "valid" {print $2, $3}' | sort >"$STATE/expected"
 psql_q "SELECT device_id, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM telemetry
         WHERE device_id NOT LIKE 'poison-test-%' AND device_id NOT LIKE 'stored-test-%'" | tr '|' ' ' | sort >"$STATE/actual"
 expect_files_eq "the table holds exactly fleet-sim's distinct observations" "$STATE/actual" "$STATE/expected"
-# The whole table against every key sent (fleet-sim's three runs and the four good rows beside
+# The whole table against every key sent (fleet-sim's four runs and the four good rows beside
 # the refused one, the four beside stored keys): as many rows as distinct keys sent, none missing, none extra.
 { sent_keys "$STATE"/manifest-*; cat "$STATE/sent-good-beside-refused" "$STATE/sent-beside-stored"; } | sort -u >"$STATE/sent_keys"
 expect_keys_stored "the table holds exactly the distinct keys sent, none missing, none extra" "$STATE/sent_keys"
