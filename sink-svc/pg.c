@@ -622,8 +622,11 @@ static failure direct_add(pg_conn *pg, const pg_row *row, const fp_record *rec, 
     if (pg->copy.len - pg->direct_sent >= COPY_STREAM) {
         if (put_copy_data(pg->conn, pg->copy.data + pg->direct_sent,
                           pg->copy.len - pg->direct_sent) < 0) {
-            snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
-            return FAIL_INFRA;
+            char why[256];
+
+            /* Ended too, so that no later command meets a COPY libpq still thinks open. */
+            snprintf(why, sizeof(why), "%s", PQerrorMessage(pg->conn));
+            return copy_finish(pg, why, err, err_size);
         }
         pg->direct_sent = pg->copy.len;
     }
