@@ -45,9 +45,11 @@ as_server_user() {
 
 # server_options PORT SOCKDIR: the options of every start (start and resume must match).
 # fsync and full_page_writes are off: the cluster is thrown away after the run, so crash safety
-# buys nothing and costs the tests time.
+# buys nothing and costs the tests time. Commit timestamps are kept so that a row's latency can
+# be measured to the moment it became visible (pg_xact_commit_timestamp(xmin)), not to its
+# insert (stored_at), which precedes the commit by up to a batch's gathering time.
 server_options() {
-    echo "-p $1 -k $2 -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    echo "-p $1 -k $2 -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c track_commit_timestamp=on"
 }
 
 # quote VALUE: VALUE in single quotes, safe to source.
