@@ -181,6 +181,9 @@ static inline void skip_ws(reader *rd)
 {
     const char *p = rd->p;
 
+    /* Canonical text has no whitespace: most calls end at the first byte. */
+    if (p < rd->end && (unsigned char)*p > 0x20)
+        return;
     while (p < rd->end && (unsigned char)*p <= 0x20) {
         if (*p == '\0')
             note_nul(rd, p);
@@ -403,20 +406,22 @@ static int read_number(reader *rd, value *v, bool want)
         p++;
     }
     digits0 = p;
-    for (; p < e && *p >= '0' && *p <= '9'; p++) {
+    /* Nineteen digits are below 10^19 < 2^64: only from the twentieth on can m overflow, so
+     * only then is it checked. */
+    for (; p < e && (unsigned)(*p - '0') < 10; p++) {
         unsigned d = (unsigned)(*p - '0');
 
-        if (m > (UINT64_MAX - d) / 10)
+        if (ndigits >= 19 && m > (UINT64_MAX - d) / 10)
             overflow = true;
         m = m * 10 + d;
         ndigits++;
     }
     if (p < e && *p == '.') {
         p++;
-        for (; p < e && *p >= '0' && *p <= '9'; p++) {
+        for (; p < e && (unsigned)(*p - '0') < 10; p++) {
             unsigned d = (unsigned)(*p - '0');
 
-            if (m > (UINT64_MAX - d) / 10)
+            if (ndigits + nfrac >= 19 && m > (UINT64_MAX - d) / 10)
                 overflow = true;
             m = m * 10 + d;
             nfrac++;
@@ -560,7 +565,17 @@ static int skip_array(reader *rd)
 
 static bool key_equal(const reader *rd, key_ref a, key_ref b)
 {
-    return a.len == b.len && memcmp(key_bytes(rd, a), key_bytes(rd, b), a.len) == 0;
+    const char *x, *y;
+
+    if (a.len != b.len)
+        return false;
+    if (a.len == 0)
+        return true;
+    /* Names of one length mostly differ in their first or last byte ("66" and "67" among IO
+     * ids): those are compared before memcmp is called. */
+    x = key_bytes(rd, a);
+    y = key_bytes(rd, b);
+    return x[0] == y[0] && x[a.len - 1] == y[a.len - 1] && memcmp(x, y, a.len) == 0;
 }
 
 /* Notes the first member of keys[0..n) whose name an earlier one has (all members of one
@@ -636,14 +651,20 @@ static int push_key(reader *rd, key_ref k)
     return 0;
 }
 
-/* Handles one member of an object: reads its value at rd->p. Returns 0 or -1 (syntax). */
+/* Handles one member of an object: reads its value at rd->p. Returns -1 (syntax), 0 when the
+ * object's schema does not know the member's name, or 1 + the name's index among those it knows
+ * (below 32). The index must follow from the name's bytes alone: read_object relies on it to
+ * tell that no two members share a name. */
 typedef int (*member_fn)(reader *rd, key_ref key);
 
 /* Reads the object at rd->p (its '{'), handing each member to fn, and checks that no two of
  * its members share a name. Returns 0 or -1 (syntax, or out of memory). */
 static int read_object(reader *rd, member_fn fn)
 {
-    size_t key_base = rd->nkeys, kbuf_base = rd->kbuf.len;
+    size_t key_base = rd->nkeys, kbuf_base = rd->kbuf.len, others = 0;
+    uint32_t known = 0;
+    bool again = false;
+    int rc;
 
     if (rd->depth >= NESTING_MAX)
         return syntax_error(rd, rd->p);
@@ -675,8 +696,15 @@ static int read_object(reader *rd, member_fn fn)
             return syntax_error(rd, rd->p);
         rd->p++;
         skip_ws(rd);
-        if (fn(rd, k) < 0)
+        rc = fn(rd, k);
+        if (rc < 0)
             return -1;
+        if (rc == 0)
+            others++;
+        else if ((known & (UINT32_C(1) << (rc - 1))) != 0)
+            again = true;
+        else
+            known |= UINT32_C(1) << (rc - 1);
         skip_ws(rd);
         if (rd->p < rd->end && *rd->p == ',') {
             rd->p++;
@@ -688,7 +716,10 @@ static int read_object(reader *rd, member_fn fn)
     }
     rd->p++;
     rd->depth--;
-    if (!rd->dup && !rd->nul && rd->nkeys - key_base >= 2)
+    /* Two members can share a name only when a known name came twice (equal names have equal
+     * indices, and a known name never equals an unknown one) or two names are unknown. Only
+     * then are the names compared, all of them, so that the one reported is the same. */
+    if (!rd->dup && !rd->nul && (again || others >= 2))
         find_repeated(rd, rd->keys + key_base, rd->nkeys - key_base);
     rd->nkeys = key_base;
     rd->kbuf.len = kbuf_base;
@@ -706,16 +737,34 @@ static int skip_object(reader *rd)
     return read_object(rd, skip_member);
 }
 
-/* True when the key's bytes are the NUL-terminated name. Compared byte by byte rather than
- * with strlen and memcmp: the names are short and nearly every mismatch is at the first byte. */
+/* True when b[0..len) are the NUL-terminated name. Compared byte by byte rather than with
+ * strlen and memcmp: the names are short and nearly every mismatch is at the first byte. */
+static inline bool bytes_are(const char *b, size_t len, const char *name)
+{
+    for (size_t i = 0; i < len; i++)
+        if (name[i] == '\0' || name[i] != b[i])
+            return false;
+    return name[len] == '\0';
+}
+
+/* True when the key's bytes are the NUL-terminated name. */
 static bool key_is(const reader *rd, key_ref k, const char *name)
+{
+    return bytes_are(key_bytes(rd, k), k.len, name);
+}
+
+/* Returns the index of the key's name in names[0..n), or n. None of the names is empty, so an
+ * empty key is none of them, and the first bytes are compared before the rest. */
+static int name_index(const reader *rd, key_ref k, const char *const *names, int n)
 {
     const char *b = key_bytes(rd, k);
 
-    for (size_t i = 0; i < k.len; i++)
-        if (name[i] == '\0' || name[i] != b[i])
-            return false;
-    return name[k.len] == '\0';
+    if (k.len == 0)
+        return n;
+    for (int i = 0; i < n; i++)
+        if (names[i][0] == b[0] && bytes_are(b, k.len, names[i]))
+            return i;
+    return n;
 }
 
 /* Reads the value of a member that must be an object (handled by fn) or null (absent). Returns
@@ -729,17 +778,16 @@ static int read_object_or(reader *rd, member_fn fn, value *v)
 
 /* ---- position ---- */
 
-static int position_member(reader *rd, key_ref key)
+/* Reads position member i (its index in position_members). Returns 0 or -1 (syntax). */
+static int position_value(reader *rd, int i)
 {
     static const double lo[6] = {-90, -180, -HUGE_VAL, -HUGE_VAL, -HUGE_VAL, 0};
     static const double hi[6] = {90, 180, HUGE_VAL, HUGE_VAL, HUGE_VAL, 255};
     fp_position *p = &rd->r->position;
-    int i, rank;
+    int rank;
     value v;
 
-    for (i = 0; i < 6 && !key_is(rd, key, position_members[i]); i++)
-        ;
-    if (i == 6 || (rd->pos_seen & (1u << i)) != 0)
+    if ((rd->pos_seen & (1u << i)) != 0)
         return skip_value(rd);
     if (read_value(rd, &v, true) < 0)
         return -1;
@@ -767,6 +815,15 @@ static int position_member(reader *rd, key_ref key)
     else
         *(double *)(void *)((char *)p + position_offsets[i]) = v.num;
     return 0;
+}
+
+static int position_member(reader *rd, key_ref key)
+{
+    int i = name_index(rd, key, position_members, 6);
+
+    if (i == 6)
+        return skip_value(rd);
+    return position_value(rd, i) < 0 ? -1 : 1 + i;
 }
 
 static int read_position(reader *rd)
@@ -940,17 +997,14 @@ static const enrich_group enrich_groups[3] = {
      offsetof(fp_enrichment, has_asset), RANK_ENRICHMENT + 2 + 1 + 2 + 1 + 6},
 };
 
-static int group_member(reader *rd, key_ref key)
+/* Reads member i (its index in the group's fields) of the group being read. Returns 0 or -1
+ * (syntax). */
+static int group_value(reader *rd, size_t i)
 {
     const enrich_group *g = &enrich_groups[rd->enrich_group];
     fp_enrichment *e = &rd->r->enrichment;
-    size_t i;
     value v;
 
-    for (i = 0; i < g->nfields && !key_is(rd, key, g->fields[i].name); i++)
-        ;
-    if (i == g->nfields)
-        return skip_value(rd);
     if (read_value(rd, &v, false) < 0)
         return -1;
     if (v.type == V_NULL)
@@ -966,52 +1020,79 @@ static int group_member(reader *rd, key_ref key)
     return 0;
 }
 
-static int enrichment_member(reader *rd, key_ref key)
+static int group_member(reader *rd, key_ref key)
+{
+    const enrich_group *g = &enrich_groups[rd->enrich_group];
+    const char *b = key_bytes(rd, key);
+    size_t i = g->nfields;
+
+    /* As name_index: no field's name is empty, and the first bytes are compared first. */
+    if (key.len > 0)
+        for (i = 0; i < g->nfields; i++)
+            if (g->fields[i].name[0] == b[0] && bytes_are(b, key.len, g->fields[i].name))
+                break;
+    if (i == g->nfields)
+        return skip_value(rd);
+    return group_value(rd, i) < 0 ? -1 : 1 + (int)i;
+}
+
+/* Reads enrichment.status. Returns 0 or -1 (syntax). */
+static int enrichment_status(reader *rd)
 {
     fp_enrichment *e = &rd->r->enrichment;
     value v;
+
+    if (rd->status_seen)
+        return skip_value(rd);
+    if (read_value(rd, &v, false) < 0)
+        return -1;
+    if (v.type != V_STRING)
+        return 0; /* reported as missing when the object closes */
+    rd->status_seen = true;
+    if (v.len == 4 && memcmp(v.str, "none", 4) == 0)
+        e->status = FP_ENRICH_NONE; /* not enriched yet: hints from the decoder */
+    else if (v.len == 2 && memcmp(v.str, "ok", 2) == 0)
+        e->status = FP_ENRICH_OK;
+    else if (v.len == 7 && memcmp(v.str, "partial", 7) == 0)
+        e->status = FP_ENRICH_PARTIAL;
+    else if (v.len == 11 && memcmp(v.str, "unavailable", 11) == 0)
+        e->status = FP_ENRICH_UNAVAILABLE;
+    else
+        schema_error(rd, RANK_ENRICHMENT + 1, FP_REC_ERR_SCHEMA,
+                     "enrichment.status: unknown value \"%.*s\"", (int)(v.len < 32 ? v.len : 32),
+                     v.str);
+    return 0;
+}
+
+/* Reads enrichment group g (its index in enrich_groups). Returns 0 or -1 (syntax). */
+static int enrichment_group(reader *rd, int g)
+{
+    bool *has = (bool *)((char *)&rd->r->enrichment + enrich_groups[g].has_off);
+    value v;
     int rc;
 
-    if (key_is(rd, key, "status")) {
-        if (rd->status_seen)
-            return skip_value(rd);
-        if (read_value(rd, &v, false) < 0)
-            return -1;
-        if (v.type != V_STRING)
-            return 0; /* reported as missing when the object closes */
-        rd->status_seen = true;
-        if (v.len == 4 && memcmp(v.str, "none", 4) == 0)
-            e->status = FP_ENRICH_NONE; /* not enriched yet: hints from the decoder */
-        else if (v.len == 2 && memcmp(v.str, "ok", 2) == 0)
-            e->status = FP_ENRICH_OK;
-        else if (v.len == 7 && memcmp(v.str, "partial", 7) == 0)
-            e->status = FP_ENRICH_PARTIAL;
-        else if (v.len == 11 && memcmp(v.str, "unavailable", 11) == 0)
-            e->status = FP_ENRICH_UNAVAILABLE;
-        else
-            schema_error(rd, RANK_ENRICHMENT + 1, FP_REC_ERR_SCHEMA,
-                         "enrichment.status: unknown value \"%.*s\"",
-                         (int)(v.len < 32 ? v.len : 32), v.str);
-        return 0;
-    }
-    for (int g = 0; g < 3; g++) {
-        bool *has = (bool *)((char *)e + enrich_groups[g].has_off);
+    if (*has)
+        return skip_value(rd);
+    rd->enrich_group = g;
+    rc = read_object_or(rd, group_member, &v);
+    if (rc < 0)
+        return -1;
+    if (rc == 1)
+        *has = true;
+    else if (v.type != V_NULL)
+        schema_error(rd, enrich_groups[g].rank, FP_REC_ERR_SCHEMA,
+                     "enrichment.%s: expected an object", enrich_groups[g].name);
+    return 0;
+}
 
-        if (!key_is(rd, key, enrich_groups[g].name))
-            continue;
-        if (*has)
-            return skip_value(rd);
-        rd->enrich_group = g;
-        rc = read_object_or(rd, group_member, &v);
-        if (rc < 0)
-            return -1;
-        if (rc == 1)
-            *has = true;
-        else if (v.type != V_NULL)
-            schema_error(rd, enrich_groups[g].rank, FP_REC_ERR_SCHEMA,
-                         "enrichment.%s: expected an object", enrich_groups[g].name);
-        return 0;
-    }
+/* The names enrichment knows: status (index 0), then the groups (1 + g). */
+static int enrichment_member(reader *rd, key_ref key)
+{
+    if (key_is(rd, key, "status"))
+        return enrichment_status(rd) < 0 ? -1 : 1;
+    for (int g = 0; g < 3; g++)
+        if (key_is(rd, key, enrich_groups[g].name))
+            return enrichment_group(rd, g) < 0 ? -1 : 2 + g;
     return skip_value(rd);
 }
 
@@ -1046,10 +1127,7 @@ static int read_enrichment(reader *rd)
 
 static enum root_member root_member_of(const reader *rd, key_ref key)
 {
-    for (int m = 0; m < M_UNKNOWN; m++)
-        if (key_is(rd, key, root_names[m]))
-            return (enum root_member)m;
-    return M_UNKNOWN;
+    return (enum root_member)name_index(rd, key, root_names, M_UNKNOWN);
 }
 
 /* Reads an optional integer member within [0, max] into *out; null leaves it. */
@@ -1105,14 +1183,14 @@ static void device_id(reader *rd, const value *v)
         memcpy(rd->r->device_id, v->str, v->len);
 }
 
-static int root_member(reader *rd, key_ref key)
+/* Reads root member m. Returns 0 or -1 (syntax). */
+static int root_value(reader *rd, enum root_member m)
 {
     fp_record *r = rd->r;
-    enum root_member m = root_member_of(rd, key);
     value v;
     int rc;
 
-    if (m == M_UNKNOWN || (rd->seen & (1u << m)) != 0)
+    if ((rd->seen & (1u << m)) != 0)
         return skip_value(rd); /* a second one is refused as a repeated member */
     rd->seen |= 1u << m;
     switch (m) {
@@ -1170,6 +1248,15 @@ static int root_member(reader *rd, key_ref key)
         break;
     }
     return 0;
+}
+
+static int root_member(reader *rd, key_ref key)
+{
+    enum root_member m = root_member_of(rd, key);
+
+    if (m == M_UNKNOWN)
+        return skip_value(rd);
+    return root_value(rd, m) < 0 ? -1 : 1 + (int)m;
 }
 
 /* Reads the document: the root object, or any other value (refused, but read through so that
