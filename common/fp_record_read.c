@@ -326,21 +326,13 @@ static inline const char *plain_run_end(const char *p, const char *e)
     return p;
 }
 
-/* Reads the string at rd->p (its opening quote). Without escapes *s points into the text;
- * with escapes the decoded bytes are appended to out (NULL: only checked) and *s is NULL, with
- * *len counting the bytes appended. Returns 0, or -1 on a syntax error. */
-static int read_string(reader *rd, fp_buf *out, const char **s, size_t *len)
+/* read_string for a string that holds an escape or NUL, or is not closed: p is the first such
+ * byte (or the end). */
+static int read_string_slow(reader *rd, const char *p, fp_buf *out, const char **s, size_t *len)
 {
-    const char *start = rd->p + 1, *p = start, *e = rd->end, *run;
+    const char *start = rd->p + 1, *e = rd->end, *run;
     size_t base = out != NULL ? out->len : 0;
 
-    p = plain_run_end(p, e);
-    if (p < e && *p == '"') {
-        *s = start;
-        *len = (size_t)(p - start);
-        rd->p = p + 1;
-        return 0;
-    }
     run = start;
     while (p < e && *p != '"') {
         if (*p == '\0') {
@@ -367,6 +359,23 @@ static int read_string(reader *rd, fp_buf *out, const char **s, size_t *len)
     *len = out != NULL ? out->len - base : 0;
     rd->p = p + 1;
     return 0;
+}
+
+/* Reads the string at rd->p (its opening quote). Without escapes *s points into the text;
+ * with escapes the decoded bytes are appended to out (NULL: only checked) and *s is NULL, with
+ * *len counting the bytes appended. Returns 0, or -1 on a syntax error. Inline: nearly every
+ * string is plain, and it is read without a call. */
+static inline int read_string(reader *rd, fp_buf *out, const char **s, size_t *len)
+{
+    const char *start = rd->p + 1, *e = rd->end, *p = plain_run_end(start, e);
+
+    if (p < e && *p == '"') {
+        *s = start;
+        *len = (size_t)(p - start);
+        rd->p = p + 1;
+        return 0;
+    }
+    return read_string_slow(rd, p, out, s, len);
 }
 
 /* Reads a string value into v (decoded into rd->sbuf when it holds escapes). */
@@ -753,20 +762,6 @@ static bool key_is(const reader *rd, key_ref k, const char *name)
     return bytes_are(key_bytes(rd, k), k.len, name);
 }
 
-/* Returns the index of the key's name in names[0..n), or n. None of the names is empty, so an
- * empty key is none of them, and the first bytes are compared before the rest. */
-static int name_index(const reader *rd, key_ref k, const char *const *names, int n)
-{
-    const char *b = key_bytes(rd, k);
-
-    if (k.len == 0)
-        return n;
-    for (int i = 0; i < n; i++)
-        if (names[i][0] == b[0] && bytes_are(b, k.len, names[i]))
-            return i;
-    return n;
-}
-
 /* Reads the value of a member that must be an object (handled by fn) or null (absent). Returns
  * 1 when it was an object, 0 when null or another type (then *v says which), -1 on syntax. */
 static int read_object_or(reader *rd, member_fn fn, value *v)
@@ -819,8 +814,22 @@ static int position_value(reader *rd, int i)
 
 static int position_member(reader *rd, key_ref key)
 {
-    int i = name_index(rd, key, position_members, 6);
+    const char *b = key_bytes(rd, key);
+    int i = 6;
 
+    /* As root_member_of, by length first; the indices are position_members'. */
+    if (key.len == 3 && memcmp(b, "lat", 3) == 0)
+        i = 0;
+    else if (key.len == 3 && memcmp(b, "lon", 3) == 0)
+        i = 1;
+    else if (key.len == 5 && memcmp(b, "alt_m", 5) == 0)
+        i = 2;
+    else if (key.len == 11 && memcmp(b, "heading_deg", 11) == 0)
+        i = 3;
+    else if (key.len == 9 && memcmp(b, "speed_kmh", 9) == 0)
+        i = 4;
+    else if (key.len == 10 && memcmp(b, "satellites", 10) == 0)
+        i = 5;
     if (i == 6)
         return skip_value(rd);
     return position_value(rd, i) < 0 ? -1 : 1 + i;
@@ -1026,7 +1035,8 @@ static int group_member(reader *rd, key_ref key)
     const char *b = key_bytes(rd, key);
     size_t i = g->nfields;
 
-    /* As name_index: no field's name is empty, and the first bytes are compared first. */
+    /* No field's name is empty, so an empty key is none of them; the first bytes are compared
+     * before the rest. */
     if (key.len > 0)
         for (i = 0; i < g->nfields; i++)
             if (g->fields[i].name[0] == b[0] && bytes_are(b, key.len, g->fields[i].name))
@@ -1125,9 +1135,53 @@ static int read_enrichment(reader *rd)
 
 /* ---- the root ---- */
 
+/* The root member a name is (M_UNKNOWN: none): by its length, then its bytes, each memcmp of
+ * a constant length compiled to a few word compares. Must name what root_names does. */
 static enum root_member root_member_of(const reader *rd, key_ref key)
 {
-    return (enum root_member)name_index(rd, key, root_names, M_UNKNOWN);
+    const char *b = key_bytes(rd, key);
+
+    switch (key.len) {
+    case 2:
+        if (memcmp(b, "ts", 2) == 0)
+            return M_TS;
+        if (memcmp(b, "io", 2) == 0)
+            return M_IO;
+        break;
+    case 6:
+        if (memcmp(b, "schema", 6) == 0)
+            return M_SCHEMA;
+        if (memcmp(b, "format", 6) == 0)
+            return M_FORMAT;
+        break;
+    case 7:
+        if (memcmp(b, "metrics", 7) == 0)
+            return M_METRICS;
+        break;
+    case 8:
+        if (memcmp(b, "position", 8) == 0)
+            return M_POSITION;
+        if (memcmp(b, "priority", 8) == 0)
+            return M_PRIORITY;
+        if (memcmp(b, "event_io", 8) == 0)
+            return M_EVENT_IO;
+        break;
+    case 9:
+        if (memcmp(b, "device_id", 9) == 0)
+            return M_DEVICE_ID;
+        break;
+    case 10:
+        if (memcmp(b, "enrichment", 10) == 0)
+            return M_ENRICHMENT;
+        break;
+    case 11:
+        if (memcmp(b, "received_at", 11) == 0)
+            return M_RECEIVED_AT;
+        break;
+    default:
+        break;
+    }
+    return M_UNKNOWN;
 }
 
 /* Reads an optional integer member within [0, max] into *out; null leaves it. */
