@@ -363,9 +363,10 @@ static int read_string_slow(reader *rd, const char *p, fp_buf *out, const char *
 
 /* Reads the string at rd->p (its opening quote). Without escapes *s points into the text;
  * with escapes the decoded bytes are appended to out (NULL: only checked) and *s is NULL, with
- * *len counting the bytes appended. Returns 0, or -1 on a syntax error. Inline: nearly every
- * string is plain, and it is read without a call. */
-static inline int read_string(reader *rd, fp_buf *out, const char **s, size_t *len)
+ * *len counting the bytes appended. Returns 0, or -1 on a syntax error. Always inline (GCC
+ * would not, for its two callers): nearly every string is plain, and it is read without a call. */
+static inline __attribute__((always_inline)) int read_string(reader *rd, fp_buf *out,
+                                                             const char **s, size_t *len)
 {
     const char *start = rd->p + 1, *e = rd->end, *p = plain_run_end(start, e);
 
