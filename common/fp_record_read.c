@@ -596,12 +596,25 @@ static void find_repeated(reader *rd, const key_ref *keys, size_t n)
     size_t nslots = 16, found = SIZE_MAX;
 
     if (n <= PAIRWISE_MAX) {
-        for (size_t i = 1; i < n && found == SIZE_MAX; i++)
-            for (size_t j = 0; j < i; j++)
-                if (key_equal(rd, keys[i], keys[j])) {
-                    found = i;
-                    break;
-                }
+        /* A name is compared with the earlier ones only when its signature (a bit chosen by its
+         * length and its first and last bytes) is among theirs: equal names have equal
+         * signatures, so a name whose bit is new equals none of them. */
+        uint64_t signatures = 0;
+
+        for (size_t i = 0; i < n && found == SIZE_MAX; i++) {
+            const unsigned char *b = (const unsigned char *)key_bytes(rd, keys[i]);
+            uint32_t len = keys[i].len;
+            unsigned mix = len == 0 ? 0 : len * 31u + b[0] * 7u + b[len - 1];
+            uint64_t bit = UINT64_C(1) << (mix & 63);
+
+            if ((signatures & bit) != 0)
+                for (size_t j = 0; j < i; j++)
+                    if (key_equal(rd, keys[i], keys[j])) {
+                        found = i;
+                        break;
+                    }
+            signatures |= bit;
+        }
     } else {
         /* Open addressing on the names' hashes, at most half full: linear time for any input
          * (the reference sorts; the name reported may differ, the code never does). */
