@@ -1346,6 +1346,25 @@ static void read_document(reader *rd)
         schema_error(rd, RANK_ROOT, FP_REC_ERR_SCHEMA, "record: expected a JSON object");
 }
 
+/* Returns how many bytes s[0..len) opens with that are all ASCII, in whole blocks of 32 (the
+ * rest is left to fp_json_utf8_valid). Four words are tested at once: a canonical text is
+ * mostly, often wholly, ASCII. */
+static size_t ascii_prefix(const char *s, size_t len)
+{
+    const uint64_t high = UINT64_C(0x8080808080808080);
+    size_t i = 0;
+
+    while (len - i >= 32) {
+        uint64_t w[4];
+
+        memcpy(w, s + i, sizeof(w));
+        if (((w[0] | w[1] | w[2] | w[3]) & high) != 0)
+            break;
+        i += 32;
+    }
+    return i;
+}
+
 /* What the pass found, in the reference's order of checks. */
 static int verdict(reader *rd, char *errmsg, size_t errmsg_size)
 {
@@ -1377,7 +1396,7 @@ int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errm
                           size_t errmsg_size)
 {
     reader rd;
-    size_t bad = 0;
+    size_t bad = 0, ascii;
     int rc;
 
     fp_record_reset(r);
@@ -1391,10 +1410,13 @@ int fp_record_decode_json(fp_record *r, const char *json, size_t len, char *errm
         return fp_record_refuse(errmsg, errmsg_size, FP_REC_ERR_SCHEMA,
                                 "record: larger than %zu bytes", FP_ARENA_MAX);
     /* JSON text is UTF-8 (RFC 8259): refusing anything else keeps every stored string valid,
-     * so that what is decoded encodes back to the same bytes. */
-    if (!fp_json_utf8_valid(json, len, &bad))
+     * so that what is decoded encodes back to the same bytes. An ASCII prefix is valid as it
+     * stands and ends between characters, so only the rest needs the full check, and an
+     * invalid byte's offset in the rest is its offset in the text less the prefix. */
+    ascii = ascii_prefix(json, len);
+    if (ascii < len && !fp_json_utf8_valid(json + ascii, len - ascii, &bad))
         return fp_record_refuse(errmsg, errmsg_size, FP_REC_ERR_JSON,
-                                "json: invalid UTF-8 at byte %zu", bad);
+                                "json: invalid UTF-8 at byte %zu", ascii + bad);
 
     memset(&rd, 0, offsetof(reader, local_keys));
     rd.text = json;

@@ -178,16 +178,20 @@ FP_TEST(record_read_matches_reference)
 FP_TEST(record_read_messages)
 {
     static const char *const texts[] = {
-        "{",
-        HEAD "}x",
-        "{\"device_id\":\"d1\"}",
-        HEAD ",\"io\":{\"x\":1}}",
-        HEAD ",\"position\":{\"lat\":1}}",
-        HEAD ",\"enrichment\":{\"status\":\"great\"}}",
-        HEAD ",\"a\":1,\"a\":2}",
-        HEAD ",\"x\":\"\\u0000\"}",
+        "{", HEAD "}x", "{\"device_id\":\"d1\"}", HEAD ",\"io\":{\"x\":1}}",
+        HEAD ",\"position\":{\"lat\":1}}", HEAD ",\"enrichment\":{\"status\":\"great\"}}",
+        HEAD ",\"a\":1,\"a\":2}", HEAD ",\"x\":\"\\u0000\"}",
         HEAD ",\"enrichment\":{\"status\":\"none\"}}",
-        HEAD ",\"enrichment\":{\"status\":\"none\",\"asset\":{\"oem\":1}}}"};
+        HEAD ",\"enrichment\":{\"status\":\"none\",\"asset\":{\"oem\":1}}}",
+        /* Invalid UTF-8 before, at and after the 32-byte blocks the reader takes for ASCII
+         * unchecked, and after a character that straddles a block's end: the offset is the
+         * text's. */
+        "{\"\xff\":1}", "{\"xxxxxxxxxxxxxxxxxxxxxxxxxxxx\":\"\xff\"}",
+        "{\"xxxxxxxxxxxxxxxxxxxxxxxxxxx\":\"\xe2\x82\"}", HEAD ",\"x\":\"\xff\"}",
+        HEAD ",\"format\":\"K\xc3\xb8ge\",\"x\":\"\xc3\"}",
+        "{\"xxxxxxxxxxxxxxxxxxxxxxxxx\":\"\xc3\xb8\xc3\xb8\xff\"}",
+        HEAD ",\"position\":{\"lat\":1,\"lon\":2,\"lat\":3}}",
+        HEAD ",\"position\":{\"lat\":1,\"lon\":2,\"b\":3,\"b\":4}}"};
     fp_record a;
 
     fp_record_init(&a);
