@@ -23,6 +23,7 @@
 
 #include "parser-svc/decode.h"
 #include "parser-svc/teltonika_frame.h"
+#include "common/fp_record_internal.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -102,9 +103,12 @@ static const struct named_io named_ios[] = {
 #define NAMED_ID_LIMIT 1024
 
 /* named_index[id] is 1 + the table index of id, or 0. named_slot[i] is the table index of the
- * first entry with entry i's metric name. Both are built once from named_ios. */
+ * first entry with entry i's metric name, and named_len[i] the length of that name, so that
+ * adding a metric neither measures nor looks up its name again. All three are built once from
+ * named_ios. */
 static uint8_t named_index[NAMED_ID_LIMIT];
 static uint8_t named_slot[NNAMED];
+static uint8_t named_len[NNAMED];
 static pthread_once_t named_once = PTHREAD_ONCE_INIT;
 
 /* A table that breaks these rules is a bug in this file, caught by the first decode. */
@@ -121,8 +125,13 @@ static void build_named_index(void)
             fprintf(stderr, "teltonika: named_ios entry for id %u is invalid or repeated\n", n->id);
             abort();
         }
+        if (strlen(n->name) > UINT8_MAX) {
+            fprintf(stderr, "teltonika: metric name %.32s... is too long\n", n->name);
+            abort();
+        }
         named_index[n->id] = (uint8_t)(i + 1);
         named_slot[i] = (uint8_t)i;
+        named_len[i] = (uint8_t)strlen(n->name);
         for (size_t j = 0; j < i; j++) {
             if (strcmp(named_ios[j].name, n->name) == 0) {
                 if (named_ios[j].kind != n->kind) {
@@ -199,26 +208,29 @@ static int add_named(fp_record *r, struct metric_slots *s, size_t entry, unsigne
                 return 0;
     }
     if (s->metric[slot] == SLOT_EMPTY) {
-        int rc;
-
         at = r->metrics_len;
-        switch (n->kind) {
-        case NAMED_BOOL:
-            rc = fp_record_add_metric_bool(r, n->name, value != 0);
-            break;
-        case NAMED_UINT:
-            rc = fp_record_add_metric_number(r, n->name, scaled(n, (double)value));
-            break;
-        case NAMED_SINT:
-            rc = fp_record_add_metric_number(r, n->name,
-                                             scaled(n, (double)sign_extend(value, width)));
-            break;
-        default:
-            rc = fp_record_add_metric_string(r, n->name, (const char *)bytes, len);
-            break;
+        /* What fp_record_add_metric_* would do, but with the name's length known: the text's
+         * value goes into the arena first, so that a failure leaves no half-made metric. */
+        if (n->kind == NAMED_TEXT) {
+            bool ok;
+            fp_str str = fp_record_put_str(r, (const char *)bytes, len, &ok);
+
+            if (!ok ||
+                (m = fp_record_push_metric(r, n->name, named_len[entry], FP_METRIC_STRING)) == NULL)
+                return -1;
+            m->str = str;
+        } else if (n->kind == NAMED_BOOL) {
+            m = fp_record_push_metric(r, n->name, named_len[entry], FP_METRIC_BOOL);
+            if (m == NULL)
+                return -1;
+            m->b = value != 0;
+        } else {
+            m = fp_record_push_metric(r, n->name, named_len[entry], FP_METRIC_NUMBER);
+            if (m == NULL)
+                return -1;
+            m->num = n->kind == NAMED_SINT ? scaled(n, (double)sign_extend(value, width))
+                                           : scaled(n, (double)value);
         }
-        if (rc < 0)
-            return -1;
         s->metric[slot] = (uint8_t)at;
         s->entry[slot] = (uint8_t)entry;
         return 0;
