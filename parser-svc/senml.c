@@ -25,6 +25,7 @@
 
 #include "parser-svc/decode.h"
 #include "common/fp_json.h"
+#include "common/fp_record_internal.h"
 #include "common/fp_time.h"
 
 #define SENML_RECORDS_MAX 10000
@@ -131,11 +132,14 @@ struct senml_table {
 enum senml_json { J_STRING, J_NUMBER, J_TRUE, J_FALSE, J_OTHER };
 
 /* One member of a SenML record: its label and value. The strings are NUL-terminated, as cJSON
- * keeps them (a string with an escaped NUL ends there). */
+ * keeps them (a string with an escaped NUL ends there), and their lengths are kept beside them
+ * (the strlen of each), measured once by the reader rather than again by every use. */
 struct senml_member {
     const char *key;
+    size_t key_len;
     enum senml_json type;
     const char *str; /* J_STRING */
+    size_t str_len;  /* J_STRING */
     double num;      /* J_NUMBER */
 };
 
@@ -162,6 +166,7 @@ struct senml_base {
     const char *bn; /* NULL when no (or an empty) base name is in effect */
     size_t bn_len;
     const char *bu;
+    size_t bu_len;
     double bt, bv, bs;
 };
 
@@ -182,8 +187,11 @@ struct senml_resolved {
     int64_t ts_ms;
     char stem[SENML_NAME_MAX + 1]; /* sanitised measurement name */
     size_t stem_len;
+    size_t device_len;
     char suffix[SENML_SUFFIX_MAX + 1]; /* unit suffix without '_', "" when none */
-    const char *unit;                  /* as given, NULL when none */
+    size_t suffix_len;
+    const char *unit; /* as given, NULL when none */
+    size_t unit_len;  /* 0 when none */
 };
 
 static bool is_space(uint8_t c)
@@ -191,17 +199,39 @@ static bool is_space(uint8_t c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static bool is_alnum(char c)
-{
-    unsigned char u = (unsigned char)c;
+/* What a byte is in a SenML name: CH_ALNUM for ASCII letters and digits, CH_SEP for the other
+ * bytes a name may hold (':', '/', '.', '_', '-'), 0 for the rest. One table lookup per byte is
+ * cheaper than the comparisons, and every record's whole name is checked and sanitised. */
+enum { CH_ALNUM = 1, CH_SEP = 2 };
 
-    /* Setting bit 5 maps 'A'..'Z' onto 'a'..'z', and nothing else onto them. */
-    return (unsigned char)((u | 0x20) - 'a') < 26 || (unsigned char)(u - '0') < 10;
+/* clang-format off */
+static const uint8_t name_class[256] = {
+    ['-'] = CH_SEP, ['.'] = CH_SEP, ['/'] = CH_SEP, [':'] = CH_SEP, ['_'] = CH_SEP,
+    ['0'] = CH_ALNUM, ['1'] = CH_ALNUM, ['2'] = CH_ALNUM, ['3'] = CH_ALNUM, ['4'] = CH_ALNUM,
+    ['5'] = CH_ALNUM, ['6'] = CH_ALNUM, ['7'] = CH_ALNUM, ['8'] = CH_ALNUM, ['9'] = CH_ALNUM,
+    ['A'] = CH_ALNUM, ['B'] = CH_ALNUM, ['C'] = CH_ALNUM, ['D'] = CH_ALNUM, ['E'] = CH_ALNUM,
+    ['F'] = CH_ALNUM, ['G'] = CH_ALNUM, ['H'] = CH_ALNUM, ['I'] = CH_ALNUM, ['J'] = CH_ALNUM,
+    ['K'] = CH_ALNUM, ['L'] = CH_ALNUM, ['M'] = CH_ALNUM, ['N'] = CH_ALNUM, ['O'] = CH_ALNUM,
+    ['P'] = CH_ALNUM, ['Q'] = CH_ALNUM, ['R'] = CH_ALNUM, ['S'] = CH_ALNUM, ['T'] = CH_ALNUM,
+    ['U'] = CH_ALNUM, ['V'] = CH_ALNUM, ['W'] = CH_ALNUM, ['X'] = CH_ALNUM, ['Y'] = CH_ALNUM,
+    ['Z'] = CH_ALNUM,
+    ['a'] = CH_ALNUM, ['b'] = CH_ALNUM, ['c'] = CH_ALNUM, ['d'] = CH_ALNUM, ['e'] = CH_ALNUM,
+    ['f'] = CH_ALNUM, ['g'] = CH_ALNUM, ['h'] = CH_ALNUM, ['i'] = CH_ALNUM, ['j'] = CH_ALNUM,
+    ['k'] = CH_ALNUM, ['l'] = CH_ALNUM, ['m'] = CH_ALNUM, ['n'] = CH_ALNUM, ['o'] = CH_ALNUM,
+    ['p'] = CH_ALNUM, ['q'] = CH_ALNUM, ['r'] = CH_ALNUM, ['s'] = CH_ALNUM, ['t'] = CH_ALNUM,
+    ['u'] = CH_ALNUM, ['v'] = CH_ALNUM, ['w'] = CH_ALNUM, ['x'] = CH_ALNUM, ['y'] = CH_ALNUM,
+    ['z'] = CH_ALNUM,
+};
+/* clang-format on */
+
+static inline bool is_alnum(char c)
+{
+    return name_class[(unsigned char)c] == CH_ALNUM;
 }
 
-static bool is_separator(char c)
+static inline bool is_separator(char c)
 {
-    return c == ':' || c == '/' || c == '.' || c == '_' || c == '-';
+    return name_class[(unsigned char)c] == CH_SEP;
 }
 
 /* True when the NUL-terminated strings a and b are equal. Inline, for the short names of this
@@ -225,16 +255,33 @@ static bool senml_sniff(const uint8_t *data, size_t len)
     return i < len && data[i] == '[';
 }
 
-/* FNV-1a over bytes, continuing from h. */
-static uint32_t fnv1a(uint32_t h, const void *data, size_t len)
+#define HASH_SEED 2166136261u
+
+/* A hash of bytes, continuing from h: eight bytes per multiplication rather than one, as the
+ * tables hash every record's device and metric name. Only the tables' probing depends on it,
+ * never the output. The last 1..7 bytes are read as one word together with their count, so
+ * that "a" and "a\0" differ. */
+static uint32_t hash_bytes(uint32_t h, const void *data, size_t len)
 {
     const uint8_t *p = data;
+    uint64_t x = h;
 
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 16777619u;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t w;
+
+        memcpy(&w, p, sizeof(w));
+        x = (x ^ w) * UINT64_C(0x9e3779b97f4a7c15);
+        x ^= x >> 29;
     }
-    return h;
+    if (len > 0) {
+        uint64_t w = 0;
+
+        memcpy(&w, p, len);
+        x = (x ^ w ^ (uint64_t)len << 56) * UINT64_C(0x9e3779b97f4a7c15);
+        x ^= x >> 29;
+    }
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    return (uint32_t)(x >> 32);
 }
 
 /* Allocates a table for up to `entries` entries at a load of at most one half. Returns 0, or
@@ -248,8 +295,9 @@ static int table_init(struct senml_table *t, size_t entries)
     t->slots = malloc(n * sizeof(*t->slots));
     if (t->slots == NULL)
         return -1;
-    for (size_t i = 0; i < n; i++)
-        t->slots[i].group = -1;
+    /* All bits set is group -1 (empty) in two's complement; one memset beats a loop of
+     * strided stores. */
+    memset(t->slots, 0xff, n * sizeof(*t->slots));
     t->mask = n - 1;
     return 0;
 }
@@ -290,7 +338,7 @@ static bool name_ok(const char *s, size_t len)
     if (len == 0 || !is_alnum(s[0]))
         return false;
     for (size_t i = 1; i < len; i++)
-        if (!is_alnum(s[i]) && !is_separator(s[i]))
+        if (name_class[(unsigned char)s[i]] == 0)
             return false;
     return true;
 }
@@ -341,8 +389,8 @@ static int collect_labels(struct senml_ctx *c, size_t idx, const struct senml_me
                           size_t count, const struct senml_member *lab[L_COUNT])
 {
     pthread_once(&label_once, build_label_first);
-    for (size_t k = 0; k < L_COUNT; k++)
-        lab[k] = NULL;
+    /* A constant size lets the compiler store the pointers inline instead of a rep stos. */
+    memset(lab, 0, L_COUNT * sizeof(lab[0]));
     for (size_t i = 0; i < count; i++) {
         const struct senml_member *el = &members[i];
         const char *key = el->key;
@@ -361,7 +409,7 @@ static int collect_labels(struct senml_ctx *c, size_t idx, const struct senml_me
             }
         }
         if (k == L_COUNT) {
-            size_t klen = strlen(key);
+            size_t klen = el->key_len;
 
             if (klen > 0 && key[klen - 1] == '_')
                 return decode_fail(c->err, "senml_unknown_mandatory",
@@ -396,7 +444,7 @@ static int check_unique_members(struct senml_ctx *c, size_t idx, const struct se
             return decode_fail(c->err, "no_memory", "out of memory");
     }
     for (size_t i = 0; i < count; i++)
-        keys[i] = (fp_json_key){members[i].key, strlen(members[i].key)};
+        keys[i] = (fp_json_key){members[i].key, members[i].key_len};
     found = fp_json_find_repeated_key(keys, count, &repeated);
     if (keys != local)
         free(keys);
@@ -416,11 +464,13 @@ static int update_base(struct senml_ctx *c, size_t idx, const struct senml_membe
         return decode_fail(c->err, "senml_version", "pack[%zu]: bver %g is above the supported %d",
                            idx, lab[L_BVER]->num, SENML_VERSION_MAX);
     if (lab[L_BN] != NULL) {
-        b->bn_len = strlen(lab[L_BN]->str);
+        b->bn_len = lab[L_BN]->str_len;
         b->bn = b->bn_len > 0 ? lab[L_BN]->str : NULL;
     }
-    if (lab[L_BU] != NULL)
+    if (lab[L_BU] != NULL) {
         b->bu = lab[L_BU]->str;
+        b->bu_len = lab[L_BU]->str_len;
+    }
     if (lab[L_BT] != NULL)
         b->bt = lab[L_BT]->num;
     if (lab[L_BV] != NULL)
@@ -456,7 +506,7 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
 {
     const struct senml_base *b = &c->base;
     const char *n = lab[L_N] != NULL ? lab[L_N]->str : "";
-    size_t n_len = strlen(n), bn_len = b->bn != NULL ? b->bn_len : 0;
+    size_t n_len = lab[L_N] != NULL ? lab[L_N]->str_len : 0, bn_len = b->bn != NULL ? b->bn_len : 0;
     char name[SENML_NAME_MAX + 1];
     const char *last;
     size_t last_len;
@@ -492,9 +542,11 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
 
     /* Unit = u, else bu; known units take their conventional suffix. */
     res->unit = lab[L_U] != NULL ? lab[L_U]->str : b->bu;
+    res->unit_len = lab[L_U] != NULL ? lab[L_U]->str_len : b->bu != NULL ? b->bu_len : 0;
     res->suffix[0] = '\0';
+    res->suffix_len = 0;
     if (res->unit != NULL) {
-        size_t i = 0, unit_len = strlen(res->unit);
+        size_t i = 0, unit_len = res->unit_len;
 
         if (unit_len > SENML_UNIT_MAX)
             return decode_fail(c->err, "senml_bad_field", "pack[%zu]: unit longer than %d bytes",
@@ -506,8 +558,9 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
             size_t slen = strlen(unit_suffixes[i].suffix);
 
             memcpy(res->suffix, unit_suffixes[i].suffix, slen + 1);
+            res->suffix_len = slen;
         } else {
-            sanitize(res->unit, unit_len, res->suffix);
+            res->suffix_len = sanitize(res->unit, unit_len, res->suffix);
         }
     }
 
@@ -530,6 +583,7 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
                                FP_DEVICE_ID_MAX - 1);
         memcpy(res->device, c->in->key, c->in->key_len);
         res->device[c->in->key_len] = '\0';
+        res->device_len = c->in->key_len;
     } else {
         size_t dlen = bn_len;
 
@@ -545,6 +599,7 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
                                res->idx, FP_DEVICE_ID_MAX - 1);
         memcpy(res->device, b->bn, dlen);
         res->device[dlen] = '\0';
+        res->device_len = dlen;
     }
     return 0;
 }
@@ -553,8 +608,9 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
  * appearance. Returns its index, or -1 when memory runs out. */
 static int32_t find_group(struct senml_ctx *c, const struct senml_resolved *res)
 {
-    size_t dlen = strlen(res->device);
-    uint32_t h = fnv1a(fnv1a(2166136261u, res->device, dlen), &res->ts_ms, sizeof(res->ts_ms));
+    size_t dlen = res->device_len;
+    uint32_t h =
+        hash_bytes(hash_bytes(HASH_SEED, res->device, dlen), &res->ts_ms, sizeof(res->ts_ms));
     struct senml_table *t = &c->group_table;
     size_t i = h & t->mask;
     struct senml_group *g;
@@ -584,19 +640,17 @@ static int32_t find_group(struct senml_ctx *c, const struct senml_resolved *res)
     return (int32_t)c->ngroups++;
 }
 
-/* Sets the metric `name` of group g to the value, adding it or replacing an earlier
+/* Sets the metric `name` (nlen bytes) of group g to the value, adding it or replacing an earlier
  * measurement of the same name in the same record (the last one wins, as a JSON object reader
- * would have it). Returns 0, or -1 when memory runs out. */
-static int put_metric(struct senml_ctx *c, int32_t g, const char *name, fp_metric_kind kind,
-                      double num, bool bval, const char *str)
+ * would have it). A string value is str, slen bytes. Returns 0, or -1 when memory runs out. */
+static int put_metric(struct senml_ctx *c, int32_t g, const char *name, size_t nlen,
+                      fp_metric_kind kind, double num, bool bval, const char *str, size_t slen)
 {
     fp_record *r = &c->out->recs[c->groups[g].rec];
-    size_t nlen = strlen(name);
-    uint32_t h = fnv1a(fnv1a(2166136261u, &g, sizeof(g)), name, nlen);
+    uint32_t h = hash_bytes(hash_bytes(HASH_SEED, &g, sizeof(g)), name, nlen);
     struct senml_table *t = &c->metric_table;
     size_t i = h & t->mask;
     fp_metric *m;
-    int rc;
 
     for (; t->slots[i].group >= 0; i = (i + 1) & t->mask) {
         if (t->slots[i].hash != h || t->slots[i].group != g)
@@ -605,7 +659,7 @@ static int put_metric(struct senml_ctx *c, int32_t g, const char *name, fp_metri
         if (m->name.len == nlen && memcmp(fp_record_str(r, m->name), name, nlen) == 0) {
             if (kind == FP_METRIC_STRING) {
                 bool ok;
-                fp_str s = fp_record_put_str(r, str, strlen(str), &ok);
+                fp_str s = fp_record_put_str(r, str, slen, &ok);
 
                 if (!ok)
                     return -1;
@@ -617,14 +671,21 @@ static int put_metric(struct senml_ctx *c, int32_t g, const char *name, fp_metri
             return 0;
         }
     }
-    if (kind == FP_METRIC_STRING)
-        rc = fp_record_add_metric_string(r, name, str, strlen(str));
-    else if (kind == FP_METRIC_BOOL)
-        rc = fp_record_add_metric_bool(r, name, bval);
-    else
-        rc = fp_record_add_metric_number(r, name, num);
-    if (rc != 0)
-        return -1;
+    /* What fp_record_add_metric_* do, with the name's length already known: a string value
+     * goes into the arena first, so that a failure leaves no half-made metric. */
+    {
+        fp_str sv = {0, 0};
+        bool ok = true;
+
+        if (kind == FP_METRIC_STRING)
+            sv = fp_record_put_str(r, str, slen, &ok);
+        m = ok ? fp_record_push_metric(r, name, nlen, kind) : NULL;
+        if (m == NULL)
+            return -1;
+        m->num = kind == FP_METRIC_NUMBER ? num : 0;
+        m->b = kind == FP_METRIC_BOOL ? bval : false;
+        m->str = sv;
+    }
     t->slots[i].hash = h;
     t->slots[i].group = g;
     t->slots[i].metric = (int32_t)(r->metrics_len - 1);
@@ -635,9 +696,9 @@ static int put_metric(struct senml_ctx *c, int32_t g, const char *name, fp_metri
  * "_sum" for a sum, and "_<suffix>" for a unit. A stem already ending in the unit's suffix
  * keeps it only once, so that "voltage_v" in V stays "voltage_v" (and its sum is
  * "voltage_sum_v"). */
-static void metric_name(const struct senml_resolved *res, bool sum, char *out)
+static size_t metric_name(const struct senml_resolved *res, bool sum, char *out)
 {
-    size_t slen = strlen(res->suffix), n = res->stem_len;
+    size_t slen = res->suffix_len, n = res->stem_len;
 
     if (slen > 0 && n > slen + 1 && res->stem[n - slen - 1] == '_' &&
         memcmp(res->stem + n - slen, res->suffix, slen) == 0)
@@ -653,13 +714,14 @@ static void metric_name(const struct senml_resolved *res, bool sum, char *out)
         n += slen;
     }
     out[n] = '\0';
+    return n;
 }
 
-/* True when the unit (NULL for none) is one of the '|'-separated names; "" stands for none. */
-static bool unit_is(const char *unit, const char *names)
+/* True when the unit (ulen bytes, NULL for none) is one of the '|'-separated names; "" stands
+ * for none. */
+static bool unit_is(const char *unit, size_t ulen, const char *names)
 {
     const char *p = names;
-    size_t ulen = unit != NULL ? strlen(unit) : 0;
 
     for (;;) {
         const char *bar = strchr(p, '|');
@@ -684,7 +746,7 @@ static int put_position(struct senml_ctx *c, int32_t g, enum senml_pos field,
     };
     struct senml_group *grp = &c->groups[g];
 
-    if (units[field] != NULL && !unit_is(res->unit, units[field]))
+    if (units[field] != NULL && !unit_is(res->unit, res->unit_len, units[field]))
         return decode_fail(c->err, "senml_position", "pack[%zu]: %s: unit \"%.32s\" not supported",
                            res->idx, res->stem, res->unit != NULL ? res->unit : "");
     if (field == P_SPEED && res->unit != NULL && strcmp(res->unit, "m/s") == 0)
@@ -746,32 +808,34 @@ static int decode_one(struct senml_ctx *c, size_t idx, const struct senml_pack *
         if (put_position(c, g, pos_names[p].field, &res, c->base.bv + lab[L_V]->num) < 0)
             return -1;
     } else if (nvalues > 0) {
+        size_t nlen = metric_name(&res, false, name);
         int rc;
 
-        metric_name(&res, false, name);
         if (lab[L_V] != NULL) {
             double v = c->base.bv + lab[L_V]->num;
 
             if (!isfinite(v))
                 return decode_fail(c->err, "senml_value", "pack[%zu]: value out of range", idx);
-            rc = put_metric(c, g, name, FP_METRIC_NUMBER, v, false, NULL);
+            rc = put_metric(c, g, name, nlen, FP_METRIC_NUMBER, v, false, NULL, 0);
         } else if (lab[L_VB] != NULL) {
-            rc = put_metric(c, g, name, FP_METRIC_BOOL, 0, lab[L_VB]->type == J_TRUE, NULL);
+            rc =
+                put_metric(c, g, name, nlen, FP_METRIC_BOOL, 0, lab[L_VB]->type == J_TRUE, NULL, 0);
         } else {
             const struct senml_member *s = lab[L_VS] != NULL ? lab[L_VS] : lab[L_VD];
 
-            rc = put_metric(c, g, name, FP_METRIC_STRING, 0, false, s->str);
+            rc = put_metric(c, g, name, nlen, FP_METRIC_STRING, 0, false, s->str, s->str_len);
         }
         if (rc < 0)
             return decode_fail(c->err, "no_memory", "out of memory");
     }
     if (lab[L_S] != NULL) {
         double s = c->base.bs + lab[L_S]->num;
+        size_t nlen;
 
         if (!isfinite(s))
             return decode_fail(c->err, "senml_value", "pack[%zu]: sum out of range", idx);
-        metric_name(&res, true, name);
-        if (put_metric(c, g, name, FP_METRIC_NUMBER, s, false, NULL) < 0)
+        nlen = metric_name(&res, true, name);
+        if (put_metric(c, g, name, nlen, FP_METRIC_NUMBER, s, false, NULL, 0) < 0)
             return decode_fail(c->err, "no_memory", "out of memory");
     }
     return 0;
@@ -815,8 +879,8 @@ static int finish_positions(struct senml_ctx *c)
         }
         for (int f = P_ALT; f < P_COUNT; f++) {
             if ((g->pos_seen & 1u << f) != 0 &&
-                put_metric(c, (int32_t)i, pos_metric_names[f], FP_METRIC_NUMBER, g->pos[f], false,
-                           NULL) < 0)
+                put_metric(c, (int32_t)i, pos_metric_names[f], strlen(pos_metric_names[f]),
+                           FP_METRIC_NUMBER, g->pos[f], false, NULL, 0) < 0)
                 return decode_fail(c->err, "no_memory", "out of memory");
         }
     }
@@ -890,7 +954,7 @@ static void strict_skip_space(struct strict_reader *r)
  * copy, or NULL to decline: an escape or a control character (which cJSON would keep, and which
  * may be a NUL), or no closing quote. The copy takes one byte less than the quoted text, so a
  * text area as long as the JSON holds every string. */
-static const char *strict_string(struct strict_reader *r)
+static const char *strict_string(struct strict_reader *r, size_t *len)
 {
     const char *start = r->p + 1, *q = start;
     char *copy = r->text;
@@ -908,6 +972,7 @@ static const char *strict_string(struct strict_reader *r)
     copy[n] = '\0';
     r->text += n + 1;
     r->p = q + 1;
+    *len = n;
     return copy;
 }
 
@@ -1004,12 +1069,13 @@ static bool strict_value(struct strict_reader *r, struct senml_member *m)
     size_t left = (size_t)(r->end - r->p);
 
     m->str = NULL;
+    m->str_len = 0;
     m->num = 0;
     if (left == 0)
         return false;
     if (*r->p == '"') {
         m->type = J_STRING;
-        m->str = strict_string(r);
+        m->str = strict_string(r, &m->str_len);
         return m->str != NULL;
     }
     if (*r->p == '-' || is_digit(*r->p)) {
@@ -1049,7 +1115,7 @@ static bool strict_object(struct strict_reader *r, struct senml_pack *pk, struct
         m = push_member(pk);
         if (m == NULL)
             return false;
-        m->key = strict_string(r);
+        m->key = strict_string(r, &m->key_len);
         if (m->key == NULL)
             return false;
         strict_skip_space(r);
@@ -1122,11 +1188,14 @@ static bool strict_read(struct senml_pack *pk, const char *json, size_t len)
 static void cjson_member(const cJSON *el, struct senml_member *m)
 {
     m->key = el->string != NULL ? el->string : "";
+    m->key_len = strlen(m->key);
     m->str = NULL;
+    m->str_len = 0;
     m->num = 0;
     if (cJSON_IsString(el) && el->valuestring != NULL) {
         m->type = J_STRING;
         m->str = el->valuestring;
+        m->str_len = strlen(m->str);
     } else if (cJSON_IsNumber(el)) {
         m->type = J_NUMBER;
         m->num = el->valuedouble;
