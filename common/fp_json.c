@@ -169,45 +169,14 @@ bool fp_json_utf8_valid(const char *s, size_t len, size_t *bad_at)
     return true;
 }
 
-int fp_json_put_string(fp_buf *b, const char *s, size_t len)
+/* The rest of fp_json_put_string once the fast path met a byte to escape or validate at s[i]:
+ * the quote and s[0..i) are in the buffer already, which began at start_len. Kept out of line
+ * so that the fast path, which nearly every string takes, needs few registers to save. */
+static __attribute__((noinline)) int put_string_slow(fp_buf *b, const char *s, size_t len, size_t i,
+                                                     size_t start_len)
 {
     const unsigned char *u = (const unsigned char *)s;
-    size_t start_len = b->len;
-    size_t i = 0, run = 0;
-
-    /* Most strings need no escaping: reserve for the plain copy plus quotes up front and
-     * grow only when an escape or a replacement makes the output longer than the input. */
-    if (len > SIZE_MAX - 2 || (b->cap - b->len <= len + 2 && fp_buf_reserve(b, len + 2) != 0))
-        return -1;
-    b->data[b->len++] = '"';
-
-    /* Fast path: copy the leading plain bytes a word at a time, and finish right away when
-     * that is the whole string, as it is for nearly every name and identifier. */
-    {
-        char *dst = b->data + b->len;
-        uint64_t w;
-
-        while (len - i >= 8 && special_bytes(w = load_word(u + i)) == 0) {
-            memcpy(dst + i, &w, sizeof(w));
-            i += 8;
-        }
-        /* The last 1..7 bytes of a string of at least 8 are tested as the word that ends the
-         * string (overlapping bytes already copied) rather than byte by byte. */
-        if (i < len && len - i < 8 && len >= 8 && special_bytes(w = load_word(u + len - 8)) == 0) {
-            memcpy(dst + len - 8, &w, sizeof(w));
-            i = len;
-        }
-        while (i < len && byte_class[u[i]] == 0) {
-            dst[i] = s[i];
-            i++;
-        }
-        b->len += i;
-        if (i == len) {
-            b->data[b->len++] = '"';
-            return 0;
-        }
-        run = i;
-    }
+    size_t run = i;
 
     while (i < len) {
         unsigned char cls = byte_class[u[i]];
@@ -250,6 +219,47 @@ int fp_json_put_string(fp_buf *b, const char *s, size_t len)
     }
     b->data[b->len++] = '"';
     return 0;
+}
+
+int fp_json_put_string(fp_buf *b, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start_len = b->len;
+    size_t i = 0;
+
+    /* Most strings need no escaping: reserve for the plain copy plus quotes up front and
+     * grow only when an escape or a replacement makes the output longer than the input. */
+    if (len > SIZE_MAX - 2 || (b->cap - b->len <= len + 2 && fp_buf_reserve(b, len + 2) != 0))
+        return -1;
+    b->data[b->len++] = '"';
+
+    /* Fast path: copy the leading plain bytes a word at a time, and finish right away when
+     * that is the whole string, as it is for nearly every name and identifier. */
+    {
+        char *dst = b->data + b->len;
+        uint64_t w;
+
+        while (len - i >= 8 && special_bytes(w = load_word(u + i)) == 0) {
+            memcpy(dst + i, &w, sizeof(w));
+            i += 8;
+        }
+        /* The last 1..7 bytes of a string of at least 8 are tested as the word that ends the
+         * string (overlapping bytes already copied) rather than byte by byte. */
+        if (i < len && len - i < 8 && len >= 8 && special_bytes(w = load_word(u + len - 8)) == 0) {
+            memcpy(dst + len - 8, &w, sizeof(w));
+            i = len;
+        }
+        while (i < len && byte_class[u[i]] == 0) {
+            dst[i] = s[i];
+            i++;
+        }
+        b->len += i;
+        if (i == len) {
+            b->data[b->len++] = '"';
+            return 0;
+        }
+    }
+    return put_string_slow(b, s, len, i, start_len);
 }
 
 /* Powers of ten that are exact in a double. */
