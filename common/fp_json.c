@@ -262,6 +262,32 @@ int fp_json_put_string(fp_buf *b, const char *s, size_t len)
     return put_string_slow(b, s, len, i, start_len);
 }
 
+const char fp_json_digit_pairs[200] = "00010203040506070809"
+                                      "10111213141516171819"
+                                      "20212223242526272829"
+                                      "30313233343536373839"
+                                      "40414243444546474849"
+                                      "50515253545556575859"
+                                      "60616263646566676869"
+                                      "70717273747576777879"
+                                      "80818283848586878889"
+                                      "90919293949596979899";
+
+/* Writes the seven digits of v < 10^7, with leading zeros, and returns how many of them are
+ * left once the trailing zeros are dropped (at least 1: v is not 0). */
+static inline size_t format_fraction7(char *out, uint32_t v)
+{
+    size_t n = 7;
+
+    memcpy(out, fp_json_digit_pairs + 2 * (v / 100000), 2);
+    memcpy(out + 2, fp_json_digit_pairs + 2 * (v / 1000 % 100), 2);
+    memcpy(out + 4, fp_json_digit_pairs + 2 * (v / 10 % 100), 2);
+    out[6] = (char)('0' + v % 10);
+    while (out[n - 1] == '0')
+        n--;
+    return n;
+}
+
 /* Powers of ten that are exact in a double. */
 static const double pow10_exact[8] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7};
 static const uint64_t pow10_int[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
@@ -321,18 +347,14 @@ static size_t format_fixed(double v, char *out)
     /* k is nearly always 7 here, and a constant divisor spares the division instruction. */
     ip = k == 7 ? (uint64_t)n / 10000000u : (uint64_t)n / pow10_int[k];
     fp = (uint32_t)((uint64_t)n - ip * pow10_int[k]);
-    /* The loop's k leaves no trailing zero (a smaller k would have matched), the single
-     * candidate's may: they go. fp == 0 cannot happen for a non-integral v, so a digit stays. */
-    while (fp % 10 == 0) {
-        fp /= 10;
-        k--;
-    }
     if (v < 0)
         out[len++] = '-';
-    len += fp_buf_format_u64(out + len, ip);
+    len += fp_json_format_uint(out + len, ip);
     out[len++] = '.';
-    fp_buf_format_u64_width(out + len, fp, (size_t)k);
-    return len + (size_t)k;
+    /* The fraction is written as seven digits (k digits scaled by 10^(7 - k)), and the trailing
+     * zeros go: the loop's k leaves none (a smaller k would have matched), the single
+     * candidate's may. fp == 0 cannot happen for a non-integral v, so a digit stays. */
+    return len + format_fraction7(out + len, fp * (uint32_t)pow10_int[7 - k]);
 }
 
 /* Writes the shortest of %.15g, %.16g and %.17g that reads back as v (%.17g always does).
@@ -368,9 +390,9 @@ static size_t format_double(double v, char *out)
 
         if (i < 0) {
             out[0] = '-';
-            return 1 + fp_buf_format_u64(out + 1, 0 - (uint64_t)i);
+            return 1 + fp_json_format_uint(out + 1, 0 - (uint64_t)i);
         }
-        return fp_buf_format_u64(out, (uint64_t)i);
+        return fp_json_format_uint(out, (uint64_t)i);
     }
     n = format_fixed(v, out);
     if (n == 0)

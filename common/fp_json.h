@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/fp_buf.h"
 
@@ -40,6 +41,35 @@ bool fp_json_find_repeated_key(fp_json_key *keys, size_t n, fp_json_key *repeate
  * shortest form that reads back to the same double ("24.31", "55.6761234"). NaN and infinities
  * (not representable in JSON) are written as null. */
 int fp_json_put_double(fp_buf *b, double v);
+
+/* "00" to "99": the digits of fp_json_format_uint, two per step. */
+extern const char fp_json_digit_pairs[200];
+
+/* Writes the decimal digits of v exactly like fp_buf_format_u64 (out has room for 20 bytes)
+ * and returns their count. Numbers below 10000, most of what the encoders write, are done
+ * inline: a call per number into fp_buf.c cost more than their digits. */
+static inline size_t fp_json_format_uint(char *out, uint64_t v)
+{
+    if (v < 10) {
+        out[0] = (char)('0' + v);
+        return 1;
+    }
+    if (v < 100) {
+        memcpy(out, fp_json_digit_pairs + 2 * v, 2);
+        return 2;
+    }
+    if (v < 1000) {
+        out[0] = (char)('0' + v / 100);
+        memcpy(out + 1, fp_json_digit_pairs + 2 * (v % 100), 2);
+        return 3;
+    }
+    if (v < 10000) {
+        memcpy(out, fp_json_digit_pairs + 2 * (v / 100), 2);
+        memcpy(out + 2, fp_json_digit_pairs + 2 * (v % 100), 2);
+        return 4;
+    }
+    return fp_buf_format_u64(out, v);
+}
 
 /* Appends "key": with the key quoted (the key must not need escaping). */
 int fp_json_put_key(fp_buf *b, const char *key);
