@@ -18,7 +18,6 @@
 #include <cJSON.h>
 #include <float.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +164,7 @@ struct senml_pack {
 struct senml_base {
     const char *bn; /* NULL when no (or an empty) base name is in effect */
     size_t bn_len;
+    bool bn_ok; /* name_ok(bn, bn_len), checked once per base name rather than per record */
     const char *bu;
     size_t bu_len;
     double bt, bv, bs;
@@ -332,15 +332,19 @@ static size_t sanitize(const char *s, size_t len, char *out)
     return n;
 }
 
-/* True when a resolved name matches [A-Za-z0-9][A-Za-z0-9:./_-]*. */
-static bool name_ok(const char *s, size_t len)
+/* True when every byte of s is one of [A-Za-z0-9:./_-]. */
+static bool name_bytes_ok(const char *s, size_t len)
 {
-    if (len == 0 || !is_alnum(s[0]))
-        return false;
-    for (size_t i = 1; i < len; i++)
+    for (size_t i = 0; i < len; i++)
         if (name_class[(unsigned char)s[i]] == 0)
             return false;
     return true;
+}
+
+/* True when a resolved name matches [A-Za-z0-9][A-Za-z0-9:./_-]*. */
+static bool name_ok(const char *s, size_t len)
+{
+    return len > 0 && is_alnum(s[0]) && name_bytes_ok(s + 1, len - 1);
 }
 
 static bool type_ok(const struct senml_member *item, enum senml_type type)
@@ -363,51 +367,75 @@ static const char *type_name(enum senml_type type)
 
 /* Finds the labels of one SenML record. Fails on an unknown label ending in '_', a label
  * given twice or a value of the wrong type. Returns 0 or -1 with the error filled in. */
-/* label_first[b] is the first label of label_order whose name starts with byte b, L_COUNT when
- * none does. label_order lists the labels grouped by first byte. Built once. */
-static uint8_t label_first[256];
-static enum senml_label label_order[L_COUNT];
-static pthread_once_t label_once = PTHREAD_ONCE_INIT;
-
-static void build_label_first(void)
+/* The label a key of len bytes names, L_COUNT for none. Every label is one to four bytes, so
+ * the key's length and bytes pick it with a switch; the key is exactly its bytes (the readers
+ * keep no NUL inside a key), so this is the same as comparing it with every label's name. */
+static enum senml_label label_of(const char *key, size_t len)
 {
-    size_t n = 0;
-
-    memset(label_first, L_COUNT, sizeof(label_first));
-    for (unsigned b = 1; b < 256; b++) {
-        for (size_t k = 0; k < L_COUNT; k++) {
-            if ((unsigned char)label_defs[k].name[0] != b)
-                continue;
-            if (label_first[b] == L_COUNT)
-                label_first[b] = (uint8_t)n;
-            label_order[n++] = (enum senml_label)k;
+    switch (len) {
+    case 1:
+        switch (key[0]) {
+        case 'n':
+            return L_N;
+        case 'u':
+            return L_U;
+        case 'v':
+            return L_V;
+        case 's':
+            return L_S;
+        case 't':
+            return L_T;
+        default:
+            return L_COUNT;
         }
+    case 2:
+        if (key[0] == 'b') {
+            switch (key[1]) {
+            case 'n':
+                return L_BN;
+            case 't':
+                return L_BT;
+            case 'u':
+                return L_BU;
+            case 'v':
+                return L_BV;
+            case 's':
+                return L_BS;
+            default:
+                return L_COUNT;
+            }
+        }
+        if (key[0] == 'v') {
+            switch (key[1]) {
+            case 's':
+                return L_VS;
+            case 'b':
+                return L_VB;
+            case 'd':
+                return L_VD;
+            default:
+                return L_COUNT;
+            }
+        }
+        return key[0] == 'u' && key[1] == 't' ? L_UT : L_COUNT;
+    case 4:
+        return memcmp(key, "bver", 4) == 0 ? L_BVER : L_COUNT;
+    default:
+        return L_COUNT;
     }
 }
 
 static int collect_labels(struct senml_ctx *c, size_t idx, const struct senml_member *members,
                           size_t count, const struct senml_member *lab[L_COUNT])
 {
-    pthread_once(&label_once, build_label_first);
     /* A constant size lets the compiler store the pointers inline instead of a rep stos. */
     memset(lab, 0, L_COUNT * sizeof(lab[0]));
     for (size_t i = 0; i < count; i++) {
         const struct senml_member *el = &members[i];
         const char *key = el->key;
-        size_t k = L_COUNT;
+        enum senml_label k = label_of(key, el->key_len);
         const char *code;
 
-        /* The candidates of the key's first byte alone are compared in full. */
-        for (size_t at = label_first[(unsigned char)key[0]]; at < L_COUNT; at++) {
-            enum senml_label cand = label_order[at];
-
-            if (label_defs[cand].name[0] != key[0])
-                break;
-            if (str_eq(label_defs[cand].name, key)) {
-                k = cand;
-                break;
-            }
-        }
         if (k == L_COUNT) {
             size_t klen = el->key_len;
 
@@ -466,6 +494,7 @@ static int update_base(struct senml_ctx *c, size_t idx, const struct senml_membe
     if (lab[L_BN] != NULL) {
         b->bn_len = lab[L_BN]->str_len;
         b->bn = b->bn_len > 0 ? lab[L_BN]->str : NULL;
+        b->bn_ok = b->bn_len > 0 && name_ok(b->bn, b->bn_len);
     }
     if (lab[L_BU] != NULL) {
         b->bu = lab[L_BU]->str;
@@ -521,7 +550,8 @@ static int resolve(struct senml_ctx *c, const struct senml_member *lab[L_COUNT],
         memcpy(name, b->bn, bn_len);
     memcpy(name + bn_len, n, n_len);
     name[bn_len + n_len] = '\0';
-    if (!name_ok(name, bn_len + n_len))
+    /* name_ok of bn + n is name_ok of bn (known) and every byte of n a name byte. */
+    if (bn_len > 0 ? !b->bn_ok || !name_bytes_ok(n, n_len) : !name_ok(n, n_len))
         return decode_fail(c->err, "senml_bad_name", "pack[%zu]: bad name \"%.64s\"", res->idx,
                            name);
     if (bn_len > 0 && n_len > 0) {
