@@ -343,7 +343,9 @@ static int read_group(struct walk *w, const struct codec *c, unsigned size, uint
                            "record %u: the %u-byte IO group at offset %zu counts %u elements, "
                            "more than the %u the total IO count leaves",
                            w->rec, size, count_at, n, *left);
-    if ((w->end - w->pos) / entry < n) {
+    /* n * entry cannot overflow (n < 2^16, entry <= 10), and the product spares the 64-bit
+     * division that (end - pos) / entry < n, the same test, would cost for every group. */
+    if (w->end - w->pos < (size_t)n * entry) {
         char what[64];
 
         snprintf(what, sizeof(what), "%u IO elements of %u-byte values", n, size);
