@@ -274,18 +274,35 @@ const char fp_json_digit_pairs[200] = "00010203040506070809"
                                       "90919293949596979899";
 
 /* Writes the seven digits of v < 10^7, with leading zeros, and returns how many of them are
- * left once the trailing zeros are dropped (at least 1: v is not 0). */
+ * left once the trailing zeros are dropped (at least 1: v is not 0). out has room for 8 bytes
+ * (the eighth is scratch). */
 static inline size_t format_fraction7(char *out, uint32_t v)
 {
-    size_t n = 7;
-
     memcpy(out, fp_json_digit_pairs + 2 * (v / 100000), 2);
     memcpy(out + 2, fp_json_digit_pairs + 2 * (v / 1000 % 100), 2);
     memcpy(out + 4, fp_json_digit_pairs + 2 * (v / 10 % 100), 2);
     out[6] = (char)('0' + v % 10);
-    while (out[n - 1] == '0')
-        n--;
-    return n;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    {
+        /* The digits as one word, '0' bytes made zero: the highest nonzero byte is the last
+         * digit kept. The loop below would take a branch per trailing zero, which the varying
+         * count makes hard to predict. */
+        uint64_t w;
+
+        out[7] = '0'; /* scratch, so that the word holds no byte left unwritten */
+        memcpy(&w, out, sizeof(w));
+        w ^= ONE_BYTES * '0';
+        return (size_t)(63 - __builtin_clzll(w)) / 8 + 1;
+    }
+#else
+    {
+        size_t n = 7;
+
+        while (out[n - 1] == '0')
+            n--;
+        return n;
+    }
+#endif
 }
 
 /* Powers of ten that are exact in a double. */
