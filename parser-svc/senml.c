@@ -365,8 +365,6 @@ static const char *type_name(enum senml_type type)
     return type == T_STRING ? "string" : type == T_NUMBER ? "finite number" : "boolean";
 }
 
-/* Finds the labels of one SenML record. Fails on an unknown label ending in '_', a label
- * given twice or a value of the wrong type. Returns 0 or -1 with the error filled in. */
 /* The label a key of len bytes names, L_COUNT for none. Every label is one to four bytes, so
  * the key's length and bytes pick it with a switch; the key is exactly its bytes (the readers
  * keep no NUL inside a key), so this is the same as comparing it with every label's name. */
@@ -425,6 +423,8 @@ static enum senml_label label_of(const char *key, size_t len)
     }
 }
 
+/* Finds the labels of one SenML record. Fails on an unknown label ending in '_', a label
+ * given twice or a value of the wrong type. Returns 0 or -1 with the error filled in. */
 static int collect_labels(struct senml_ctx *c, size_t idx, const struct senml_member *members,
                           size_t count, const struct senml_member *lab[L_COUNT])
 {
