@@ -108,8 +108,7 @@ int fp_buf_printf(fp_buf *b, const char *fmt, ...)
     return 0;
 }
 
-/* "00" to "99": writing two digits per step halves the divisions of decimal formatting. */
-static const char digit_pairs[200] = "00010203040506070809"
+const char fp_buf_digit_pairs[200] = "00010203040506070809"
                                      "10111213141516171819"
                                      "20212223242526272829"
                                      "30313233343536373839"
@@ -166,7 +165,7 @@ size_t fp_buf_format_u64(char *out, uint64_t v)
         return 1;
     }
     if (v < 100) {
-        memcpy(out, digit_pairs + 2 * v, 2);
+        memcpy(out, fp_buf_digit_pairs + 2 * v, 2);
         return 2;
     }
     n = fp_buf_dec_len(v);
@@ -175,18 +174,18 @@ size_t fp_buf_format_u64(char *out, uint64_t v)
     /* Values of 32 bits, by far the most common, take the cheaper 32-bit arithmetic. */
     while (v > UINT32_MAX) {
         p -= 2;
-        memcpy(p, digit_pairs + 2 * (v % 100), 2);
+        memcpy(p, fp_buf_digit_pairs + 2 * (v % 100), 2);
         v /= 100;
     }
     w = (uint32_t)v;
     while (w >= 100) {
         p -= 2;
-        memcpy(p, digit_pairs + 2 * (w % 100), 2);
+        memcpy(p, fp_buf_digit_pairs + 2 * (w % 100), 2);
         w /= 100;
     }
     if (w >= 10) {
         p -= 2;
-        memcpy(p, digit_pairs + 2 * w, 2);
+        memcpy(p, fp_buf_digit_pairs + 2 * w, 2);
     } else {
         *--p = (char)('0' + w);
     }
@@ -199,7 +198,7 @@ void fp_buf_format_u64_width(char *out, uint64_t v, size_t width)
 
     while (p - out >= 2) {
         p -= 2;
-        memcpy(p, digit_pairs + 2 * (v % 100), 2);
+        memcpy(p, fp_buf_digit_pairs + 2 * (v % 100), 2);
         v /= 100;
     }
     if (p > out)

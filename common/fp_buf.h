@@ -47,6 +47,10 @@ size_t fp_buf_dec_len(uint64_t v);
  * writers that reserved the space themselves. This function can't fail. */
 size_t fp_buf_format_u64(char *out, uint64_t v);
 
+/* "00" to "99": writing two digits per step halves the divisions of decimal formatting (also
+ * fp_json_format_uint's). */
+extern const char fp_buf_digit_pairs[200];
+
 /* Writes the last `width` decimal digits of v to out (exactly width bytes, with leading zeros:
  * 7 of width 3 is "007"), for fraction digits. width 0 writes nothing. This function can't
  * fail. */

@@ -262,25 +262,14 @@ int fp_json_put_string(fp_buf *b, const char *s, size_t len)
     return put_string_slow(b, s, len, i, start_len);
 }
 
-const char fp_json_digit_pairs[200] = "00010203040506070809"
-                                      "10111213141516171819"
-                                      "20212223242526272829"
-                                      "30313233343536373839"
-                                      "40414243444546474849"
-                                      "50515253545556575859"
-                                      "60616263646566676869"
-                                      "70717273747576777879"
-                                      "80818283848586878889"
-                                      "90919293949596979899";
-
 /* Writes the seven digits of v < 10^7, with leading zeros, and returns how many of them are
  * left once the trailing zeros are dropped (at least 1: v is not 0). out has room for 8 bytes
  * (the eighth is scratch). */
 static inline size_t format_fraction7(char *out, uint32_t v)
 {
-    memcpy(out, fp_json_digit_pairs + 2 * (v / 100000), 2);
-    memcpy(out + 2, fp_json_digit_pairs + 2 * (v / 1000 % 100), 2);
-    memcpy(out + 4, fp_json_digit_pairs + 2 * (v / 10 % 100), 2);
+    memcpy(out, fp_buf_digit_pairs + 2 * (v / 100000), 2);
+    memcpy(out + 2, fp_buf_digit_pairs + 2 * (v / 1000 % 100), 2);
+    memcpy(out + 4, fp_buf_digit_pairs + 2 * (v / 10 % 100), 2);
     out[6] = (char)('0' + v % 10);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     {

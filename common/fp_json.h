@@ -42,9 +42,6 @@ bool fp_json_find_repeated_key(fp_json_key *keys, size_t n, fp_json_key *repeate
  * (not representable in JSON) are written as null. */
 int fp_json_put_double(fp_buf *b, double v);
 
-/* "00" to "99": the digits of fp_json_format_uint, two per step. */
-extern const char fp_json_digit_pairs[200];
-
 /* Writes the decimal digits of v exactly like fp_buf_format_u64 (out has room for 20 bytes)
  * and returns their count. Numbers of 32 bits, nearly all of what the encoders write, are done
  * inline: a call per number into fp_buf.c cost more than the digits of most of them. */
@@ -59,7 +56,7 @@ static inline size_t fp_json_format_uint(char *out, uint64_t v)
         return 1;
     }
     if (v < 100) {
-        memcpy(out, fp_json_digit_pairs + 2 * v, 2);
+        memcpy(out, fp_buf_digit_pairs + 2 * v, 2);
         return 2;
     }
     if (v > UINT32_MAX)
@@ -72,11 +69,11 @@ static inline size_t fp_json_format_uint(char *out, uint64_t v)
     p = out + n;
     while (x >= 100) {
         p -= 2;
-        memcpy(p, fp_json_digit_pairs + 2 * (x % 100), 2);
+        memcpy(p, fp_buf_digit_pairs + 2 * (x % 100), 2);
         x /= 100;
     }
     if (x >= 10)
-        memcpy(p - 2, fp_json_digit_pairs + 2 * x, 2);
+        memcpy(p - 2, fp_buf_digit_pairs + 2 * x, 2);
     else
         p[-1] = (char)('0' + x);
     return n;
