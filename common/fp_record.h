@@ -158,6 +158,14 @@ int fp_record_add_metric_number(fp_record *r, const char *name, double value);
 int fp_record_add_metric_bool(fp_record *r, const char *name, bool value);
 int fp_record_add_metric_string(fp_record *r, const char *name, const char *value, size_t len);
 
+/* For decoders that know a metric name's length (the add_metric functions take strlen): returns
+ * a new zeroed metric named by the name_len bytes at name (copied into the arena) with only its
+ * kind set, at the end of r->metrics, for the caller to set its value; NULL when memory runs out
+ * or r already holds the most metrics a record may (r is then unchanged but for arena bytes).
+ * Valid until the next one is added. */
+fp_metric *fp_record_push_metric(fp_record *r, const char *name, size_t name_len,
+                                 fp_metric_kind kind);
+
 /* Sets an enrichment text field (one of the fp_str members of r->enrichment). Returns 0 or -1
  * when memory runs out. */
 int fp_record_set_enrich_str(fp_record *r, fp_str *field, const char *value, size_t len);

@@ -45,13 +45,6 @@ extern const struct enrich_field fp_record_asset_fields[5];
  * unchanged). The pointer is valid until the next element is added. */
 fp_io *fp_record_push_io(fp_record *r, uint32_t id);
 
-/* Returns a new zeroed metric named by the name_len bytes at name (copied into the arena) with
- * only its kind set, at the end of r->metrics; NULL when memory runs out or r already holds
- * FP_ITEMS_MAX metrics (r is then unchanged but for arena bytes). Valid until the next one is
- * added. */
-fp_metric *fp_record_push_metric(fp_record *r, const char *name, size_t name_len,
-                                 fp_metric_kind kind);
-
 /* Writes the message into msg (when there is room for one) and returns code: how the readers
  * and checks refuse a record. */
 int fp_record_refuse(char *msg, size_t msg_size, int code, const char *fmt, ...)

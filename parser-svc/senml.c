@@ -24,7 +24,6 @@
 
 #include "parser-svc/decode.h"
 #include "common/fp_json.h"
-#include "common/fp_record_internal.h"
 #include "common/fp_time.h"
 
 #define SENML_RECORDS_MAX 10000

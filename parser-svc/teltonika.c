@@ -23,7 +23,6 @@
 
 #include "parser-svc/decode.h"
 #include "parser-svc/teltonika_frame.h"
-#include "common/fp_record_internal.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
