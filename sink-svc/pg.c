@@ -390,7 +390,6 @@ int pg_load_offsets(pg_conn *pg, const char *group, rd_kafka_topic_partition_lis
 static int reserve_rows(pg_conn *pg, size_t n)
 {
     size_t *at;
-
     size_t cap = pg->row_cap > 0 ? pg->row_cap : 256;
 
     if (pg->row_cap >= n + 1)
@@ -668,9 +667,10 @@ static failure write_direct(pg_conn *pg, const pg_row *rows, size_t n, bool stre
     pg->direct_sent = pg->copy.len;
     /* The rollups' summary is built from the records now: they do not move any more. */
     summary_clear(pg->summary);
-    for (size_t i = 0; i < n && rollup_enabled(pg->rollup); i++)
-        if (row_written(&rows[i]) && summary_add(pg->summary, rows[i].rec, i) < 0)
-            return copy_finish(pg, "out of memory", err, err_size);
+    if (rollup_enabled(pg->rollup))
+        for (size_t i = 0; i < n; i++)
+            if (row_written(&rows[i]) && summary_add(pg->summary, rows[i].rec, i) < 0)
+                return copy_finish(pg, "out of memory", err, err_size);
     f = copy_finish(pg, NULL, err, err_size);
     if (f == FAIL_NONE &&
         rollup_apply_summary(pg->rollup, pg->conn, pg->summary, list_late_rows, &ctx) < 0) {
