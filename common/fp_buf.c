@@ -153,42 +153,19 @@ size_t fp_buf_dec_len(uint64_t v)
     return t + 1 - (v < pow10_u64[t]);
 }
 
-size_t fp_buf_format_u64(char *out, uint64_t v)
+size_t fp_buf_format_u64_wide(char *out, uint64_t v)
 {
-    size_t n;
-    char *p;
-    uint32_t w;
+    size_t n = fp_buf_dec_len(v);
+    char *p = out + n;
 
-    /* One and two digits, the commonest (flags, counts, IO ids), need no arithmetic. */
-    if (v < 10) {
-        out[0] = (char)('0' + v);
-        return 1;
-    }
-    if (v < 100) {
-        memcpy(out, fp_buf_digit_pairs + 2 * v, 2);
-        return 2;
-    }
-    n = fp_buf_dec_len(v);
-    p = out + n;
-
-    /* Values of 32 bits, by far the most common, take the cheaper 32-bit arithmetic. */
+    /* Two low digits a step until 32 bits are left: those are exactly the leading n - (out + n
+     * - p) digits, which the 32-bit arithmetic writes. */
     while (v > UINT32_MAX) {
         p -= 2;
         memcpy(p, fp_buf_digit_pairs + 2 * (v % 100), 2);
         v /= 100;
     }
-    w = (uint32_t)v;
-    while (w >= 100) {
-        p -= 2;
-        memcpy(p, fp_buf_digit_pairs + 2 * (w % 100), 2);
-        w /= 100;
-    }
-    if (w >= 10) {
-        p -= 2;
-        memcpy(p, fp_buf_digit_pairs + 2 * w, 2);
-    } else {
-        *--p = (char)('0' + w);
-    }
+    fp_buf_format_u64(out, v);
     return n;
 }
 

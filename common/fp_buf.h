@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct fp_buf {
     char *data;
@@ -42,14 +43,51 @@ int fp_buf_put_u64(fp_buf *b, uint64_t v);
 /* The number of decimal digits of v (1 for 0). This function can't fail. */
 size_t fp_buf_dec_len(uint64_t v);
 
+/* "00" to "99": writing two digits per step halves the divisions of decimal formatting. */
+extern const char fp_buf_digit_pairs[200];
+
+/* fp_buf_format_u64 for v > UINT32_MAX (call that one). */
+size_t fp_buf_format_u64_wide(char *out, uint64_t v);
+
 /* Writes the decimal digits of v to out, which must have room for 20 bytes, and returns how
  * many it wrote (fp_buf_dec_len(v)); nothing beyond them is touched and no NUL is added. For
- * writers that reserved the space themselves. This function can't fail. */
-size_t fp_buf_format_u64(char *out, uint64_t v);
+ * writers that reserved the space themselves. This function can't fail. Numbers of 32 bits,
+ * nearly all of what the encoders write, are done inline: a call per number cost more than the
+ * digits of most of them. */
+static inline size_t fp_buf_format_u64(char *out, uint64_t v)
+{
+    uint32_t x;
+    size_t n;
+    char *p;
 
-/* "00" to "99": writing two digits per step halves the divisions of decimal formatting (also
- * fp_json_format_uint's). */
-extern const char fp_buf_digit_pairs[200];
+    /* One and two digits, the commonest (flags, counts, IO ids), need no arithmetic. */
+    if (v < 10) {
+        out[0] = (char)('0' + v);
+        return 1;
+    }
+    if (v < 100) {
+        memcpy(out, fp_buf_digit_pairs + 2 * v, 2);
+        return 2;
+    }
+    if (v > UINT32_MAX)
+        return fp_buf_format_u64_wide(out, v);
+    x = (uint32_t)v;
+    /* Each comparison adds the digit that x has from that power of ten on. */
+    n = 3 + (size_t)(x >= 1000) + (size_t)(x >= 10000) + (size_t)(x >= 100000) +
+        (size_t)(x >= 1000000) + (size_t)(x >= 10000000) + (size_t)(x >= 100000000) +
+        (size_t)(x >= 1000000000);
+    p = out + n;
+    while (x >= 100) {
+        p -= 2;
+        memcpy(p, fp_buf_digit_pairs + 2 * (x % 100), 2);
+        x /= 100;
+    }
+    if (x >= 10)
+        memcpy(p - 2, fp_buf_digit_pairs + 2 * x, 2);
+    else
+        p[-1] = (char)('0' + x);
+    return n;
+}
 
 /* Writes the last `width` decimal digits of v to out (exactly width bytes, with leading zeros:
  * 7 of width 3 is "007"), for fraction digits. width 0 writes nothing. This function can't

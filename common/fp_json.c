@@ -355,7 +355,7 @@ static size_t format_fixed(double v, char *out)
     fp = (uint32_t)((uint64_t)n - ip * pow10_int[k]);
     if (v < 0)
         out[len++] = '-';
-    len += fp_json_format_uint(out + len, ip);
+    len += fp_buf_format_u64(out + len, ip);
     out[len++] = '.';
     /* The fraction is written as seven digits (k digits scaled by 10^(7 - k)), and the trailing
      * zeros go: the loop's k leaves none (a smaller k would have matched), the single
@@ -396,9 +396,9 @@ static size_t format_double(double v, char *out)
 
         if (i < 0) {
             out[0] = '-';
-            return 1 + fp_json_format_uint(out + 1, 0 - (uint64_t)i);
+            return 1 + fp_buf_format_u64(out + 1, 0 - (uint64_t)i);
         }
-        return fp_json_format_uint(out, (uint64_t)i);
+        return fp_buf_format_u64(out, (uint64_t)i);
     }
     n = format_fixed(v, out);
     if (n == 0)

@@ -7,7 +7,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "common/fp_buf.h"
 
@@ -41,43 +40,6 @@ bool fp_json_find_repeated_key(fp_json_key *keys, size_t n, fp_json_key *repeate
  * shortest form that reads back to the same double ("24.31", "55.6761234"). NaN and infinities
  * (not representable in JSON) are written as null. */
 int fp_json_put_double(fp_buf *b, double v);
-
-/* Writes the decimal digits of v exactly like fp_buf_format_u64 (out has room for 20 bytes)
- * and returns their count. Numbers of 32 bits, nearly all of what the encoders write, are done
- * inline: a call per number into fp_buf.c cost more than the digits of most of them. */
-static inline size_t fp_json_format_uint(char *out, uint64_t v)
-{
-    uint32_t x;
-    size_t n;
-    char *p;
-
-    if (v < 10) {
-        out[0] = (char)('0' + v);
-        return 1;
-    }
-    if (v < 100) {
-        memcpy(out, fp_buf_digit_pairs + 2 * v, 2);
-        return 2;
-    }
-    if (v > UINT32_MAX)
-        return fp_buf_format_u64(out, v);
-    x = (uint32_t)v;
-    /* Each comparison adds the digit that x has from that power of ten on. */
-    n = 3 + (size_t)(x >= 1000) + (size_t)(x >= 10000) + (size_t)(x >= 100000) +
-        (size_t)(x >= 1000000) + (size_t)(x >= 10000000) + (size_t)(x >= 100000000) +
-        (size_t)(x >= 1000000000);
-    p = out + n;
-    while (x >= 100) {
-        p -= 2;
-        memcpy(p, fp_buf_digit_pairs + 2 * (x % 100), 2);
-        x /= 100;
-    }
-    if (x >= 10)
-        memcpy(p - 2, fp_buf_digit_pairs + 2 * x, 2);
-    else
-        p[-1] = (char)('0' + x);
-    return n;
-}
 
 /* Appends "key": with the key quoted (the key must not need escaping). */
 int fp_json_put_key(fp_buf *b, const char *key);

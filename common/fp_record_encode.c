@@ -162,7 +162,7 @@ static int put_io_object(fp_buf *b, const fp_record *r)
         if (i > 0)
             *p++ = ',';
         *p++ = '"';
-        p += fp_json_format_uint(p, io->id);
+        p += fp_buf_format_u64(p, io->id);
         *p++ = '"';
         *p++ = ':';
         if (io->kind == FP_IO_HEX) {
@@ -170,7 +170,7 @@ static int put_io_object(fp_buf *b, const fp_record *r)
             if (fp_json_put_string(b, fp_record_str(r, io->hex), io->hex.len) != 0)
                 return -1;
         } else {
-            p += fp_json_format_uint(p, io->u);
+            p += fp_buf_format_u64(p, io->u);
             b->len = (size_t)(p - b->data);
         }
     }
