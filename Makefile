@@ -3,6 +3,9 @@ SHELL := /bin/bash
 #
 # SANITIZE=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into a
 # separate tree (build/san, bin/san) so that sanitized and plain objects never mix.
+# BYTE_LOOPS=1 builds with -DFP_BYTE_LOOPS into build/bytes, bin/bytes: the scans that read
+# eight bytes at a time on a little-endian machine run the byte loops other machines run
+# (common/fp_buf.h, FP_WORDS_LITTLE_ENDIAN); `make test` runs the unit tests built so.
 
 VERSION    := 0.1.0
 PREFIX     ?= /usr/local
@@ -14,6 +17,12 @@ BUILD      := build/san
 BIN        := bin/san
 SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT        := -O1
+else ifeq ($(BYTE_LOOPS),1)
+BUILD      := build/bytes
+BIN        := bin/bytes
+SANFLAGS   :=
+OPT        := -O2
+VARIANT    := -DFP_BYTE_LOOPS
 else
 BUILD      := build/rel
 BIN        := bin
@@ -27,7 +36,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
               -Wno-missing-field-initializers
 CFLAGS     ?= $(OPT) -g
-ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) \
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) $(VARIANT) \
               -DFP_VERSION='"$(VERSION)"' -I. $(PKG_CFLAGS) -MMD -MP
 # Headers are included with their folder ("common/fp_log.h", "sink-svc/pg.h").
 LDFLAGS    += $(SANFLAGS)
@@ -54,8 +63,9 @@ SINK_LIB     := $(filter-out sink-svc/main.c,$(SINK_SRC))
 
 # libFuzzer harnesses, built with clang: one per payload decoder (tests/fuzz/fuzz_decoder.c),
 # and record_reader, the canonical-record reader against the cJSON reference
-# (tests/fuzz/fuzz_record_reader.c).
-FUZZ_TARGETS := teltonika_tcp teltonika_udp senml iso15143 canonical record_reader
+# (tests/fuzz/fuzz_record_reader.c), also built with -DFP_BYTE_LOOPS as record_reader_bytes.
+FUZZ_TARGETS := teltonika_tcp teltonika_udp senml iso15143 canonical record_reader \
+                record_reader_bytes
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
@@ -164,7 +174,9 @@ kafka: deps
 
 test: deps kafka
 	@$(MAKE) --no-print-directory all $(UNIT_TEST) fuzzers
-	@SANITIZE=$(SANITIZE) BIN=$(BIN) UNIT_TEST=$(UNIT_TEST) FUZZ_BUILD=$(FUZZ_BUILD) \
+	@$(MAKE) --no-print-directory BYTE_LOOPS=1 build/bytes/test-unit
+	@SANITIZE=$(SANITIZE) BIN=$(BIN) UNIT_TEST=$(UNIT_TEST) BYTES_UNIT_TEST=build/bytes/test-unit \
+	  FUZZ_BUILD=$(FUZZ_BUILD) \
 	  FUZZ_TARGETS="$(FUZZ_TARGETS)" tests/run-all.sh
 
 $(FUZZ_BUILD)/fuzz-%: tests/fuzz/fuzz_decoder.c $(COMMON_SRC) $(PARSER_LIB) $(wildcard common/*.h parser-svc/*.h)
@@ -178,6 +190,13 @@ $(FUZZ_BUILD)/fuzz-record_reader: tests/fuzz/fuzz_record_reader.c $(COMMON_SRC) 
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_record_reader.c $(COMMON_SRC) $(PKG_LIBS) \
 	  -lpthread -lm
+
+$(FUZZ_BUILD)/fuzz-record_reader_bytes: tests/fuzz/fuzz_record_reader.c $(COMMON_SRC) \
+                                        $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -DFP_BYTE_LOOPS -o $@ tests/fuzz/fuzz_record_reader.c $(COMMON_SRC) \
+	  $(PKG_LIBS) -lpthread -lm
 
 fuzzers: $(FUZZERS)
 

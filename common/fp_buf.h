@@ -43,6 +43,16 @@ int fp_buf_put_u64(fp_buf *b, uint64_t v);
 /* The number of decimal digits of v (1 for 0). This function can't fail. */
 size_t fp_buf_dec_len(uint64_t v);
 
+/* 1 where a word-at-a-time scan may take a word's lowest byte as its first in memory (a
+ * little-endian machine), else 0: the scans then run their byte loops instead. -DFP_BYTE_LOOPS
+ * forces 0; the suite builds the unit tests and the record reader's fuzz harness that way too
+ * (make BYTE_LOOPS=1), so the loops a big-endian machine runs are tested on this one. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(FP_BYTE_LOOPS)
+#define FP_WORDS_LITTLE_ENDIAN 1
+#else
+#define FP_WORDS_LITTLE_ENDIAN 0
+#endif
+
 /* "00" to "99": writing two digits per step halves the divisions of decimal formatting. */
 extern const char fp_buf_digit_pairs[200];
 

@@ -271,7 +271,7 @@ static inline size_t format_fraction7(char *out, uint32_t v)
     memcpy(out + 2, fp_buf_digit_pairs + 2 * (v / 1000 % 100), 2);
     memcpy(out + 4, fp_buf_digit_pairs + 2 * (v / 10 % 100), 2);
     out[6] = (char)('0' + v % 10);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if FP_WORDS_LITTLE_ENDIAN
     {
         /* The digits as one word, '0' bytes made zero: the highest nonzero byte is the last
          * digit kept. The loop below would take a branch per trailing zero, which the varying

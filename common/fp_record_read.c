@@ -308,7 +308,7 @@ static inline uint64_t run_end_bytes(uint64_t w)
 /* Returns the first quote, backslash or NUL in [p, e), or e. */
 static inline const char *plain_run_end(const char *p, const char *e)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if FP_WORDS_LITTLE_ENDIAN
     /* Eight bytes at a time (all within the text): on a little-endian machine the lowest
      * marked byte is the first in memory. */
     while (e - p >= 8) {

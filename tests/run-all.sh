@@ -35,6 +35,15 @@ echo "== unit tests"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 add_counts "$out"
 
+# The same unit tests built with -DFP_BYTE_LOOPS (make BYTE_LOOPS=1): the byte loops that
+# machines other than little-endian ones run in place of the eight-byte scans.
+if [ -n "${BYTES_UNIT_TEST:-}" ]; then
+    echo "== unit tests with the byte loops (-DFP_BYTE_LOOPS)"
+    "$BYTES_UNIT_TEST" 2>&1 | tee "$out"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    add_counts "$out"
+fi
+
 # Each decoder's fuzz harness, briefly (make fuzz runs them for longer).
 if [ -n "${FUZZ_TARGETS:-}" ]; then
     echo "== fuzz smoke (${FUZZ_SMOKE_SECONDS:-8} s per decoder)"
