@@ -12,6 +12,7 @@
 
 #include "common/fp_json.h"
 #include "common/fp_record_internal.h"
+#include "common/fp_time.h"
 
 #define SMALLINT_MAX 32767
 
@@ -169,6 +170,20 @@ static int check_device_id(const char *id, char *msg, size_t msg_size)
     return 0;
 }
 
+/* 0001-01-01T00:00:00.000Z: timestamptz has no year 0 (its text input refuses "0000-…"). */
+#define YEAR_1_MS (-INT64_C(719162) * 86400000)
+
+/* A timestamp (INT64_MIN when absent) a timestamptz column stores: years 0001 to 9999. */
+static int check_time(const char *name, int64_t ms, char *msg, size_t msg_size)
+{
+    if (ms == INT64_MIN || (ms >= YEAR_1_MS && fp_time_in_range(ms)))
+        return 0;
+    return fp_record_refuse(msg, msg_size, FP_REC_ERR_RANGE,
+                            "%s: %lld ms since 1970 is outside the years 0001 to 9999 of its "
+                            "column's type timestamptz",
+                            name, (long long)ms);
+}
+
 int fp_record_check(const fp_record *r, char *msg, size_t msg_size)
 {
     const fp_enrichment *e = &r->enrichment;
@@ -183,6 +198,11 @@ int fp_record_check(const fp_record *r, char *msg, size_t msg_size)
     if (msg != NULL && msg_size > 0)
         msg[0] = '\0';
     rc = check_device_id(r->device_id, msg, msg_size);
+    if (rc != 0)
+        return rc;
+    rc = check_time("ts", r->ts_ms, msg, msg_size);
+    if (rc == 0)
+        rc = check_time("received_at", r->received_at_ms, msg, msg_size);
     if (rc != 0)
         return rc;
     if (r->priority < -1 || r->priority > SMALLINT_MAX)

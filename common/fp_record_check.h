@@ -2,7 +2,8 @@
  *
  * One check of the record, whichever decoder made it, so that the database never refuses a
  * record the parser let through (every refusal there costs the sink savepoint COPYs to isolate
- * the row): each typed column's range (lat, lon double precision within ±90/±180; alt_m,
+ * the row): each typed column's range (ts, received_at timestamptz in years 0001 to 9999; lat,
+ * lon double precision within ±90/±180; alt_m,
  * heading_deg, speed_kmh real; satellites, priority smallint; event_io integer), metric numbers
  * finite, no metric and no IO element named twice (the typed column would take one and jsonb
  * another), no U+0000 in any text (text and jsonb refuse it), and a device id that is not a

@@ -128,6 +128,11 @@ struct time_cache_entry {
 static _Thread_local struct time_cache_entry time_cache[2];
 static _Thread_local unsigned time_cache_next;
 
+bool fp_time_in_range(int64_t ms)
+{
+    return ms >= FP_TIME_MIN_MS && ms <= FP_TIME_MAX_MS;
+}
+
 int fp_time_format_ms(int64_t ms, char *out, size_t out_size)
 {
     struct time_cache_entry *e;
@@ -139,7 +144,7 @@ int fp_time_format_ms(int64_t ms, char *out, size_t out_size)
             out[0] = '\0';
         return -1;
     }
-    if (ms < FP_TIME_MIN_MS || ms > FP_TIME_MAX_MS) {
+    if (!fp_time_in_range(ms)) {
         out[0] = '\0';
         return -1;
     }

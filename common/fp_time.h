@@ -3,6 +3,7 @@
 #ifndef FP_TIME_H
 #define FP_TIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,6 +12,9 @@
 /* Writes ms since epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" plus NUL into out (at least 25 bytes).
  * Years 0000..9999 only; returns 24, or -1 when ms is outside that range (out then holds ""). */
 int fp_time_format_ms(int64_t ms, char *out, size_t out_size);
+
+/* Whether fp_time_format_ms writes ms (years 0000..9999). This function can't fail. */
+bool fp_time_in_range(int64_t ms);
 
 /* Parses RFC 3339 date-time (len bytes, no NUL needed): "YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)",
  * 't'/'z' and a space for 'T' accepted; fractions beyond milliseconds are truncated; a leap

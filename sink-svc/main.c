@@ -30,6 +30,7 @@ typedef struct sink_config {
     const char *rollups;
     int64_t recent_keys;
     const char *stream_copy;
+    const char *copy_format;
 } sink_config;
 
 #define SINK_OPT(opt_name, opt_type, opt_def, opt_help, lo, hi, field, ...)                        \
@@ -70,6 +71,11 @@ static const fp_option sink_options[] = {
              "as they arrive, so the database inserts them while the sink reads the next; off: "
              "the whole batch is sent when it is due (the transaction lasts only the write)",
              0, 0, stream_copy, .choices = "on|off"),
+    SINK_OPT("SINK_COPY_FORMAT", FP_OPT_ENUM, "binary",
+             "binary: rows are COPYed in PostgreSQL's binary format (less parsing in the server; "
+             "the sink falls back to text by itself when a column of telemetry has another "
+             "type than its own); text: always the text format",
+             0, 0, copy_format, .choices = "binary|text"),
     FP_OPT_TABLE_END,
 };
 
@@ -119,6 +125,7 @@ int main(int argc, char **argv)
     if (pg != NULL && pg_set_rollups(pg, strcmp(cfg.rollups, "on") == 0) == 0 &&
         pg_set_recent_keys(pg, (size_t)cfg.recent_keys) == 0) {
         pg_set_stream(pg, strcmp(cfg.stream_copy, "on") == 0);
+        pg_set_copy_format(pg, strcmp(cfg.copy_format, "binary") == 0);
         batch_settings set = {
             .max_rows = cfg.batch_max,
             .max_bytes = cfg.batch_bytes,

@@ -25,8 +25,10 @@ struct pg_conn {
     bool outage_logged; /* the current outage's reason was logged (see infra_failure) */
     char sqlstate[6];   /* of the last failed result classified, "" when it had none */
     bool session_ready;
-    fp_buf copy;    /* the batch's rows in COPY text format */
-    size_t *row_at; /* row i's text is copy[row_at[i] .. row_at[i+1]) */
+    bool binary_wanted; /* pg_set_copy_format */
+    rows_format format; /* this session's: binary unless telemetry's types are not ours */
+    fp_buf copy;        /* the batch's rows in COPY format `format` */
+    size_t *row_at;     /* row i is copy[row_at[i] .. row_at[i+1]) */
     size_t row_cap;
     fp_buf scratch;
     fp_buf stmt;        /* the INSERT of write_range */
@@ -35,7 +37,7 @@ struct pg_conn {
     size_t keys_cap;
     recent_keys *recent;          /* keys committed lately, for the direct COPY */
     summary *summary;             /* the direct COPY's rows for the rollups (summary.h) */
-    fp_buf key_copy;              /* the batch's ROLLUP_ROW_COLUMNS in COPY text format */
+    fp_buf key_copy;              /* the batch's ROLLUP_ROW_COLUMNS in COPY format `format` */
     int rollup_col[ROLLUP_NCOLS]; /* their indexes in rows_columns, ascending */
     /* The direct COPY in progress (write_direct, pg_stream_row): rows [0, direct_n) encoded
      * into copy, its first direct_sent bytes sent. */
@@ -57,8 +59,8 @@ enum {
 
 typedef enum failure { FAIL_NONE = 0, FAIL_DATA, FAIL_INFRA } failure;
 
-/* Finds ROLLUP_ROW_COLUMNS in rows_columns: all of them, in ascending order (append_fields
- * picks all but metrics from each COPY line in one pass). */
+/* Finds ROLLUP_ROW_COLUMNS in rows_columns: all of them, in ascending order (rows_copy_pick
+ * picks all but metrics from each COPY row in one pass). */
 static bool rollup_columns_found(int *col)
 {
     if (rows_column_indexes(ROLLUP_ROW_COLUMNS, col, ROLLUP_NCOLS) != ROLLUP_NCOLS)
@@ -81,6 +83,7 @@ pg_conn *pg_new(const char *dsn, sql_dialect dialect)
     pg->recent = recent_new(RECENT_KEYS_DEFAULT);
     pg->summary = summary_new();
     pg->stream_on = true;
+    pg->binary_wanted = true;
     pg->m_staged = fp_metrics_counter(
         "fleetpipe_sink_staged_batches_total",
         "Batches whose direct COPY met a stored key the sink did not know of and that were "
@@ -119,6 +122,11 @@ int pg_set_recent_keys(pg_conn *pg, size_t capacity)
 void pg_set_stream(pg_conn *pg, bool on)
 {
     pg->stream_on = on;
+}
+
+void pg_set_copy_format(pg_conn *pg, bool binary)
+{
+    pg->binary_wanted = binary;
 }
 
 void pg_free(pg_conn *pg)
@@ -299,6 +307,50 @@ out:
     return rc;
 }
 
+/* Picks the session's COPY format: binary when wanted (pg_set_copy_format) and every column of
+ * telemetry has the type the binary rows carry (rows_column_types); text otherwise, so that a
+ * column an operator gave another type (which text input converts) is still written. Returns 0,
+ * or -1 when the database could not be asked (logged). */
+static int choose_format(pg_conn *pg)
+{
+    const char *c = rows_columns;
+    PGresult *res;
+
+    pg->format = ROWS_COPY_TEXT;
+    if (!pg->binary_wanted)
+        return 0;
+    res = PQexec(pg->conn, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = 'telemetry'::regclass AND attnum > 0 AND NOT "
+                           "attisdropped");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        infra_failure(pg, "column types", res);
+        PQclear(res);
+        return -1;
+    }
+    for (int i = 0; i < ROWS_NCOLS; i++) {
+        const char *comma = strchr(c, ',');
+        int len = comma != NULL ? (int)(comma - c) : (int)strlen(c);
+        const char *type = NULL;
+        char name[64];
+
+        snprintf(name, sizeof(name), "%.*s", len, c);
+        for (int t = 0; t < PQntuples(res) && type == NULL; t++)
+            if (strcmp(PQgetvalue(res, t, 0), name) == 0)
+                type = PQgetvalue(res, t, 1);
+        if (type == NULL || strcmp(type, rows_column_types[i]) != 0) {
+            fp_log_kv(FP_LOG_WARN, "a column of telemetry has another type: writing COPY text",
+                      "column", name, "type", type != NULL ? type : "(none)", "expected",
+                      rows_column_types[i], FP_KV_END);
+            PQclear(res);
+            return 0;
+        }
+        c = comma != NULL ? comma + 1 : c + len;
+    }
+    PQclear(res);
+    pg->format = ROWS_COPY_BINARY;
+    return 0;
+}
+
 /* Server notices ("relation already exists, skipping") become debug log lines, not raw text on
  * stderr. */
 static void on_notice(void *arg, const char *message)
@@ -342,6 +394,8 @@ int pg_ensure(pg_conn *pg)
         return infra_failure(pg, "staging table", NULL);
     if (rollup_session(pg->rollup, pg->conn) < 0)
         return infra_failure(pg, "rollups", NULL);
+    if (choose_format(pg) < 0)
+        return PG_RETRY;
     pg->session_ready = true;
     if (!pg->ok)
         fp_info("database connected");
@@ -418,7 +472,8 @@ static int encode_rows(pg_conn *pg, const pg_row *rows, size_t n)
     fp_buf_clear(&pg->copy);
     for (size_t i = 0; i < n; i++) {
         pg->row_at[i] = pg->copy.len;
-        if (row_written(&rows[i]) && rows_append_copy(&pg->copy, rows[i].rec, &pg->scratch) < 0)
+        if (row_written(&rows[i]) &&
+            rows_append_copy(&pg->copy, pg->format, rows[i].rec, &pg->scratch) < 0)
             return -1;
     }
     pg->row_at[n] = pg->copy.len;
@@ -443,8 +498,10 @@ static int put_copy_data(PGconn *conn, const char *data, size_t len)
     return 0;
 }
 
-/* Starts a COPY into `table` (columns as listed). Returns FAIL_NONE or the failure's class with
- * the message in err. */
+static failure copy_finish(pg_conn *pg, const char *abort_reason, char *err, size_t err_size);
+
+/* Starts a COPY into `table` (columns as listed), in the session's format. Returns FAIL_NONE or the
+ * failure's class with the message in err. */
 static failure copy_start(pg_conn *pg, const char *table, const char *columns, char *err,
                           size_t err_size)
 {
@@ -452,13 +509,21 @@ static failure copy_start(pg_conn *pg, const char *table, const char *columns, c
     PGresult *res;
     failure f = FAIL_NONE;
 
-    snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN", table, columns);
+    snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN%s", table, columns,
+             pg->format == ROWS_COPY_BINARY ? " (FORMAT binary)" : "");
     res = PQexec(pg->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         f = classify(pg, res);
         snprintf(err, err_size, "%s", result_error(pg, res));
     }
     PQclear(res);
+    if (f == FAIL_NONE) {
+        const char *header;
+        size_t len = rows_copy_header(pg->format, &header);
+
+        if (put_copy_data(pg->conn, header, len) < 0)
+            f = copy_finish(pg, "could not send the COPY header", err, err_size);
+    }
     return f;
 }
 
@@ -466,9 +531,13 @@ static failure copy_start(pg_conn *pg, const char *table, const char *columns, c
  * FAIL_NONE or the failure's class with the message in err. */
 static failure copy_finish(pg_conn *pg, const char *abort_reason, char *err, size_t err_size)
 {
+    const char *trailer;
+    size_t trailer_len = rows_copy_trailer(pg->format, &trailer);
     PGresult *res;
     failure f = FAIL_NONE;
 
+    if (abort_reason == NULL && put_copy_data(pg->conn, trailer, trailer_len) < 0)
+        abort_reason = "could not send the COPY trailer";
     if (PQputCopyEnd(pg->conn, abort_reason) != 1) {
         snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
         return FAIL_INFRA;
@@ -487,8 +556,8 @@ static failure copy_finish(pg_conn *pg, const char *abort_reason, char *err, siz
     return f;
 }
 
-/* COPYs `len` bytes of COPY text into `table` (columns as listed). Returns FAIL_NONE or the
- * failure's class with the message in err. */
+/* COPYs `len` bytes of COPY rows (the session's format) into `table` (columns as listed). Returns
+ * FAIL_NONE or the failure's class with the message in err. */
 static failure copy_in(pg_conn *pg, const char *table, const char *columns, const char *data,
                        size_t len, char *err, size_t err_size)
 {
@@ -513,42 +582,19 @@ static void mark_known(pg_conn *pg, pg_row *rows, size_t n)
                                                       rows[i].rec->ts_ms) != RECENT_NEW;
 }
 
-/* Appends the fields at indexes col[0..n) (ascending) of one COPY text line (without its '\n'),
- * each followed by a tab. Returns 0, or -1 when the line has too few fields or on out of
- * memory. */
-static int append_fields(fp_buf *out, const char *line, size_t len, const int *col, int n)
+/* Appends row r's row of telemetry_rollup_rows: the fields of its telemetry COPY row (`row`,
+ * `len` bytes) that the session table shares, then the metrics the rollup step reads. Returns 0
+ * or -1 on out of memory. */
+static int append_rollup_row(pg_conn *pg, const fp_record *r, const char *row, size_t len)
 {
-    const char *end = line + len, *field = line;
-    int i = 0, k = 0;
-
-    while (k < n && field <= end) {
-        const char *tab = memchr(field, '\t', (size_t)(end - field));
-        const char *stop = tab != NULL ? tab : end;
-
-        if (i == col[k]) {
-            if (fp_buf_append(out, field, (size_t)(stop - field)) < 0 || fp_buf_putc(out, '\t') < 0)
-                return -1;
-            k++;
-        }
-        if (tab == NULL)
-            break;
-        field = tab + 1;
-        i++;
-    }
-    return k == n ? 0 : -1;
-}
-
-/* Appends row r's line of telemetry_rollup_rows: the fields of its telemetry COPY line (`line`,
- * `len` bytes without the '\n') that the session table shares, then the metrics the rollup
- * step reads. Returns 0 or -1 on out of memory. */
-static int append_rollup_row(pg_conn *pg, const fp_record *r, const char *line, size_t len)
-{
+    rows_format f = pg->format;
     size_t mark = pg->key_copy.len;
 
-    if (append_fields(&pg->key_copy, line, len, pg->rollup_col, ROLLUP_NCOLS - 1) < 0 ||
-        rows_append_copy_metrics(&pg->key_copy, r, rollup_metrics, ROLLUP_NMETRICS, &pg->scratch) <
-            0 ||
-        fp_buf_putc(&pg->key_copy, '\n') < 0) {
+    if (rows_copy_row_start(&pg->key_copy, f, ROLLUP_NCOLS) < 0 ||
+        rows_copy_pick(&pg->key_copy, f, row, len, pg->rollup_col, ROLLUP_NCOLS - 1) < 0 ||
+        rows_append_copy_metrics(&pg->key_copy, f, r, rollup_metrics, ROLLUP_NMETRICS,
+                                 &pg->scratch) < 0 ||
+        rows_copy_row_end(&pg->key_copy, f) < 0) {
         pg->key_copy.len = mark;
         return -1;
     }
@@ -575,7 +621,7 @@ static int list_late_rows(void *arg, const size_t *indexes, size_t n)
         size_t i = indexes[k];
 
         if (append_rollup_row(pg, c->rows[i].rec, pg->copy.data + pg->row_at[i],
-                              pg->row_at[i + 1] - pg->row_at[i] - 1) < 0) {
+                              pg->row_at[i + 1] - pg->row_at[i]) < 0) {
             fp_error("out of memory listing %zu rows for the rollups", n);
             return -1;
         }
@@ -589,7 +635,7 @@ static int list_late_rows(void *arg, const size_t *indexes, size_t n)
     return 0;
 }
 
-/* Bytes of COPY text encoded before they are sent: the server parses and inserts one piece
+/* Bytes of COPY rows encoded before they are sent: the server parses and inserts one piece
  * while the sink encodes the next. */
 #define COPY_STREAM (64 * 1024)
 
@@ -615,7 +661,7 @@ static failure direct_add(pg_conn *pg, const pg_row *row, const fp_record *rec, 
     if (reserve_rows(pg, i + 1) < 0)
         return copy_finish(pg, "out of memory", err, err_size);
     pg->row_at[i] = pg->copy.len;
-    if (row_written(row) && rows_append_copy(&pg->copy, rec, &pg->scratch) < 0)
+    if (row_written(row) && rows_append_copy(&pg->copy, pg->format, rec, &pg->scratch) < 0)
         return copy_finish(pg, "out of memory", err, err_size);
     pg->direct_n = i + 1;
     if (pg->copy.len - pg->direct_sent >= COPY_STREAM) {

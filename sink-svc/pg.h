@@ -93,6 +93,11 @@ int pg_load_offsets(pg_conn *pg, const char *group, rd_kafka_topic_partition_lis
 /* Whether pg_stream_row streams (on by default). */
 void pg_set_stream(pg_conn *pg, bool on);
 
+/* binary (the default): rows are COPYed in PostgreSQL's binary format, which the server reads
+ * with less work, whenever telemetry's column types are the sink's own; false: always in the
+ * text format. Takes effect at the next connection. */
+void pg_set_copy_format(pg_conn *pg, bool binary);
+
 /* PostgreSQL: the batch being gathered goes to the database as it grows. Called for each row
  * as it is added (i counts from 0 in every batch; rec is the row's record, which may move
  * afterwards; row->skip already set), it opens the batch's transaction and direct COPY at row

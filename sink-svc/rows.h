@@ -1,8 +1,14 @@
 /* rows: canonical records as rows of the telemetry table.
  *
- * One list of columns (rows_columns) and one function that produces each column's text
- * (rows_fields), shared by both ways rows reach a database: PostgreSQL's COPY text format
- * (rows_append_copy) and the parameters of a multi-row INSERT (CrateDB, dialect.c). */
+ * One list of columns (rows_columns, with their types rows_column_types) and one function that
+ * produces each column's value, shared by every way rows reach a database: PostgreSQL's COPY in
+ * its binary or its text format (rows_append_copy), and the parameters of a multi-row INSERT
+ * (CrateDB, dialect.c; rows_fields).
+ *
+ * Both COPY formats store the same values: the binary format carries what the server would
+ * have parsed from the text (a real is the float that strtof reads from the double's shortest
+ * digits, -0 is 0, a timestamp outside years 0000-9999 is NULL). The records given must have
+ * passed fp_record_check, which keeps every value inside its column's type. */
 #ifndef ROWS_H
 #define ROWS_H
 
@@ -21,6 +27,10 @@ extern const char rows_columns[];
  * -1 when there are more than max. */
 int rows_column_indexes(const char *names, int *idx, int max);
 
+/* PostgreSQL's type of each column, as format_type() names it, in rows_columns' order. A binary
+ * COPY needs the table's columns to be exactly these. */
+extern const char *const rows_column_types[ROWS_NCOLS];
+
 /* Calls field(ctx, i, text, len) for each column i in order, with the column's value as text
  * (not NUL-terminated, valid during the call only), or text == NULL for SQL NULL. `scratch`
  * is a work buffer. Returns 0, or the first non-zero value a call returned, or -1 on out of
@@ -28,14 +38,34 @@ int rows_column_indexes(const char *names, int *idx, int max);
 int rows_fields(const fp_record *r, fp_buf *scratch,
                 int (*field)(void *ctx, int i, const char *text, size_t len), void *ctx);
 
-/* Appends one COPY text-format line (tab-separated, \N for NULL, ending in '\n') for the
- * record. `scratch` is a work buffer. Returns 0 or -1 on out of memory (out unchanged). */
-int rows_append_copy(fp_buf *out, const fp_record *r, fp_buf *scratch);
+/* The two formats of PostgreSQL's COPY. */
+typedef enum rows_format { ROWS_COPY_BINARY = 0, ROWS_COPY_TEXT } rows_format;
 
-/* Appends, as one COPY text field, the metrics column's object with only the metrics named in
- * names[0..n) (fp_record_encode_metrics_subset_json). `scratch` is a work buffer. Returns 0 or
- * -1 on out of memory (out unchanged). */
-int rows_append_copy_metrics(fp_buf *out, const fp_record *r, const char *const *names, size_t n,
-                             fp_buf *scratch);
+/* Sets *bytes to what starts (header) or ends (trailer) a COPY's data in format f, the binary
+ * format's header and trailer (nothing for text), and returns their length. These functions
+ * can't fail. */
+size_t rows_copy_header(rows_format f, const char **bytes);
+size_t rows_copy_trailer(rows_format f, const char **bytes);
+
+/* Appends one COPY row for the record: in text a line (tab-separated, \N for NULL, ending in
+ * '\n'), in binary a tuple (its field count, then each field's length, -1 for NULL, and
+ * bytes). `scratch` is a work buffer. Returns 0 or -1 on out of memory (out unchanged). */
+int rows_append_copy(fp_buf *out, rows_format f, const fp_record *r, fp_buf *scratch);
+
+/* The pieces of a COPY row of other columns, built from a telemetry row (rows_append_copy):
+ * rows_copy_row_start (binary: the field count n), then fields, then rows_copy_row_end (text:
+ * the newline). rows_copy_pick appends the fields at indexes col[0..n) (ascending) of the row
+ * `row` (len bytes, as rows_append_copy wrote it), each as a field of the new row (text: with
+ * its tab). All return 0, or -1 on out of memory or (rows_copy_pick) when the row has too few
+ * fields; out is then unchanged. */
+int rows_copy_row_start(fp_buf *out, rows_format f, int n);
+int rows_copy_pick(fp_buf *out, rows_format f, const char *row, size_t len, const int *col, int n);
+int rows_copy_row_end(fp_buf *out, rows_format f);
+
+/* Appends, as one COPY field of type jsonb, the metrics column's object with only the metrics
+ * named in names[0..n) (fp_record_encode_metrics_subset_json). `scratch` is a work buffer.
+ * Returns 0 or -1 on out of memory (out unchanged). */
+int rows_append_copy_metrics(fp_buf *out, rows_format f, const fp_record *r,
+                             const char *const *names, size_t n, fp_buf *scratch);
 
 #endif

@@ -753,7 +753,13 @@ FP_TEST(record_decode_refuses_unstorable_records)
         {HEAD "\"enrichment\":{\"status\":\"ok\",\"site\":{\"name\":\"a\\u0000\"}}}",
          "nul_character"},
         {"{\"schema\":1,\"device_id\":\"..\",\"ts\":\"2026-03-02T07:45:12Z\"}", "bad_device_id"},
+        /* timestamptz has no year 0: the database would refuse the row. */
+        {"{\"schema\":1,\"device_id\":\"d\",\"ts\":\"0000-06-01T00:00:00Z\"}", "out_of_range"},
+        {HEAD "\"received_at\":\"0000-12-31T23:59:59.999Z\"}", "out_of_range"},
     };
+    static const char first_year[] =
+        "{\"schema\":1,\"device_id\":\"d\",\"ts\":\"0001-01-01T00:00:00Z\","
+        "\"received_at\":\"9999-12-31T23:59:59.999Z\"}";
 #undef HEAD
     fp_record r;
 
@@ -768,6 +774,7 @@ FP_TEST(record_decode_refuses_unstorable_records)
         else if (err[0] == '\0')
             fp_test_fail(__FILE__, __LINE__, "%s: empty message", cases[i].json);
     }
+    FP_CHECK_INT(fp_record_decode_json(&r, first_year, strlen(first_year), NULL, 0), 0);
     fp_record_free(&r);
 }
 
