@@ -45,6 +45,7 @@ struct pg_conn {
     bool stream_on; /* pg_set_stream */
     int stream;     /* STREAM_*: where the batch being gathered stands */
     fp_counter *m_staged;
+    fp_gauge *m_binary;
 };
 
 /* The direct COPY of the batch being gathered (pg_stream_row). */
@@ -88,6 +89,11 @@ pg_conn *pg_new(const char *dsn, sql_dialect dialect)
         "fleetpipe_sink_staged_batches_total",
         "Batches whose direct COPY met a stored key the sink did not know of and that were "
         "written again through the staging table (INSERT ... ON CONFLICT DO NOTHING).",
+        NULL);
+    pg->m_binary = fp_metrics_gauge(
+        "fleetpipe_sink_copy_binary",
+        "1 while rows are COPYed in PostgreSQL's binary format, 0 in the text format "
+        "(SINK_COPY_FORMAT=text, or a column of telemetry with another type than the sink's).",
         NULL);
     if (pg->dsn == NULL || pg->rollup == NULL || pg->recent == NULL || pg->summary == NULL ||
         !rollup_columns_found(pg->rollup_col)) {
@@ -317,6 +323,7 @@ static int choose_format(pg_conn *pg)
     PGresult *res;
 
     pg->format = ROWS_COPY_TEXT;
+    fp_gauge_set(pg->m_binary, 0);
     if (!pg->binary_wanted)
         return 0;
     res = PQexec(pg->conn, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
@@ -348,6 +355,7 @@ static int choose_format(pg_conn *pg)
     }
     PQclear(res);
     pg->format = ROWS_COPY_BINARY;
+    fp_gauge_set(pg->m_binary, 1);
     return 0;
 }
 
