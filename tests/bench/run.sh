@@ -215,21 +215,25 @@ echo "== sink through Kafka vs a plain COPY, rollups on and off ($PARSED rows, $
 . "$W/pg/pg.env"
 PIDS+=("$PG_PID")
 bench_psql() { "$ROOT/deploy/local/pg.sh" psql "$W/pg" "$@"; }
-# run_sink N on|off [on|off]: a fresh sink-svc with SINK_ROLLUPS=on|off (and SINK_STREAM_COPY,
-# on unless given) drains bench.enriched into empty tables; prints rows/s, then a plain \copy
+# run_sink N on|off [on|off [binary|text]]: a fresh sink-svc with SINK_ROLLUPS=on|off (and
+# SINK_STREAM_COPY, on unless given, and SINK_COPY_FORMAT, binary unless given) drains bench.enriched into empty tables; prints rows/s, then a plain \copy
 # of the very same rows into a fresh identical table;
-# prints "sink_rps copy_rps rows_per_batch batch_ms database_rps cpu_us_per_row".
+# prints "sink_rps copy_rps rows_per_batch batch_ms database_rps cpu_us_per_row
+# db_cpu_us_per_row copy_db_cpu_us_per_row" (the last two: PostgreSQL's CPU for the sink's run and
+# for the \copy).
 run_sink() {
     local port pid first="" now inserted consumed batches rows_sum secs_sum copy_ms cpu staged
+    local db0 db1 cp0 cp1
     bench_psql -c "DROP TABLE IF EXISTS telemetry_copy" >/dev/null 2>&1 || true
     bench_psql -c "TRUNCATE telemetry; DELETE FROM fleetpipe_offsets" >/dev/null 2>&1 || true
     # Empty, complete rollups: the "on" run must not rebuild after an "off" run.
     bench_psql -c "TRUNCATE telemetry_hourly, telemetry_rollup_devices;
         UPDATE telemetry_rollup_state SET valid = true" >/dev/null 2>&1 || true
     port=$(fp_free_port)
+    db0=$(db_cpu)
     KAFKA_BROKERS=$BROKERS KAFKA_GROUP_ID="bench-sink-$1-$$" HTTP_BIND=127.0.0.1 HTTP_PORT=$port \
         LOG_LEVEL=warn IN_TOPIC=bench.enriched PG_DSN="$PG_DSN" SINK_ROLLUPS=$2 \
-        SINK_STREAM_COPY="${3:-on}" \
+        SINK_STREAM_COPY="${3:-on}" SINK_COPY_FORMAT="${4:-binary}" \
         RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS=6000 \
         RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS=500 "$BIN/sink-svc" 2>>"$W/sink.log" &
     pid=$!
@@ -261,16 +265,35 @@ run_sink() {
     staged=$(fp_metric "$port" fleetpipe_sink_staged_batches_total)
     [ "$staged" = 0 ] || echo "   note: sink run $1: $staged of $batches batches took the staging path" >&2
     fp_stop_pid "$pid" 10 >/dev/null
+    fp_wait_for 10 "the sink's session to end" no_sessions || true
+    db1=$(db_cpu)
     if [ "$2" = on ] && [ "$(bench_psql -At -c "SELECT coalesce(sum(samples), 0) FROM telemetry_hourly")" != "$B_SINK_ROWS" ]; then
         echo "   warning: sink run $1: telemetry_hourly does not count every row" >&2
     fi
     bench_psql -c "\copy (SELECT $COLUMNS FROM telemetry) TO '$W/rows.copy'" >/dev/null
     bench_psql -c "CREATE TABLE telemetry_copy (LIKE telemetry INCLUDING ALL)" >/dev/null
+    cp0=$(db_cpu)
     copy_ms=$(bench_psql -c "\timing on" -c "\copy telemetry_copy ($COLUMNS) FROM '$W/rows.copy'" |
         sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
+    fp_wait_for 10 "the \\copy's session to end" no_sessions || true
+    cp1=$(db_cpu)
     awk -v n="$consumed" -v r="$B_SINK_ROWS" -v a="$first" -v b="$now" -v c="$copy_ms" \
         -v bt="$batches" -v rs="$rows_sum" -v ss="$secs_sum" -v u="$(per_record "$cpu" "$consumed")" \
-        'BEGIN { printf "%.0f %.0f %.0f %.1f %.0f %s\n", n / (b - a), r / (c / 1000), rs / bt, ss / bt * 1000, rs / ss, u }'
+        -v du="$(per_record "$(awk -v a="$db0" -v b="$db1" 'BEGIN { print b - a }')" "$B_SINK_ROWS")" \
+        -v cu="$(per_record "$(awk -v a="$cp0" -v b="$cp1" 'BEGIN { print b - a }')" "$B_SINK_ROWS")" \
+        'BEGIN { printf "%.0f %.0f %.0f %.1f %.0f %s %s %s\n", n / (b - a), r / (c / 1000), rs / bt, ss / bt * 1000, rs / ss, u, du, cu }'
+}
+# db_cpu: CPU seconds the PostgreSQL cluster has used so far: the postmaster with the children it
+# reaped (sessions that ended) and its live processes.
+db_cpu() {
+    {
+        awk '{ print $14 + $15 + $16 + $17 }' "/proc/$PG_PID/stat"
+        for c in $(pgrep -P "$PG_PID"); do awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null; done
+    } | awk -v t="$(getconf CLK_TCK)" '{ s += $1 } END { printf "%.3f", s / t }'
+}
+# no_sessions: no client session but the asking one is connected to the bench's PostgreSQL.
+no_sessions() {
+    [ "$(bench_psql -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ]
 }
 COLUMNS="device_id,ts,received_at,format,priority,event_io,lat,lon,alt_m,heading_deg,speed_kmh,satellites,ignition,enrichment_status,site_id,site_name,address,road,city,postcode,country,country_code,asset_customer,asset_oem,asset_model,asset_serial_number,asset_machine_type,metrics,io"
 # The distinct observations of bench.enriched: the rows every sink run must end with.
@@ -286,9 +309,11 @@ for i in $(seq "$REPEAT"); do
     run_sink "on-$i" on >>"$W/sink.txt"
     # Without streaming a batch's whole database time is its flush: the database-alone figure.
     run_sink "whole-$i" on off >>"$W/sink-whole.txt"
+    # The text COPY format, for the binary format's gain.
+    run_sink "text-$i" on on text >>"$W/sink-text.txt"
     # Each pair as it comes: the spread between pairs shows how noisy the machine is.
     paste -d' ' <(tail -n 1 "$W/sink.txt") <(tail -n 1 "$W/sink-off.txt") |
-        awk -v i="$i" '{ printf "   run %d: rollups off %d rows/s, on %d: %.2f\n", i, $7, $1, $1 / $7 }'
+        awk -v i="$i" '{ printf "   run %d: rollups off %d rows/s, on %d: %.2f\n", i, $9, $1, $1 / $9 }'
 done
 B_SINK_RPS=$(cut -d' ' -f1 "$W/sink.txt" | median)
 B_READ_RPS=$(median <"$W/read.txt")
@@ -301,17 +326,29 @@ B_WRITE_RATIO=$(awk '{ print $5 / $2 }' "$W/sink-whole.txt" | median)
 B_WHOLE_RPS=$(cut -d' ' -f1 "$W/sink-whole.txt" | median)
 B_WHOLE_BATCH_MS=$(cut -d' ' -f4 "$W/sink-whole.txt" | median)
 # Streaming against the run right after it.
-B_STREAM_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-whole.txt" | awk '{ print $1 / $7 }' | median)
+B_STREAM_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-whole.txt" | awk '{ print $1 / $9 }' | median)
 B_OFF_RPS=$(cut -d' ' -f1 "$W/sink-off.txt" | median)
+B_TEXT_RPS=$(cut -d' ' -f1 "$W/sink-text.txt" | median)
+B_BINARY_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-text.txt" | awk '{ print $1 / $9 }' | median)
+B_SINK_CPU=$(cut -d' ' -f6 "$W/sink.txt" | median)
+B_TEXT_CPU=$(cut -d' ' -f6 "$W/sink-text.txt" | median)
+B_DB_CPU=$(cut -d' ' -f7 "$W/sink.txt" | median)
+B_DB_TEXT_CPU=$(cut -d' ' -f7 "$W/sink-text.txt" | median)
+B_DB_COPY_CPU=$(cut -d' ' -f8 "$W/sink.txt" | median)
 B_OFF_BATCH_MS=$(cut -d' ' -f4 "$W/sink-off.txt" | median)
 # Each on run against the off run just before it.
-B_ROLLUP_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $1 / $7 }' | median)
+B_ROLLUP_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $1 / $9 }' | median)
 "$ROOT/deploy/local/pg.sh" stop "$W/pg" >/dev/null
 
 sink_lines() {
     printf '%-44s %14s %14s %8s %8s\n' "sink-svc vs plain COPY, rows/s" "$B_SINK_RPS" "$COPY_RPS" "$(printf '%.2f' "$B_SINK_RATIO")" ">=0.9"
     printf '%-44s %14s %14s %8s %8s\n' "  sink database writes alone vs COPY, rows/s" "$B_WRITE_RPS" "$COPY_RPS" "$(printf '%.2f' "$B_WRITE_RATIO")" ">=0.9"
     printf '%-44s %14s %14s %8s %8s\n' "  sink-svc COPY streamed vs sent whole, rows/s" "$B_SINK_RPS" "$B_WHOLE_RPS" "$(printf '%.2f' "$B_STREAM_RATIO")" ""
+    printf '%-44s %14s %14s %8s %8s\n' "  sink-svc COPY binary vs text, rows/s" "$B_SINK_RPS" "$B_TEXT_RPS" "$(printf '%.2f' "$B_BINARY_RATIO")" ""
+    printf '%-44s %14s %14s %8s %8s\n' "  sink-svc CPU per row, binary vs text, us" "$B_SINK_CPU" "$B_TEXT_CPU" "" ""
+    printf '%-44s %14s %14s %8s %8s\n' "  PostgreSQL CPU per row, sink vs \\copy, us" "$B_DB_CPU" "$B_DB_COPY_CPU" \
+        "$(awk -v a="$B_DB_CPU" -v b="$B_DB_COPY_CPU" 'BEGIN { if (b > 0) printf "%.2f", a / b }')" ""
+    printf '%-44s %14s %14s %8s %8s\n' "  PostgreSQL CPU per row, binary vs text, us" "$B_DB_CPU" "$B_DB_TEXT_CPU" "" ""
     printf '%-44s %14s %14s %8s %8s\n' "  sink-svc vs a plain consumer of its input" "$B_SINK_RPS" "$B_READ_RPS" \
         "$(awk -v a="$B_SINK_RPS" -v b="$B_READ_RPS" 'BEGIN { printf "%.2f", a / b }')" ""
     printf '%-44s %14s %14s %8s %8s\n' "sink-svc rollups on vs off, rows/s" "$B_SINK_RPS" "$B_OFF_RPS" "$(printf '%.2f' "$B_ROLLUP_RATIO")" ">=0.8"
@@ -325,7 +362,7 @@ sink_lines() {
     echo "    messages; the sink runs with SINK_ROLLUPS=on and SINK_STREAM_COPY=on unless the line"
     echo "    says otherwise)"
 }
-SINK_JSON="{\"rows\": $B_SINK_ROWS, \"plain_consumer_rows_per_s\": $B_READ_RPS, \"sink_rows_per_s\": $B_SINK_RPS, \"copy_rows_per_s\": $COPY_RPS, \"ratio\": $B_SINK_RATIO, \"rows_per_batch\": $B_BATCH, \"batch_ms\": $B_BATCH_MS, \"database_rows_per_s\": $B_WRITE_RPS, \"database_ratio\": $B_WRITE_RATIO, \"rollups_off\": {\"sink_rows_per_s\": $B_OFF_RPS, \"batch_ms\": $B_OFF_BATCH_MS}, \"rollups_on_vs_off\": $B_ROLLUP_RATIO, \"copy_sent_whole\": {\"sink_rows_per_s\": $B_WHOLE_RPS, \"batch_ms\": $B_WHOLE_BATCH_MS}, \"streamed_vs_whole\": $B_STREAM_RATIO}"
+SINK_JSON="{\"rows\": $B_SINK_ROWS, \"plain_consumer_rows_per_s\": $B_READ_RPS, \"sink_rows_per_s\": $B_SINK_RPS, \"copy_rows_per_s\": $COPY_RPS, \"ratio\": $B_SINK_RATIO, \"rows_per_batch\": $B_BATCH, \"batch_ms\": $B_BATCH_MS, \"database_rows_per_s\": $B_WRITE_RPS, \"database_ratio\": $B_WRITE_RATIO, \"rollups_off\": {\"sink_rows_per_s\": $B_OFF_RPS, \"batch_ms\": $B_OFF_BATCH_MS}, \"rollups_on_vs_off\": $B_ROLLUP_RATIO, \"copy_sent_whole\": {\"sink_rows_per_s\": $B_WHOLE_RPS, \"batch_ms\": $B_WHOLE_BATCH_MS}, \"streamed_vs_whole\": $B_STREAM_RATIO, \"copy_text\": {\"sink_rows_per_s\": $B_TEXT_RPS, \"cpu_us_per_row\": $B_TEXT_CPU}, \"cpu_us_per_row\": $B_SINK_CPU, \"binary_vs_text\": $B_BINARY_RATIO, \"database_cpu_us_per_row\": {\"sink\": $B_DB_CPU, \"sink_text\": $B_DB_TEXT_CPU, \"copy\": $B_DB_COPY_CPU}}"
 if [ -n "$ONLY" ]; then
     echo
     printf '%-44s %14s %14s %8s %8s\n' figure value baseline ratio target
