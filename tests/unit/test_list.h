@@ -96,6 +96,7 @@ FP_TEST_ENTRY(rows_copy_metrics_subset)
 FP_TEST_ENTRY(rows_copy_binary_full_record)
 FP_TEST_ENTRY(rows_copy_binary_reals_as_the_text_reads)
 FP_TEST_ENTRY(rows_copy_pick_fields)
+FP_TEST_ENTRY(rows_copy_binary_matches_text_random)
 /* parser-svc: teltonika, teltonika_frame */
 FP_TEST_ENTRY(teltonika_crc16_check_value)
 FP_TEST_ENTRY(teltonika_decode_examples)

@@ -1,9 +1,12 @@
 /* Tests of sink-svc/rows.c: records as COPY rows, text lines and binary tuples. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/fp_json.h"
+#include "common/fp_rand.h"
+#include "common/fp_time.h"
 
 #include "fp_test.h"
 #include "sink-svc/rows.h"
@@ -344,5 +347,131 @@ FP_TEST(rows_copy_pick_fields)
     fp_record_free(&r);
     fp_buf_free(&row);
     fp_buf_free(&out);
+    fp_buf_free(&scratch);
+}
+
+/* A double for a real column: random bits of a float's range, often exactly halfway between two
+ * floats (the case a cast gets wrong), sometimes 0 or -0. */
+static double random_real(fp_rand *g)
+{
+    uint32_t w = (uint32_t)fp_rand_next(g) & 0x7f7fffffu; /* finite, |f| <= FLT_MAX */
+    float f, next;
+    double d;
+
+    memcpy(&f, &w, sizeof(f));
+    if (fp_rand_below(g, 2) != 0)
+        f = -f;
+    switch (fp_rand_below(g, 8)) {
+    case 0:
+        return fp_rand_below(g, 2) != 0 ? 0.0 : -0.0;
+    case 1:
+    case 2:
+    case 3:
+        next = nextafterf(f, f < 0 ? -INFINITY : INFINITY);
+        if (isinf(next))
+            return f;
+        d = ((double)f + (double)next) / 2; /* the midpoint, exact in a double */
+        break;
+    default:
+        d = (double)f * (1 + ((double)fp_rand_below(g, 1000) - 500) * 1e-12);
+    }
+    return fabs(d) >= FLT_TRUE_MIN && fabs(d) <= FLT_MAX ? d : (double)f;
+}
+
+/* Each binary field against the text line of the same record: the binary value is what the
+ * server's input function makes of the text (strtod for double precision, strtof for real —
+ * float4in and float8in are those —, the timestamp and the integers as parsed). */
+FP_TEST(rows_copy_binary_matches_text_random)
+{
+    fp_rand g;
+    fp_record r;
+    fp_buf bin = {0}, text = {0}, scratch = {0};
+    tuple_field f[ROWS_NCOLS];
+    int bad = 0;
+
+    fp_rand_init(&g, 20261207);
+    fp_record_init(&r);
+    for (int n = 0; n < 20000 && bad < 5; n++) {
+        char *line, *field[ROWS_NCOLS];
+        int nf = 0;
+
+        fp_record_reset(&r);
+        memcpy(r.device_id, "d", 2);
+        r.ts_ms = (int64_t)fp_rand_below(&g, UINT64_C(316224000000000)) - INT64_C(62135596800000);
+        r.received_at_ms = fp_rand_below(&g, 4) == 0 ? INT64_MIN : r.ts_ms + 1;
+        r.priority = (int)fp_rand_below(&g, 257) - 1;
+        r.event_io = (int)fp_rand_below(&g, 65537) - 1;
+        r.has_position = fp_rand_below(&g, 8) != 0;
+        r.position.lat = ((double)fp_rand_next(&g) / 18446744073709551616.0) * 180 - 90;
+        r.position.lon = fp_rand_below(&g, 16) == 0 ? -0.0 : r.position.lat * 2;
+        r.position.alt_m = random_real(&g);
+        r.position.heading_deg = random_real(&g);
+        r.position.speed_kmh = random_real(&g);
+        r.position.satellites = (int)fp_rand_below(&g, 257) - 1;
+        fp_buf_clear(&bin);
+        fp_buf_clear(&text);
+        FP_CHECK_INT(rows_append_copy(&bin, ROWS_COPY_BINARY, &r, &scratch), 0);
+        FP_CHECK_INT(rows_append_copy(&text, ROWS_COPY_TEXT, &r, &scratch), 0);
+        FP_CHECK_INT(split_tuple(bin.data, bin.len, f, ROWS_NCOLS), ROWS_NCOLS);
+        line = (char *)fp_buf_cstr(&text);
+        line[text.len - 1] = '\0';
+        for (char *p = line; nf < ROWS_NCOLS; nf++) {
+            char *tab = strchr(p, '\t');
+
+            field[nf] = p;
+            if (tab == NULL) {
+                nf++;
+                break;
+            }
+            *tab = '\0';
+            p = tab + 1;
+        }
+        FP_CHECK_INT(nf, ROWS_NCOLS);
+        for (int i = 1; i < 12; i++) {
+            bool null = strcmp(field[i], "\\N") == 0;
+            uint64_t want = 0, got;
+            size_t len = 0;
+
+            if (null != (f[i].p == NULL)) {
+                fp_test_fail(__FILE__, __LINE__, "record %d column %d: NULL in one format only", n,
+                             i);
+                bad++;
+                continue;
+            }
+            if (null || i == 3)
+                continue;
+            got = read_be(f[i].p, f[i].len);
+            if (i == 1 || i == 2) {
+                int64_t ms = 0;
+
+                FP_CHECK_INT(fp_time_parse_ms(field[i], strlen(field[i]), &ms), 0);
+                want = (uint64_t)(ms * 1000 - INT64_C(946684800000000));
+                len = 8;
+            } else if (i == 6 || i == 7) {
+                double d = strtod(field[i], NULL);
+
+                memcpy(&want, &d, sizeof(d));
+                len = 8;
+            } else if (i >= 8 && i <= 10) {
+                float v = strtof(field[i], NULL);
+
+                want = float_bits(v);
+                len = 4;
+            } else {
+                want = (uint64_t)strtoll(field[i], NULL, 10);
+                len = i == 5 ? 4 : 2;
+                want &= len == 4 ? 0xffffffffu : 0xffffu;
+            }
+            if (f[i].len != len || got != want) {
+                fp_test_fail(__FILE__, __LINE__,
+                             "record %d column %d: binary %llx, text \"%s\" reads as %llx", n, i,
+                             (unsigned long long)got, field[i], (unsigned long long)want);
+                bad++;
+            }
+        }
+    }
+    fp_record_free(&r);
+    fp_buf_free(&bin);
+    fp_buf_free(&text);
     fp_buf_free(&scratch);
 }
