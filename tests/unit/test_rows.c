@@ -392,7 +392,7 @@ FP_TEST(rows_copy_binary_matches_text_random)
     fp_rand_init(&g, 20261207);
     fp_record_init(&r);
     for (int n = 0; n < 20000 && bad < 5; n++) {
-        char *line, *field[ROWS_NCOLS];
+        char *line, *field[ROWS_NCOLS] = {0};
         int nf = 0;
 
         fp_record_reset(&r);
