@@ -228,7 +228,12 @@ static int infra_failure(pg_conn *pg, const char *what, const PGresult *res)
         fp_log_kv(FP_LOG_WARN, "database unavailable; will retry", "operation", what, "error", line,
                   "sqlstate", state != NULL && state[0] != '\0' ? state : NULL, FP_KV_END);
     pg->outage_logged = true;
-    pg->sqlstate[0] = '\0';
+    /* Binary data the table refused: a column's type changed under the session. The next
+     * connection checks the types again (choose_format) and falls back to text. */
+    if (pg->format == ROWS_COPY_BINARY && state != NULL &&
+        (strcmp(state, "22P03") == 0 || strcmp(state, "08P01") == 0))
+        pg->session_ready = false;
+    pg->sqlstate[0] = '\0'; /* `state` may point here */
     pg->ok = false;
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         PQfinish(pg->conn);

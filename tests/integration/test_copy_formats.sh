@@ -5,8 +5,8 @@
 # and rows that arrive late so that the rollups list them through their session table, are
 # written once by a sink in the binary format (the default) and once, after the tables are
 # emptied, by a sink with SINK_COPY_FORMAT=text: telemetry and telemetry_hourly must be equal
-# value for value. Then a column given another type by an operator: the sink falls back to text
-# by itself and says so.
+# value for value. Then a column given another type by an operator, under a running sink and
+# before a start: the sink falls back to text by itself and says so.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -112,20 +112,32 @@ expect_files_eq "telemetry_hourly: the same in both formats" "$STATE/binary.hour
 expect_eq "the rows are not trivially equal (edge rows present)" \
     "$(grep -c '^edge' "$STATE/binary.rows")" 4
 
-# 3. A column of another type: the sink writes COPY text by itself.
+# 3. A column given another type under a running binary sink: its next COPY fails, it connects
+# again and writes text by itself. Then a restart beside that column: text from the start.
 "$STACK" stop-svc "$STATE" sink
+if "$STACK" start-svc "$STATE" sink; then pass "a binary sink starts again"; else fail "a binary sink starts again"; fi
+expect_eq "it COPYs in the binary format" "$(copy_binary)" 1
 psql_q "BEGIN; DROP VIEW telemetry_latest;
     ALTER TABLE telemetry ALTER COLUMN alt_m TYPE double precision;
     CREATE VIEW telemetry_latest AS SELECT DISTINCT ON (device_id) * FROM telemetry
         ORDER BY device_id, ts DESC; COMMIT" >/dev/null ||
     fail "alt_m becomes double precision"
+# send_row DEVICE: one record with alt_m 12.3.
+send_row() {
+    echo "$1|{\"schema\":1,\"device_id\":\"$1\",\"ts\":\"2026-03-02T07:45:12.000Z\",\"position\":{\"lat\":1,\"lon\":2,\"alt_m\":12.3}}" |
+        kcat -P -b "$BROKERS" -t telemetry.enriched -K '|'
+}
+send_row late-1
+if fp_wait_for 30 "the row" rows_are $((ALL + 1)); then pass "a row after the change is written"; else fail "a row after the change is written" "rows: $(row_count)"; fi
+expect_eq "with the value the text format gives" "$(psql_q "SELECT alt_m FROM telemetry WHERE device_id = 'late-1'")" 12.3
+expect_eq "the running sink now COPYs in the text format" "$(copy_binary)" 0
+expect_eq "nothing went to the DLQ for it" "$(dlq_count)" 0
+"$STACK" stop-svc "$STATE" sink
 if "$STACK" start-svc "$STATE" sink; then pass "the sink starts beside a column of another type"; else fail "the sink starts beside a column of another type"; fi
-expect_eq "it COPYs in the text format" "$(copy_binary)" 0
+expect_eq "it COPYs in the text format from the start" "$(copy_binary)" 0
 grep -q '"msg":"a column of telemetry has another type: writing COPY text".*"column":"alt_m"' "$STATE/sink.log" &&
     pass "and logs which column" || fail "and logs which column" "$(grep -c 'another type' "$STATE/sink.log") lines"
-echo "late-1|{\"schema\":1,\"device_id\":\"late-1\",\"ts\":\"2026-03-02T07:45:12.000Z\",\"position\":{\"lat\":1,\"lon\":2,\"alt_m\":12.3}}" |
-    kcat -P -b "$BROKERS" -t telemetry.enriched -K '|'
-if fp_wait_for 30 "the row" rows_are $((ALL + 1)); then pass "its rows are still written"; else fail "its rows are still written" "rows: $(row_count)"; fi
-expect_eq "with the value the text format gives" "$(psql_q "SELECT alt_m FROM telemetry WHERE device_id = 'late-1'")" 12.3
+send_row late-2
+if fp_wait_for 30 "the row" rows_are $((ALL + 2)); then pass "its rows are written"; else fail "its rows are written" "rows: $(row_count)"; fi
 
 finish copy_formats
