@@ -319,12 +319,13 @@ out:
 }
 
 /* Picks the session's COPY format: binary when wanted (pg_set_copy_format) and every column of
- * telemetry has the type the binary rows carry (rows_column_types); text otherwise, so that a
+ * telemetry has the type the binary rows carry (rows_column_type); text otherwise, so that a
  * column an operator gave another type (which text input converts) is still written. Returns 0,
  * or -1 when the database could not be asked (logged). */
 static int choose_format(pg_conn *pg)
 {
-    const char *c = rows_columns;
+    bool seen[ROWS_NCOLS] = {false};
+    int found = 0;
     PGresult *res;
 
     pg->format = ROWS_COPY_TEXT;
@@ -339,26 +340,28 @@ static int choose_format(pg_conn *pg)
         PQclear(res);
         return -1;
     }
-    for (int i = 0; i < ROWS_NCOLS; i++) {
-        const char *comma = strchr(c, ',');
-        int len = comma != NULL ? (int)(comma - c) : (int)strlen(c);
-        const char *type = NULL;
-        char name[64];
+    for (int t = 0; t < PQntuples(res); t++) {
+        const char *name = PQgetvalue(res, t, 0), *type = PQgetvalue(res, t, 1);
+        int i;
 
-        snprintf(name, sizeof(name), "%.*s", len, c);
-        for (int t = 0; t < PQntuples(res) && type == NULL; t++)
-            if (strcmp(PQgetvalue(res, t, 0), name) == 0)
-                type = PQgetvalue(res, t, 1);
-        if (type == NULL || strcmp(type, rows_column_types[i]) != 0) {
+        if (strchr(name, ',') != NULL || rows_column_indexes(name, &i, 1) != 1 || seen[i])
+            continue; /* a column the sink does not write */
+        if (strcmp(type, rows_column_type(i)) != 0) {
             fp_log_kv(FP_LOG_WARN, "a column of telemetry has another type: writing COPY text",
-                      "column", name, "type", type != NULL ? type : "(none)", "expected",
-                      rows_column_types[i], FP_KV_END);
+                      "column", name, "type", type, "expected", rows_column_type(i), FP_KV_END);
             PQclear(res);
             return 0;
         }
-        c = comma != NULL ? comma + 1 : c + len;
+        seen[i] = true;
+        found++;
     }
     PQclear(res);
+    if (found != ROWS_NCOLS) {
+        fp_log_kv(FP_LOG_WARN,
+                  "a column the sink writes is missing from telemetry: writing COPY text",
+                  FP_KV_END);
+        return 0;
+    }
     pg->format = ROWS_COPY_BINARY;
     fp_gauge_set(pg->m_binary, 1);
     return 0;

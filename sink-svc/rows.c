@@ -54,7 +54,7 @@ int rows_column_indexes(const char *names, int *idx, int max)
     return n;
 }
 
-/* What a column holds; each kind is one PostgreSQL type (rows_column_types). */
+/* What a column holds; each kind is one PostgreSQL type (kind_type). */
 typedef enum kind { K_TEXT, K_TIME, K_INT2, K_INT4, K_FLOAT8, K_FLOAT4, K_BOOL, K_JSONB } kind;
 
 /* The index of the metrics column in rows_columns, a jsonb. */
@@ -66,35 +66,20 @@ static const kind column_kind[ROWS_NCOLS] = {
     K_FLOAT4, K_INT2, K_BOOL, K_TEXT, K_TEXT, K_TEXT, K_TEXT,   K_TEXT,   K_TEXT,   K_TEXT,
     K_TEXT,   K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT,   K_JSONB,  K_JSONB};
 
-const char *const rows_column_types[ROWS_NCOLS] = {"text",
-                                                   "timestamp with time zone",
-                                                   "timestamp with time zone",
-                                                   "text",
-                                                   "smallint",
-                                                   "integer",
-                                                   "double precision",
-                                                   "double precision",
-                                                   "real",
-                                                   "real",
-                                                   "real",
-                                                   "smallint",
-                                                   "boolean",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "text",
-                                                   "jsonb",
-                                                   "jsonb"};
+/* Each kind's PostgreSQL type, as format_type() names it. */
+static const char *const kind_type[] = {[K_TEXT] = "text",
+                                        [K_TIME] = "timestamp with time zone",
+                                        [K_INT2] = "smallint",
+                                        [K_INT4] = "integer",
+                                        [K_FLOAT8] = "double precision",
+                                        [K_FLOAT4] = "real",
+                                        [K_BOOL] = "boolean",
+                                        [K_JSONB] = "jsonb"};
+
+const char *rows_column_type(int i)
+{
+    return i >= 0 && i < ROWS_NCOLS ? kind_type[column_kind[i]] : NULL;
+}
 
 /* One column's value; which member holds it follows from the column's kind. */
 typedef struct value {

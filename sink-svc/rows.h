@@ -1,6 +1,6 @@
 /* rows: canonical records as rows of the telemetry table.
  *
- * One list of columns (rows_columns, with their types rows_column_types) and one function that
+ * One list of columns (rows_columns, with their types rows_column_type) and one function that
  * produces each column's value, shared by every way rows reach a database: PostgreSQL's COPY in
  * its binary or its text format (rows_append_copy), and the parameters of a multi-row INSERT
  * (CrateDB, dialect.c; rows_fields).
@@ -27,9 +27,9 @@ extern const char rows_columns[];
  * -1 when there are more than max. */
 int rows_column_indexes(const char *names, int *idx, int max);
 
-/* PostgreSQL's type of each column, as format_type() names it, in rows_columns' order. A binary
- * COPY needs the table's columns to be exactly these. */
-extern const char *const rows_column_types[ROWS_NCOLS];
+/* PostgreSQL's type of column i of rows_columns, as format_type() names it (NULL when i is no
+ * column). A binary COPY needs the table's columns to have exactly these types. */
+const char *rows_column_type(int i);
 
 /* Calls field(ctx, i, text, len) for each column i in order, with the column's value as text
  * (not NUL-terminated, valid during the call only), or text == NULL for SQL NULL. `scratch`

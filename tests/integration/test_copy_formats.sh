@@ -63,7 +63,7 @@ FLEET=800
 ALL=$((EDGES + FLEET))
 
 # run_feed NAME: sends the edge records and fleet phase 1, waits for their rows, then phase 2,
-# waits for every row, and dumps telemetry and telemetry_hourly into $STATE/NAME.rows and .hourly.
+# waits for every row, and dumps the tables (dump_tables NAME).
 run_feed() {
     local first=$((EDGES + FLEET / 2))
     { edge_records; fleet_records 1; } | kcat -P -b "$BROKERS" -t telemetry.enriched -K '|'
@@ -71,13 +71,14 @@ run_feed() {
         fail "$1: $first rows arrive" "rows: $(row_count)"
     fleet_records 2 | kcat -P -b "$BROKERS" -t telemetry.enriched -K '|'
     if fp_wait_for 60 "$ALL rows" rows_are "$ALL"; then pass "$1: $ALL rows"; else fail "$1: $ALL rows" "rows: $(row_count)"; fi
-    psql_q "\\copy (SELECT $COLUMNS FROM telemetry ORDER BY device_id, ts) TO '$STATE/$1.rows'"
-    dump_hourly "$1"
+    dump_tables "$1"
 }
 
-# dump_hourly NAME: telemetry_hourly into $STATE/NAME.hourly. Its sums are rounded to 9 decimals:
-# they add increments in the order the batches brought them, and the two runs batch differently.
-dump_hourly() {
+# dump_tables NAME: telemetry into $STATE/NAME.rows and telemetry_hourly into $STATE/NAME.hourly.
+# The hourly sums are rounded to 9 decimals: they add increments in the order the batches
+# brought them, and the two runs batch differently.
+dump_tables() {
+    psql_q "\\copy (SELECT $COLUMNS FROM telemetry ORDER BY device_id, ts) TO '$STATE/$1.rows'"
     psql_q "\\copy (SELECT device_id, bucket, samples, first_ts, last_ts, max_speed_kmh,
         round(engine_hours_h::numeric, 9), round(distance_km::numeric, 9),
         round(ignition_on_s::numeric, 9) FROM telemetry_hourly ORDER BY 1, 2)
@@ -105,8 +106,7 @@ expect_eq "it COPYs in the text format" "$(copy_binary)" 0
 # The topic now holds every record once: both phases arrive together, so the text run sends
 # nothing more and waits for all rows.
 if fp_wait_for 60 "$ALL rows" rows_are "$ALL"; then pass "text: $ALL rows"; else fail "text: $ALL rows" "rows: $(row_count)"; fi
-psql_q "\\copy (SELECT $COLUMNS FROM telemetry ORDER BY device_id, ts) TO '$STATE/text.rows'"
-dump_hourly text
+dump_tables text
 expect_files_eq "telemetry: the binary and the text format store the same values" "$STATE/binary.rows" "$STATE/text.rows"
 expect_files_eq "telemetry_hourly: the same in both formats" "$STATE/binary.hourly" "$STATE/text.hourly"
 expect_eq "the rows are not trivially equal (edge rows present)" \
