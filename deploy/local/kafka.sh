@@ -18,7 +18,8 @@
 #
 # Environment: BIN (fp-topics, default bin), PARTITIONS (per pipeline topic, default 16),
 # KAFKA_HEAP (default 512m), KAFKA_LIBS (a folder of Kafka jars to use instead of fetching, e.g.
-# an Apache Kafka distribution's libs/), KAFKA_WAIT_S (start deadline, default 90).
+# an Apache Kafka distribution's libs/), KAFKA_WAIT_S (start deadline, default 90), KAFKA_JVM_OPTS
+# (more options for the broker's JVM, split at spaces).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,6 +35,7 @@ case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
 PARTITIONS=${PARTITIONS:-16}
 KAFKA_HEAP=${KAFKA_HEAP:-512m}
 KAFKA_WAIT_S=${KAFKA_WAIT_S:-90}
+read -r -a JVM_OPTS <<<"${KAFKA_JVM_OPTS:-}"
 PIPELINE_TOPICS=(telemetry.raw telemetry.parsed telemetry.enriched telemetry.dlq)
 
 die() {
@@ -221,7 +223,7 @@ cmd_start() {
         cd "$dir"
         java_run "$dir/log4j2.properties" "-Xmx$KAFKA_HEAP" "-Xms$KAFKA_HEAP" -XX:+UseG1GC \
             -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true -Dkafka.logs.dir="$dir" \
-            kafka.Kafka "$dir/server.properties"
+            ${JVM_OPTS[@]+"${JVM_OPTS[@]}"} kafka.Kafka "$dir/server.properties"
     ) >"$dir/stdout.log" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/kafka.pid"

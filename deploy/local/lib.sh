@@ -148,3 +148,22 @@ fp_metric() {
             '($1 == n || index($1, n "{") == 1) && index($1, f) { s += $2 } END { printf "%d", s }'
     return 0 # a service not answering yet reads as 0, also under set -e and pipefail
 }
+
+# fp_bench_tmpdir GIB: where a benchmark keeps its broker's and databases' data: BENCH_TMPDIR
+# when set, else /dev/shm when it is a writable tmpfs with GIB GiB free (memory: the shared disk's
+# writeback stalls would otherwise be measured, see README "Benchmarks"), else /tmp.
+fp_bench_tmpdir() {
+    local free_kib
+    if [ -n "${BENCH_TMPDIR:-}" ]; then
+        echo "$BENCH_TMPDIR"
+        return
+    fi
+    if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+        free_kib=$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')
+        if [ "${free_kib:-0}" -ge $(($1 * 1048576)) ]; then
+            echo /dev/shm
+            return
+        fi
+    fi
+    echo /tmp
+}

@@ -49,7 +49,14 @@ ONLY=${BENCH_ONLY:-}
 case "$ONLY" in "" | sink) ;; *) echo "BENCH_ONLY must be empty or sink" >&2; exit 2 ;; esac
 OUT="$ROOT/build/bench"
 mkdir -p "$OUT"
-W=$(mktemp -d /tmp/fleetpipe-bench.XXXXXX)
+# The broker's log and the PostgreSQL clusters live in memory when /dev/shm has room: on the
+# shared disk of the machines this runs on, writeback stalls of 1-3 s held PostgreSQL's commits
+# (README "Benchmarks"). BENCH_TMPDIR=/tmp measures on disk.
+STORE=$(fp_bench_tmpdir 8)
+export PG_TMPDIR=$STORE
+W=$(mktemp -d "$STORE/fleetpipe-bench.XXXXXX")
+case "$(stat -f -c %T "$STORE")" in tmpfs | ramfs) STORE_KIND=memory ;; *) STORE_KIND=disk ;; esac
+echo "== data of the broker and the databases in $STORE ($STORE_KIND)"
 PIDS=()
 
 cleanup() {
@@ -421,22 +428,28 @@ HALF=$((PIPE_RPS / 2))
 LAT_SECS=20
 BROKER_PID=$(cat "$W/stack/kafka/kafka.pid")
 proc_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
+# io_stalled_s: seconds so far in which some task waited for I/O (/proc/pressure/io, 0 without PSI).
+io_stalled_s() { awk '$1 == "some" { sub("total=", "", $5); printf "%.3f", $5 / 1e6; f = 1 } END { if (!f) print 0 }' /proc/pressure/io 2>/dev/null || echo 0; }
 rows_since_at_least() { [ "$(stack_psql "SELECT count(*) FROM telemetry WHERE ts >= '$1'")" -ge "$2" ]; }
 # latency_feed NAME: LAT_SECS s of the same fleet (seed 7: the machines and routes of the run
 # above, so the enricher's caches are as warm as in steady state; a fleet of new machines costs
 # what "enricher-svc without cache" shows) at HALF records/s stamped with the wall clock; waits
-# for its rows. Sets FEED_START (its first second) and FEED_CORES (the broker's CPU meanwhile).
+# for its rows. Sets FEED_START (its first second), FEED_CORES (the broker's CPU meanwhile) and
+# FEED_IO (the share of the feed's time in which some task waited for I/O).
 latency_feed() {
-    local start_s c0 t0 c1 t1
+    local start_s c0 t0 c1 t1 io0 io1
     start_s=$(date -u +%s)
     FEED_START=$(date -u -d "@$start_s" +%Y-%m-%dT%H:%M:%SZ)
     c0=$(proc_cpu "$BROKER_PID")
+    io0=$(io_stalled_s)
     t0=$(date +%s.%N)
     "$BIN/fleet-sim" --brokers "$(cat "$W/stack/bootstrap")" --records $((HALF * LAT_SECS)) \
         --rate "$HALF" --clock wall --seed 7 --devices 1000 >"$W/lat-$1.json"
     c1=$(proc_cpu "$BROKER_PID")
+    io1=$(io_stalled_s)
     t1=$(date +%s.%N)
     FEED_CORES=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / (e - s) }')
+    FEED_IO=$(awk -v a="$io0" -v b="$io1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.3f", (b - a) / (e - s) }')
     fp_wait_for 120 "the $1 latency feed's rows" rows_since_at_least "$FEED_START" \
         "$(grep -o '"distinct":[0-9]*' "$W/lat-$1.json" | cut -d: -f2)" || true
 }
@@ -452,8 +465,10 @@ latency_of() {
 latency_feed cold
 COLD_START=$FEED_START
 BROKER_CORES_1=$FEED_CORES
+IO_1=$FEED_IO
 latency_feed warm
 BROKER_CORES_2=$FEED_CORES
+IO_2=$FEED_IO
 read -r LAT2_P50 LAT2_P99 < <(latency_of "$COLD_START" "$FEED_START")
 read -r LAT_P50 LAT_P99 < <(latency_of "$FEED_START")
 RSS_P=$(fp_metric "$(cat "$W/stack/parser.port")" process_resident_memory_bytes)
@@ -544,7 +559,8 @@ echo "   (2 replicas: $REP_ROWS rows stored of $REP_SENT distinct sent, $REP_MIS
 printf '%-44s %14s %14s %8s %8s\n' "device time -> row committed, p50 / p99 ms" "$LAT_P50" "$LAT_P99" "-" "p99<=250"
 printf '%-44s %14s %14s %8s %8s\n' "  the feed before it (broker's JVM young)" "$LAT2_P50" "$LAT2_P99" "-" ""
 echo "   (two $LAT_SECS s feeds at $HALF records/s, half the sustained rate, one after the other;"
-echo "    the broker's CPU, cores: $BROKER_CORES_1 during the first, $BROKER_CORES_2 during the second)"
+echo "    the broker's CPU, cores: $BROKER_CORES_1 during the first, $BROKER_CORES_2 during the second;"
+echo "    share of the time some task waited for I/O: $IO_1 and $IO_2; data in $STORE_KIND)"
 printf '%-44s %14s %14s %14s %8s\n' "resident memory MiB: parser / enricher / sink" "$((RSS_P / 1048576))" "$((RSS_E / 1048576))" "$((RSS_S / 1048576))" "<=50"
 printf '%-44s %14s %14s %14s %8s\n' "CPU us/record alone: parser / enricher / sink" "$CPU_PARSER" "$CPU_ENRICHER" "$CPU_SINK" ""
 printf '%-44s %14s %14s %14s %8s\n' "CPU us/record in the pipeline: p / e / s" "$CPU_PIPE_P" "$CPU_PIPE_E" "$CPU_PIPE_S" ""
@@ -563,14 +579,14 @@ cat >"$OUT/results.json" <<JSON
   "versions": {"fleetpipe": "$("$BIN/parser-svc" --version | cut -d' ' -f2)", "librdkafka": "$(pkg-config --modversion rdkafka)", "kafka": "$KAFKA_VERSION"},
   "broker": {"kind": "Apache Kafka, single-node KRaft (deploy/local/kafka.sh)", "version": "$KAFKA_VERSION", "heap": "$KAFKA_HEAP"},
   "kafka_producer_perf": {"records_per_s": $KPERF, "record_bytes": 300, "acks": "all"},
-  "settings": {"records": $RECORDS, "messages": $MESSAGES, "repeat": $REPEAT, "partitions": 16},
+  "settings": {"records": $RECORDS, "messages": $MESSAGES, "repeat": $REPEAT, "partitions": 16, "data_dir": "$STORE", "data_in": "$STORE_KIND"},
   "parser_in_process": $(cat "$W/decode.json"),
   "enricher_in_process": $(cat "$W/enrich.json"),
   "parser_via_kafka": {"parser_messages_per_s": $PARSER, "passthrough_messages_per_s": $PT, "ratio": $RATIO, "records_per_message": $REC_PER_MSG, "exactly_once_messages_per_s": $PARSER_EOS},
   "sink_via_kafka": $SINK_JSON,
   "cpu_us_per_record": {"alone": {"parser": $CPU_PARSER, "enricher": $CPU_ENRICHER, "sink": $CPU_SINK}, "pipeline": {"parser": $CPU_PIPE_P, "enricher": $CPU_PIPE_E, "sink": $CPU_PIPE_S}},
   "two_replicas": {"rows_per_s": $REP_RPS, "one_replica_rows_per_s": $PIPE_RPS, "rows_stored": $REP_ROWS, "distinct_sent": $REP_SENT, "missing": $REP_MISSING, "extra": $REP_EXTRA},
-  "pipeline": {"rows_per_s": $PIPE_RPS, "sink_alone_rows_per_s": $B_SINK_RPS, "latency_rate": $HALF, "latency_p50_ms": $LAT_P50, "latency_p99_ms": $LAT_P99, "latency_seconds": $LAT_SECS, "latency_first_feed": {"p50_ms": $LAT2_P50, "p99_ms": $LAT2_P99}, "broker_cores": {"first_feed": $BROKER_CORES_1, "measured_feed": $BROKER_CORES_2}, "rss_bytes": {"parser": $RSS_P, "enricher": $RSS_E, "sink": $RSS_S}},
+  "pipeline": {"rows_per_s": $PIPE_RPS, "sink_alone_rows_per_s": $B_SINK_RPS, "latency_rate": $HALF, "latency_p50_ms": $LAT_P50, "latency_p99_ms": $LAT_P99, "latency_seconds": $LAT_SECS, "latency_first_feed": {"p50_ms": $LAT2_P50, "p99_ms": $LAT2_P99}, "broker_cores": {"first_feed": $BROKER_CORES_1, "measured_feed": $BROKER_CORES_2}, "io_stalled_share": {"first_feed": $IO_1, "measured_feed": $IO_2}, "rss_bytes": {"parser": $RSS_P, "enricher": $RSS_E, "sink": $RSS_S}},
   "enricher_via_kafka": {"records_per_s_stub_0ms": $EN_HIT, "records_per_s_stub_20ms": $EN_SLOW, "ratio": $EN_RATIO, "records_per_s_no_cache": $EN_NOCACHE, "geocoder_calls_per_record": $CALLS_CACHE, "geocoder_calls_per_record_no_cache": $CALLS_NOCACHE}
 }
 JSON
