@@ -19,7 +19,8 @@
 # Environment: BIN (fp-topics, default bin), PARTITIONS (per pipeline topic, default 16),
 # KAFKA_HEAP (default 512m), KAFKA_LIBS (a folder of Kafka jars to use instead of fetching, e.g.
 # an Apache Kafka distribution's libs/), KAFKA_WAIT_S (start deadline, default 90), KAFKA_JVM_OPTS
-# (more options for the broker's JVM, split at spaces).
+# (more options for the broker's JVM, split at spaces), KAFKA_SERVER_PROPS (more lines for
+# server.properties, e.g. "num.io.threads=2"; a later line wins).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -172,6 +173,7 @@ log.segment.bytes=67108864
 log.retention.hours=168
 num.recovery.threads.per.data.dir=2
 EOF
+    [ -z "${KAFKA_SERVER_PROPS:-}" ] || printf '%s\n' "$KAFKA_SERVER_PROPS" >>"$dir/server.properties"
     cat >"$dir/log4j2.properties" <<EOF
 status = error
 appender.file.type = File
