@@ -33,7 +33,9 @@
 #
 # Environment: BENCH_RECORDS (records in the Kafka runs, default 100000), BENCH_REPEAT (3),
 # BENCH_ONLY=sink (only the sink figures: its input is still made by one parser and one enricher
-# run; prints the sink lines and writes build/bench/results-sink.json instead).
+# run; prints the sink lines and writes build/bench/results-sink.json instead), BENCH_TMPDIR
+# (where the broker's log and the PostgreSQL clusters go; default /dev/shm when it has 8 GiB free,
+# else /tmp).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
