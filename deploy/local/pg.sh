@@ -10,11 +10,11 @@
 #
 # The data directory, the socket and the server log live in a folder made by
 # `mktemp -d $PG_TMPDIR/fleetpipe-pg.XXXXXX` (PG_TMPDIR: default /tmp; /dev/shm keeps the cluster
-# in memory), so that the postgres user can reach them whatever the repository's path; STATE_DIR/pg.env records where (PG_DATA, PG_SOCKDIR, PG_PORT, PG_LOG,
-# PG_DSN, PG_PID) and can be sourced by other scripts. Started by root, the server runs as the
-# postgres user (initdb and postgres refuse to run as root); otherwise as the current user. On
-# stop the server log is kept as STATE_DIR/postgres.log. Authentication is `trust` and the
-# server listens on 127.0.0.1 only.
+# in memory), so that the postgres user can reach them whatever the repository's path;
+# STATE_DIR/pg.env records where (PG_DATA, PG_SOCKDIR, PG_PORT, PG_LOG, PG_DSN, PG_PID) and can be
+# sourced by other scripts. Started by root, the server runs as the postgres user (initdb and
+# postgres refuse to run as root); otherwise as the current user. On stop the server log is kept
+# as STATE_DIR/postgres.log. Authentication is `trust` and the server listens on 127.0.0.1 only.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -37,22 +37,24 @@ q() { "$ROOT/deploy/local/pg.sh" psql "$S" -At -F ' ' -c "$1"; }
 rows_since() { q "SELECT count(*) FROM telemetry WHERE ts >= '$1'"; }
 at_least() { [ "$(rows_since "$1")" -ge "$2" ]; }
 
-"$BIN/fleet-sim" --brokers "$B" --records 100000 --seed 7 --devices 1000 >"$S/warm.json"
-fp_wait_for 120 "the warm-up rows" at_least 1970-01-01 \
-    "$(grep -o '"distinct":[0-9]*' "$S/warm.json" | cut -d: -f2)"
+# feed NAME SINCE RECORDS [OPTION...]: RECORDS records of the fleet (seed 7, 1000 machines) with
+# fleet-sim's OPTIONs, then waits until each distinct one is a row with ts >= SINCE.
+feed() {
+    local name=$1 since=$2 records=$3
+    shift 3
+    "$BIN/fleet-sim" --brokers "$B" --records "$records" --seed 7 --devices 1000 "$@" >"$S/$name.json"
+    fp_wait_for 120 "the $name rows" at_least "$since" \
+        "$(grep -o '"distinct":[0-9]*' "$S/$name.json" | cut -d: -f2)"
+}
+
+feed warm-up 1970-01-01 100000
 WARM_SECONDS=${WARM_SECONDS:-20}
 if [ "$WARM_SECONDS" -gt 0 ]; then
-    WARM_START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    "$BIN/fleet-sim" --brokers "$B" --records $((RATE * WARM_SECONDS)) --rate "$RATE" \
-        --clock wall --seed 7 --devices 1000 >"$S/warm-feed.json"
-    fp_wait_for 120 "the first feed's rows" at_least "$WARM_START" \
-        "$(grep -o '"distinct":[0-9]*' "$S/warm-feed.json" | cut -d: -f2)"
+    feed first-feed "$(date -u +%Y-%m-%dT%H:%M:%SZ)" $((RATE * WARM_SECONDS)) --rate "$RATE" \
+        --clock wall
 fi
 START=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) # later than every row of the first feed
-"$BIN/fleet-sim" --brokers "$B" --records $((RATE * SECONDS_FED)) --rate "$RATE" --clock wall \
-    --seed 7 --devices 1000 >"$S/feed.json"
-fp_wait_for 120 "the fed rows" at_least "$START" \
-    "$(grep -o '"distinct":[0-9]*' "$S/feed.json" | cut -d: -f2)"
+feed fed "$START" $((RATE * SECONDS_FED)) --rate "$RATE" --clock wall
 
 # Each enriched message's timestamp, by its record's key (the first copy of a resent record).
 kcat -C -b "$B" -t telemetry.enriched -o beginning -e -q -f '%T\t%s\n' 2>/dev/null |

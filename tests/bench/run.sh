@@ -432,6 +432,8 @@ BROKER_PID=$(cat "$W/stack/kafka/kafka.pid")
 proc_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
 # io_stalled_s: seconds so far in which some task waited for I/O (/proc/pressure/io, 0 without PSI).
 io_stalled_s() { awk '$1 == "some" { sub("total=", "", $5); printf "%.3f", $5 / 1e6; f = 1 } END { if (!f) print 0 }' /proc/pressure/io 2>/dev/null || echo 0; }
+# per_second A B T0 T1 DIGITS: (B - A) / (T1 - T0), seconds of CPU or stall per second of wall time.
+per_second() { awk -v a="$1" -v b="$2" -v s="$3" -v e="$4" -v d="$5" 'BEGIN { printf "%.*f", d, (b - a) / (e - s) }'; }
 rows_since_at_least() { [ "$(stack_psql "SELECT count(*) FROM telemetry WHERE ts >= '$1'")" -ge "$2" ]; }
 # latency_feed NAME: LAT_SECS s of the same fleet (seed 7: the machines and routes of the run
 # above, so the enricher's caches are as warm as in steady state; a fleet of new machines costs
@@ -450,8 +452,8 @@ latency_feed() {
     c1=$(proc_cpu "$BROKER_PID")
     io1=$(io_stalled_s)
     t1=$(date +%s.%N)
-    FEED_CORES=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.2f", (b - a) / (e - s) }')
-    FEED_IO=$(awk -v a="$io0" -v b="$io1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.3f", (b - a) / (e - s) }')
+    FEED_CORES=$(per_second "$c0" "$c1" "$t0" "$t1" 2)
+    FEED_IO=$(per_second "$io0" "$io1" "$t0" "$t1" 3)
     fp_wait_for 120 "the $1 latency feed's rows" rows_since_at_least "$FEED_START" \
         "$(grep -o '"distinct":[0-9]*' "$W/lat-$1.json" | cut -d: -f2)" || true
 }
