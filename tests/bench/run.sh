@@ -438,12 +438,12 @@ rows_since_at_least() { [ "$(stack_psql "SELECT count(*) FROM telemetry WHERE ts
 # latency_feed NAME: LAT_SECS s of the same fleet (seed 7: the machines and routes of the run
 # above, so the enricher's caches are as warm as in steady state; a fleet of new machines costs
 # what "enricher-svc without cache" shows) at HALF records/s stamped with the wall clock; waits
-# for its rows. Sets FEED_START (its first second), FEED_CORES (the broker's CPU meanwhile) and
+# for its rows. Sets FEED_START (when it starts), FEED_CORES (the broker's CPU meanwhile) and
 # FEED_IO (the share of the feed's time in which some task waited for I/O).
 latency_feed() {
-    local start_s c0 t0 c1 t1 io0 io1
-    start_s=$(date -u +%s)
-    FEED_START=$(date -u -d "@$start_s" +%Y-%m-%dT%H:%M:%SZ)
+    local c0 t0 c1 t1 io0 io1
+    # To the millisecond: the feed before this one ended well within the same second.
+    FEED_START=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
     c0=$(proc_cpu "$BROKER_PID")
     io0=$(io_stalled_s)
     t0=$(date +%s.%N)
