@@ -23,6 +23,7 @@ typedef struct entry {
 struct recent_keys {
     entry *ring;
     size_t cap, head, len, pending;
+    size_t sealed; /* the sealed attempt's keys, just older than the current attempt's */
     uint32_t *buckets;
     size_t mask;
 };
@@ -81,15 +82,38 @@ static void unlink_entry(recent_keys *k, size_t i)
     k->len--;
 }
 
-void recent_begin(recent_keys *k)
+/* Forgets the newest n keys noted, newest first, so that head ends where they started. */
+static void drop_newest(recent_keys *k, size_t n)
 {
-    /* Newest first, so that head ends where the attempt started. */
-    while (k->pending > 0) {
+    for (; n > 0; n--) {
         k->head = (k->head + k->cap - 1) % k->cap;
         if (k->ring[k->head].used)
             unlink_entry(k, k->head);
-        k->pending--;
     }
+}
+
+void recent_begin(recent_keys *k)
+{
+    drop_newest(k, k->pending);
+    k->pending = 0;
+}
+
+void recent_seal(recent_keys *k)
+{
+    k->sealed = k->pending;
+    k->pending = 0;
+}
+
+void recent_commit_sealed(recent_keys *k)
+{
+    k->sealed = 0;
+}
+
+void recent_forget(recent_keys *k)
+{
+    drop_newest(k, k->pending + k->sealed);
+    k->pending = 0;
+    k->sealed = 0;
 }
 
 recent_answer recent_check(recent_keys *k, const char *device_id, int64_t ts_ms)
@@ -107,11 +131,13 @@ recent_answer recent_check(recent_keys *k, const char *device_id, int64_t ts_ms)
             /* Where the entry sits tells whether the attempt noted it. */
             size_t age = (k->head + k->cap - i - 1) % k->cap;
 
-            return age < k->pending ? RECENT_IN_BATCH : RECENT_COMMITTED;
+            if (age < k->pending)
+                return RECENT_IN_BATCH;
+            return age < k->pending + k->sealed ? RECENT_SEALED : RECENT_COMMITTED;
         }
     }
-    if (k->pending == k->cap)
-        return RECENT_NEW; /* the attempt fills the ring: keep what it noted */
+    if (k->pending + k->sealed == k->cap)
+        return RECENT_NEW; /* the attempts fill the ring: keep what they noted */
     e = &k->ring[k->head];
     if (e->used)
         unlink_entry(k, k->head);

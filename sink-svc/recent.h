@@ -11,7 +11,11 @@
  *
  * A batch is an attempt: recent_begin starts one, recent_check answers for each key and notes
  * the new ones, recent_commit keeps them after the database committed; the next recent_begin
- * without a commit forgets the attempt's keys. The oldest keys go first when the set is full.
+ * without a commit forgets the attempt's keys. While one batch commits, the next is gathered:
+ * recent_seal sets the committing attempt's keys aside (known to the next attempt, which must
+ * not write them again), and its outcome either keeps them (recent_commit_sealed) or forgets
+ * them with the attempt gathered since (recent_forget). The oldest keys go first when the set is
+ * full.
  * Device ids longer than RECENT_ID_MAX - 1 bytes are never remembered (their rows always
  * reach the database). Not thread-safe. */
 #ifndef RECENT_H
@@ -25,7 +29,8 @@
 typedef enum recent_answer {
     RECENT_NEW = 0,       /* not known: noted as part of the attempt */
     RECENT_COMMITTED = 1, /* committed by an earlier batch of this process */
-    RECENT_IN_BATCH = 2   /* an earlier row of this attempt has the same key */
+    RECENT_IN_BATCH = 2,  /* an earlier row of this attempt has the same key */
+    RECENT_SEALED = 3     /* the sealed attempt, which is being committed, has it */
 } recent_answer;
 
 typedef struct recent_keys recent_keys;
@@ -43,6 +48,17 @@ recent_answer recent_check(recent_keys *k, const char *device_id, int64_t ts_ms)
 
 /* The attempt's keys are committed: they stay until the set needs their room. */
 void recent_commit(recent_keys *k);
+
+/* The attempt's keys are being committed: they are set aside as the sealed attempt and a new
+ * attempt starts. At most one attempt is sealed at a time. */
+void recent_seal(recent_keys *k);
+
+/* The sealed attempt was committed: its keys stay until the set needs their room. */
+void recent_commit_sealed(recent_keys *k);
+
+/* The sealed attempt was not committed (or was written otherwise): forgets its keys and the
+ * current attempt's, which were checked against them. */
+void recent_forget(recent_keys *k);
 
 /* Keys held (committed and in the current attempt). */
 size_t recent_len(const recent_keys *k);

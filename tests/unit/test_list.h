@@ -226,5 +226,7 @@ FP_TEST_ENTRY(recent_forgets_an_uncommitted_attempt)
 FP_TEST_ENTRY(recent_oldest_go_first)
 FP_TEST_ENTRY(recent_attempt_larger_than_the_set)
 FP_TEST_ENTRY(recent_long_ids_and_zero_capacity)
+FP_TEST_ENTRY(recent_sealed_attempt)
+FP_TEST_ENTRY(recent_sealed_and_current_fill_the_set)
 /* fp_file */
 FP_TEST_ENTRY(file_write_atomic)

@@ -99,3 +99,62 @@ FP_TEST(recent_long_ids_and_zero_capacity)
     recent_free(none);
     recent_free(NULL);
 }
+
+/* While a batch commits the next one is gathered: the committing batch's keys are known to it
+ * (its rows must not be written twice), kept when the commit lands and forgotten, with the
+ * keys gathered since, when it does not. */
+FP_TEST(recent_sealed_attempt)
+{
+    recent_keys *k = recent_new(8);
+
+    recent_begin(k);
+    FP_CHECK_INT(recent_check(k, "a", 1), RECENT_NEW);
+    recent_commit(k);
+    recent_begin(k);
+    FP_CHECK_INT(recent_check(k, "b", 1), RECENT_NEW);
+    FP_CHECK_INT(recent_check(k, "b", 2), RECENT_NEW);
+    recent_seal(k);
+    FP_CHECK_INT(recent_check(k, "b", 1), RECENT_SEALED);
+    FP_CHECK_INT(recent_check(k, "a", 1), RECENT_COMMITTED);
+    FP_CHECK_INT(recent_check(k, "c", 1), RECENT_NEW);
+    FP_CHECK_INT(recent_check(k, "c", 1), RECENT_IN_BATCH);
+    /* A new attempt forgets only its own keys, not the sealed ones. */
+    recent_begin(k);
+    FP_CHECK_INT(recent_len(k), 3);
+    FP_CHECK_INT(recent_check(k, "b", 2), RECENT_SEALED);
+    FP_CHECK_INT(recent_check(k, "c", 1), RECENT_NEW);
+    recent_commit_sealed(k);
+    FP_CHECK_INT(recent_check(k, "b", 2), RECENT_COMMITTED);
+    recent_commit(k);
+    FP_CHECK_INT(recent_len(k), 4);
+
+    /* The sealed attempt fails: its keys go, and so do those checked against them since. */
+    recent_begin(k);
+    FP_CHECK_INT(recent_check(k, "d", 1), RECENT_NEW);
+    recent_seal(k);
+    FP_CHECK_INT(recent_check(k, "e", 1), RECENT_NEW);
+    recent_forget(k);
+    FP_CHECK_INT(recent_len(k), 4);
+    FP_CHECK_INT(recent_check(k, "d", 1), RECENT_NEW);
+    FP_CHECK_INT(recent_check(k, "e", 1), RECENT_NEW);
+    FP_CHECK_INT(recent_check(k, "c", 1), RECENT_COMMITTED);
+    recent_free(k);
+}
+
+/* The sealed and the current attempt together never take more room than the set has. */
+FP_TEST(recent_sealed_and_current_fill_the_set)
+{
+    recent_keys *k = recent_new(3);
+
+    recent_begin(k);
+    FP_CHECK_INT(recent_check(k, "a", 1), RECENT_NEW);
+    FP_CHECK_INT(recent_check(k, "a", 2), RECENT_NEW);
+    recent_seal(k);
+    FP_CHECK_INT(recent_check(k, "b", 1), RECENT_NEW);
+    FP_CHECK_INT(recent_check(k, "b", 2), RECENT_NEW); /* not noted: the set is full */
+    FP_CHECK_INT(recent_check(k, "a", 1), RECENT_SEALED);
+    FP_CHECK_INT(recent_check(k, "b", 2), RECENT_NEW);
+    recent_forget(k);
+    FP_CHECK_INT(recent_len(k), 0);
+    recent_free(k);
+}
