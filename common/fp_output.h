@@ -44,8 +44,15 @@ typedef struct fp_output {
      * (an output that batches flushes what it holds then). */
     bool (*due)(fp_stage *st, int64_t now_ms, bool idle, void *ctx);
     /* Makes everything handed over so far durable, see above. Also called on revocation and
-     * shutdown (a clean one only). */
+     * shutdown (a clean one only), and after a RETRY. */
     fp_flush_result (*flush)(fp_stage *st, void *ctx);
+    /* Called instead of flush when it is due, if set: like flush, but OK may leave the write in
+     * progress, its messages held (fp_stage_hold) until it is durable, so that the stage goes on
+     * reading meanwhile; `progress` finishes it. */
+    fp_flush_result (*start_flush)(fp_stage *st, void *ctx);
+    /* Every loop turn: drives a write start_flush left in progress. OK (done, or still going),
+     * RETRY or ERROR as from flush. */
+    fp_flush_result (*progress)(fp_stage *st, void *ctx);
     /* Gives up everything unfinished without committing any of it: after a fatal error, or for
      * lost partitions (they are someone else's already). */
     void (*abort)(fp_stage *st, void *ctx);

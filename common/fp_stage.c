@@ -593,12 +593,11 @@ static void update_readiness(fp_stage *st)
         fp_health_set_ready(true, NULL);
 }
 
-/* Flushes the output; after RETRY it is called again after a growing, jittered backoff (input
- * paused meanwhile), after ERROR the stage stops. */
-static fp_flush_result flush_output(fp_stage *st)
+/* Takes what a flush (or its start, or its progress) answered: after RETRY the output is
+ * flushed again after a growing, jittered backoff (input paused meanwhile), after ERROR the
+ * stage stops. */
+static fp_flush_result flushed(fp_stage *st, fp_flush_result r)
 {
-    fp_flush_result r = st->out->flush != NULL ? st->out->flush(st, st->out->ctx) : FP_FLUSH_OK;
-
     if (r == FP_FLUSH_OK) {
         st->retry_at_ms = 0;
         st->backoff_ms = 0;
@@ -613,6 +612,12 @@ static fp_flush_result flush_output(fp_stage *st)
         fp_stage_fail(st, "the output failed");
     }
     return r;
+}
+
+/* Flushes the output: everything durable on return, or retried as flushed() says. */
+static fp_flush_result flush_output(fp_stage *st)
+{
+    return flushed(st, st->out->flush != NULL ? st->out->flush(st, st->out->ctx) : FP_FLUSH_OK);
 }
 
 /* Hands one consumed message to the handler. Returns 0, or -1 when the handler failed. */
@@ -673,9 +678,19 @@ static void turn(fp_stage *st, int64_t now, int64_t *next_ready_check)
         st->fatal = true;
         return;
     }
-    if (st->retry_at_ms != 0
-            ? now >= st->retry_at_ms
-            : st->out->due != NULL && st->out->due(st, now, st->idle, st->out->ctx))
+    if (st->retry_at_ms != 0) {
+        if (now >= st->retry_at_ms)
+            flush_output(st);
+        return;
+    }
+    if (st->out->progress != NULL &&
+        flushed(st, st->out->progress(st, st->out->ctx)) != FP_FLUSH_OK)
+        return;
+    if (st->out->due == NULL || !st->out->due(st, now, st->idle, st->out->ctx))
+        return;
+    if (st->out->start_flush != NULL)
+        flushed(st, st->out->start_flush(st, st->out->ctx));
+    else
         flush_output(st);
 }
 

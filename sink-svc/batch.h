@@ -46,6 +46,7 @@ typedef struct batch_settings {
     int64_t max_rows, max_bytes, max_ms;
     const char *group, *topic;
     int64_t dlq_timeout_ms; /* how long a batch waits for its dead letters */
+    bool overlap; /* a streamed batch commits while the next is gathered (pg_write_start) */
 } batch_settings;
 
 typedef struct batch batch;

@@ -30,6 +30,7 @@ typedef struct sink_config {
     const char *rollups;
     int64_t recent_keys;
     const char *stream_copy;
+    const char *commit_overlap;
     const char *copy_format;
 } sink_config;
 
@@ -71,6 +72,10 @@ static const fp_option sink_options[] = {
              "as they arrive, so the database inserts them while the sink reads the next; off: "
              "the whole batch is sent when it is due (the transaction lasts only the write)",
              0, 0, stream_copy, .choices = "on|off"),
+    SINK_OPT("SINK_COMMIT_OVERLAP", FP_OPT_ENUM, "on",
+             "on: while a streamed batch commits, the sink reads and encodes the next one (two "
+             "batches in memory); off: reading waits for each commit",
+             0, 0, commit_overlap, .choices = "on|off"),
     SINK_OPT("SINK_COPY_FORMAT", FP_OPT_ENUM, "binary",
              "binary: rows are COPYed in PostgreSQL's binary format (less parsing in the server; "
              "the sink falls back to text by itself when a column of telemetry has another "
@@ -133,6 +138,7 @@ int main(int argc, char **argv)
             .group = cfg.common.kafka_group_id,
             .topic = cfg.common.in_topic,
             .dlq_timeout_ms = cfg.common.shutdown_timeout_ms,
+            .overlap = strcmp(cfg.commit_overlap, "on") == 0,
         };
 
         b = batch_new(pg, &set);

@@ -44,6 +44,20 @@ struct pg_conn {
     size_t direct_n, direct_sent;
     bool stream_on; /* pg_set_stream */
     int stream;     /* STREAM_*: where the batch being gathered stands */
+    /* STREAM_QUEUED: the batch being gathered while another batch's tail holds the connection,
+     * rows [0, queued_n) encoded into queued (row i at queued_at[i]), sent when it commits. */
+    fp_buf queued;
+    size_t *queued_at;
+    size_t queued_cap, queued_n;
+    /* The tail of the batch being committed without waiting (pg_write_start), TAIL_*. */
+    int tail;
+    PGresult *tail_res; /* the current step's result, kept until the step is complete */
+    pg_row *tail_rows;
+    size_t tail_n;
+    const char *tail_group, *tail_topic;
+    pg_offset *tail_offsets;
+    size_t tail_noffsets, tail_offsets_cap;
+    uint64_t tail_written;
     fp_counter *m_staged;
     fp_gauge *m_binary;
 };
@@ -52,7 +66,17 @@ struct pg_conn {
 enum {
     STREAM_NONE = 0, /* nothing open */
     STREAM_COPY,     /* a transaction whose COPY into telemetry holds rows [0, direct_n) */
-    STREAM_BROKEN    /* given up: a transaction may be open, its COPY is ended */
+    STREAM_BROKEN,   /* given up: a transaction may be open, its COPY is ended */
+    STREAM_QUEUED    /* rows are encoded into pg->queued while a tail holds the connection */
+};
+
+/* The steps of a tail (pg_write_start): each sent and then awaited without blocking. */
+enum {
+    TAIL_NONE = 0,
+    TAIL_COPY,    /* the direct COPY ended, its result awaited */
+    TAIL_ROLLUP,  /* the rollups' call (rollup_send) */
+    TAIL_OFFSETS, /* the offsets' upsert */
+    TAIL_COMMIT
 };
 
 /* Keys remembered by default: at 10,000 rows/s about 13 s of retransmissions (~7 MiB). */
@@ -151,6 +175,10 @@ void pg_free(pg_conn *pg)
     fp_buf_free(&pg->key_copy);
     free(pg->keys);
     free(pg->row_at);
+    fp_buf_free(&pg->queued);
+    free(pg->queued_at);
+    PQclear(pg->tail_res);
+    free(pg->tail_offsets);
     free(pg);
 }
 
@@ -379,6 +407,10 @@ int pg_ensure(pg_conn *pg)
 {
     char err[512];
 
+    if (pg->tail != TAIL_NONE) {
+        fp_error("the database connection was used while a batch's commit was outstanding");
+        return PG_RETRY;
+    }
     pg_stream_abort(pg);
     if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK && pg->session_ready)
         return PG_OK;
@@ -456,22 +488,29 @@ int pg_load_offsets(pg_conn *pg, const char *group, rd_kafka_topic_partition_lis
     return PG_OK;
 }
 
-/* Makes room in pg->row_at for the offsets of n rows and the end. Returns 0 or -1. */
-static int reserve_rows(pg_conn *pg, size_t n)
+/* Makes room in *row_at (*cap entries) for the offsets of n rows and the end. Returns 0 or
+ * -1. */
+static int reserve_offsets(size_t **row_at, size_t *row_cap, size_t n)
 {
     size_t *at;
-    size_t cap = pg->row_cap > 0 ? pg->row_cap : 256;
+    size_t cap = *row_cap > 0 ? *row_cap : 256;
 
-    if (pg->row_cap >= n + 1)
+    if (*row_cap >= n + 1)
         return 0;
     while (cap < n + 1)
         cap *= 2;
-    at = realloc(pg->row_at, cap * sizeof(*at));
+    at = realloc(*row_at, cap * sizeof(*at));
     if (at == NULL)
         return -1;
-    pg->row_at = at;
-    pg->row_cap = cap;
+    *row_at = at;
+    *row_cap = cap;
     return 0;
+}
+
+/* Makes room in pg->row_at for the offsets of n rows and the end. Returns 0 or -1. */
+static int reserve_rows(pg_conn *pg, size_t n)
+{
+    return reserve_offsets(&pg->row_at, &pg->row_cap, n);
 }
 
 /* Whether row i is written: neither skipped (dead-lettered) nor known to be stored. */
@@ -545,19 +584,30 @@ static failure copy_start(pg_conn *pg, const char *table, const char *columns, c
 
 /* Ends the COPY started (`abort_reason` NULL) or abandons it, and reads its result. Returns
  * FAIL_NONE or the failure's class with the message in err. */
-static failure copy_finish(pg_conn *pg, const char *abort_reason, char *err, size_t err_size)
+/* Sends the COPY's trailer and its end (or, with *abort_reason, abandons it; a trailer that
+ * cannot be sent abandons it too, setting *abort_reason). Returns 0, or -1 with the message in
+ * err when the end could not be sent. */
+static int copy_end(pg_conn *pg, const char **abort_reason, char *err, size_t err_size)
 {
     const char *trailer;
     size_t trailer_len = rows_copy_trailer(pg->format, &trailer);
+
+    if (*abort_reason == NULL && put_copy_data(pg->conn, trailer, trailer_len) < 0)
+        *abort_reason = "could not send the COPY trailer";
+    if (PQputCopyEnd(pg->conn, *abort_reason) != 1) {
+        snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
+        return -1;
+    }
+    return 0;
+}
+
+static failure copy_finish(pg_conn *pg, const char *abort_reason, char *err, size_t err_size)
+{
     PGresult *res;
     failure f = FAIL_NONE;
 
-    if (abort_reason == NULL && put_copy_data(pg->conn, trailer, trailer_len) < 0)
-        abort_reason = "could not send the COPY trailer";
-    if (PQputCopyEnd(pg->conn, abort_reason) != 1) {
-        snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
+    if (copy_end(pg, &abort_reason, err, err_size) < 0)
         return FAIL_INFRA;
-    }
     while ((res = PQgetResult(pg->conn)) != NULL) {
         if (f == FAIL_NONE && PQresultStatus(res) != PGRES_COMMAND_OK) {
             f = classify(pg, res);
@@ -694,6 +744,27 @@ static failure direct_add(pg_conn *pg, const pg_row *row, const fp_record *rec, 
     return FAIL_NONE;
 }
 
+/* Sends what the direct COPY of rows [0, n) has not sent yet and builds the batch's summary for
+ * the rollups. Returns FAIL_NONE or FAIL_INFRA with the message in err. */
+static failure direct_send_rest(pg_conn *pg, const pg_row *rows, size_t n, char *err,
+                                size_t err_size)
+{
+    pg->row_at[n] = pg->copy.len;
+    if (put_copy_data(pg->conn, pg->copy.data + pg->direct_sent, pg->copy.len - pg->direct_sent) <
+        0) {
+        snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
+        return FAIL_INFRA;
+    }
+    pg->direct_sent = pg->copy.len;
+    /* The rollups' summary is built from the records now: they do not move any more. */
+    summary_clear(pg->summary);
+    if (rollup_enabled(pg->rollup))
+        for (size_t i = 0; i < n; i++)
+            if (row_written(&rows[i]) && summary_add(pg->summary, rows[i].rec, i) < 0)
+                return copy_finish(pg, "out of memory", err, err_size);
+    return FAIL_NONE;
+}
+
 /* The direct path: one COPY of the batch's rows straight into telemetry (every row written is
  * inserted: a stored key fails the COPY), and, with rollups, the batch's summary applied
  * (rollup_apply_summary; *rolled_up then says so). `streamed`: the COPY already holds every row
@@ -720,20 +791,9 @@ static failure write_direct(pg_conn *pg, const pg_row *rows, size_t n, bool stre
         if (f != FAIL_NONE)
             return f;
     }
-    pg->row_at[n] = pg->copy.len;
-    if (put_copy_data(pg->conn, pg->copy.data + pg->direct_sent, pg->copy.len - pg->direct_sent) <
-        0) {
-        snprintf(err, err_size, "%s", PQerrorMessage(pg->conn));
-        return FAIL_INFRA;
-    }
-    pg->direct_sent = pg->copy.len;
-    /* The rollups' summary is built from the records now: they do not move any more. */
-    summary_clear(pg->summary);
-    if (rollup_enabled(pg->rollup))
-        for (size_t i = 0; i < n; i++)
-            if (row_written(&rows[i]) && summary_add(pg->summary, rows[i].rec, i) < 0)
-                return copy_finish(pg, "out of memory", err, err_size);
-    f = copy_finish(pg, NULL, err, err_size);
+    f = direct_send_rest(pg, rows, n, err, err_size);
+    if (f == FAIL_NONE)
+        f = copy_finish(pg, NULL, err, err_size);
     if (f == FAIL_NONE &&
         rollup_apply_summary(pg->rollup, pg->conn, pg->summary, list_late_rows, &ctx) < 0) {
         snprintf(err, err_size, "rollup step failed");
@@ -746,13 +806,63 @@ static failure write_direct(pg_conn *pg, const pg_row *rows, size_t n, bool stre
     return f;
 }
 
+/* Adds row i of the batch being gathered to pg->queued (STREAM_QUEUED), checking its key as
+ * pg_stream_row does; anything wrong ends the queue (the batch is then written from the
+ * start). */
+static void queue_row(pg_conn *pg, pg_row *row, const fp_record *rec, size_t i)
+{
+    if (i != pg->queued_n || reserve_offsets(&pg->queued_at, &pg->queued_cap, i + 1) < 0) {
+        pg->stream = STREAM_NONE;
+        return;
+    }
+    row->known = !row->skip && recent_check(pg->recent, rec->device_id, rec->ts_ms) != RECENT_NEW;
+    pg->queued_at[i] = pg->queued.len;
+    if (row_written(row) && rows_append_copy(&pg->queued, pg->format, rec, &pg->scratch) < 0) {
+        pg->stream = STREAM_NONE;
+        return;
+    }
+    pg->queued_n = i + 1;
+}
+
+/* The tail committed: the queued batch becomes the direct COPY of its own transaction, and what
+ * it gathered so far is sent. */
+static void send_queued(pg_conn *pg)
+{
+    char err[512];
+    fp_buf t = pg->copy;
+    size_t *at = pg->row_at, cap = pg->row_cap;
+
+    if (pg->stream != STREAM_QUEUED)
+        return;
+    pg->copy = pg->queued;
+    pg->row_at = pg->queued_at;
+    pg->row_cap = pg->queued_cap;
+    pg->queued = t;
+    pg->queued_at = at;
+    pg->queued_cap = cap;
+    pg->direct_n = pg->queued_n;
+    pg->direct_sent = 0;
+    pg->stream = STREAM_BROKEN;
+    if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE ||
+        copy_start(pg, "telemetry", rows_columns, err, sizeof(err)) != FAIL_NONE)
+        return;
+    if (put_copy_data(pg->conn, pg->copy.data, pg->copy.len) < 0) {
+        copy_finish(pg, "could not send the queued rows", err, sizeof(err));
+        return;
+    }
+    pg->direct_sent = pg->copy.len;
+    pg->stream = STREAM_COPY;
+}
+
 void pg_stream_abort(pg_conn *pg)
 {
     char err[512];
     int state = pg->stream;
 
     pg->stream = STREAM_NONE;
-    if (state == STREAM_NONE || pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
+    /* A queued batch has nothing on the connection (which may be a tail's). */
+    if (state == STREAM_NONE || state == STREAM_QUEUED || pg->conn == NULL ||
+        PQstatus(pg->conn) != CONNECTION_OK)
         return;
     if (state == STREAM_COPY)
         copy_finish(pg, "batch abandoned", err, sizeof(err));
@@ -766,6 +876,18 @@ void pg_stream_row(pg_conn *pg, pg_row *row, const fp_record *rec, size_t i)
 
     if (pg == NULL || pg->dialect != DIALECT_POSTGRES || !pg->stream_on)
         return;
+    if (i == 0 && pg->tail != TAIL_NONE) {
+        /* The connection is the tail's: the rows wait in pg->queued until it commits. */
+        pg_stream_abort(pg);
+        recent_begin(pg->recent);
+        fp_buf_clear(&pg->queued);
+        pg->queued_n = 0;
+        pg->stream = STREAM_QUEUED;
+    }
+    if (pg->stream == STREAM_QUEUED) {
+        queue_row(pg, row, rec, i);
+        return;
+    }
     if (i == 0) {
         pg_stream_abort(pg);
         if (!pg->ok || !pg->session_ready || pg->conn == NULL ||
@@ -862,14 +984,22 @@ static failure isolate(pg_conn *pg, pg_row *rows, size_t lo, size_t hi, uint64_t
     return f;
 }
 
-/* Upserts the batch's offsets; they only move forward, so a late writer cannot rewind them. */
-static failure store_offsets(pg_conn *pg, const char *group, const char *topic,
-                             const pg_offset *offsets, size_t n, char *err, size_t err_size)
+/* The upsert of a batch's offsets; they only move forward, so a late writer cannot rewind
+ * them. */
+static const char offsets_sql[] =
+    "INSERT INTO fleetpipe_offsets (consumer_group, topic, partition, next_offset) SELECT $1, $2, "
+    "p, o FROM unnest($3::int[], $4::bigint[]) AS t(p, o) ON CONFLICT (consumer_group, topic, "
+    "partition) DO UPDATE SET next_offset = GREATEST(fleetpipe_offsets.next_offset, "
+    "EXCLUDED.next_offset), updated_at = now()";
+
+/* Sends the upsert of the batch's offsets: without waiting (`wait` false: returns NULL when it
+ * was sent, a failed result when not), or waiting for its result. */
+static PGresult *offsets_query(pg_conn *pg, const char *group, const char *topic,
+                               const pg_offset *offsets, size_t n, bool wait)
 {
     fp_buf parts = {0}, offs = {0};
     const char *params[4];
-    PGresult *res;
-    failure f = FAIL_NONE;
+    PGresult *res = NULL;
 
     fp_buf_putc(&parts, '{');
     fp_buf_putc(&offs, '{');
@@ -887,20 +1017,27 @@ static failure store_offsets(pg_conn *pg, const char *group, const char *topic,
     params[1] = topic;
     params[2] = fp_buf_cstr(&parts);
     params[3] = fp_buf_cstr(&offs);
-    res = PQexecParams(pg->conn,
-                       "INSERT INTO fleetpipe_offsets (consumer_group, topic, partition, "
-                       "next_offset) SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) "
-                       "AS t(p, o) ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
-                       "next_offset = GREATEST(fleetpipe_offsets.next_offset, "
-                       "EXCLUDED.next_offset), updated_at = now()",
-                       4, NULL, params, NULL, NULL, 0);
+    if (wait)
+        res = PQexecParams(pg->conn, offsets_sql, 4, NULL, params, NULL, NULL, 0);
+    else if (PQsendQueryParams(pg->conn, offsets_sql, 4, NULL, params, NULL, NULL, 0) != 1)
+        res = PQmakeEmptyPGresult(pg->conn, PGRES_FATAL_ERROR);
+    fp_buf_free(&parts);
+    fp_buf_free(&offs);
+    return res;
+}
+
+/* Upserts the batch's offsets (offsets_sql). */
+static failure store_offsets(pg_conn *pg, const char *group, const char *topic,
+                             const pg_offset *offsets, size_t n, char *err, size_t err_size)
+{
+    PGresult *res = offsets_query(pg, group, topic, offsets, n, true);
+    failure f = FAIL_NONE;
+
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         f = FAIL_INFRA;
         snprintf(err, err_size, "%s", result_error(pg, res));
     }
     PQclear(res);
-    fp_buf_free(&parts);
-    fp_buf_free(&offs);
     return f;
 }
 
@@ -1074,33 +1211,14 @@ static int crate_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, c
     return PG_OK;
 }
 
-int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char *topic,
-             const pg_offset *offsets, size_t noffsets, pg_before_commit before_commit, void *ctx,
-             uint64_t *inserted)
+/* The batch's write, from the outcome f of its direct COPY (and rollups, when rolled_up) on:
+ * the staging path after a stored key, the isolation of refused rows, the rollups, the offsets,
+ * the dead letters and COMMIT (see pg.h). Returns PG_OK or PG_RETRY. */
+static int finish_write(pg_conn *pg, pg_row *rows, size_t n, failure f, bool rolled_up, char *err,
+                        size_t err_size, const char *group, const char *topic,
+                        const pg_offset *offsets, size_t noffsets, pg_before_commit before_commit,
+                        void *ctx, uint64_t *inserted)
 {
-    char err[512];
-    bool rolled_up = false, streamed;
-    failure f;
-
-    *inserted = 0;
-    for (size_t i = 0; i < n; i++)
-        rows[i].rejected = false;
-    /* The batch's COPY was started while it was gathered, unless that failed or missed a row:
-     * then it is rolled back (pg_ensure) and the batch written from the start. */
-    streamed = pg->stream == STREAM_COPY && pg->direct_n == n && n > 0;
-    if (streamed)
-        pg->stream = STREAM_NONE;
-    else if (pg_ensure(pg) != PG_OK)
-        return PG_RETRY;
-    if (pg->dialect == DIALECT_CRATEDB)
-        return crate_write(pg, rows, n, group, topic, offsets, noffsets, before_commit, ctx,
-                           inserted);
-    if (!streamed) {
-        mark_known(pg, rows, n);
-        if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE)
-            return infra_failure(pg, "begin", NULL);
-    }
-    f = write_direct(pg, rows, n, streamed, inserted, &rolled_up, err, sizeof(err));
     if (f == FAIL_INFRA && strcmp(pg->sqlstate, "23505") == 0 &&
         PQstatus(pg->conn) == CONNECTION_OK) {
         /* A stored key the sink did not know of: ON CONFLICT DO NOTHING sorts it out. */
@@ -1109,7 +1227,7 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
         if (exec_cmd(pg, "ROLLBACK", NULL, 0, NULL) != FAIL_NONE ||
             exec_cmd(pg, "BEGIN", NULL, 0, NULL) != FAIL_NONE)
             return infra_failure(pg, "rollback", NULL);
-        f = write_range(pg, 0, n, inserted, err, sizeof(err));
+        f = write_range(pg, 0, n, inserted, err, err_size);
     }
     if (f == FAIL_DATA) {
         /* Some value is refused: redo the batch row range by row range to find it. A repeat
@@ -1136,7 +1254,7 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
     if (f == FAIL_NONE && !rolled_up && rollup_apply(pg->rollup, pg->conn) < 0)
         f = FAIL_INFRA;
     if (f == FAIL_NONE)
-        f = store_offsets(pg, group, topic, offsets, noffsets, err, sizeof(err));
+        f = store_offsets(pg, group, topic, offsets, noffsets, err, err_size);
     if (f != FAIL_NONE) {
         exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
         return infra_failure(pg, "write batch", NULL);
@@ -1145,12 +1263,274 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
         exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
         return PG_RETRY;
     }
-    if (exec_cmd(pg, "COMMIT", err, sizeof(err), NULL) != FAIL_NONE)
+    if (exec_cmd(pg, "COMMIT", err, err_size, NULL) != FAIL_NONE)
         return infra_failure(pg, "commit", NULL);
     recent_commit(pg->recent);
     rollup_committed(pg->rollup);
     if (!pg->ok)
         fp_info("database available again");
     mark_up(pg);
+    return PG_OK;
+}
+
+int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char *topic,
+             const pg_offset *offsets, size_t noffsets, pg_before_commit before_commit, void *ctx,
+             uint64_t *inserted)
+{
+    char err[512];
+    bool rolled_up = false, streamed;
+    failure f;
+
+    *inserted = 0;
+    if (pg->tail != TAIL_NONE) {
+        fp_error("a batch was written while another one's commit was outstanding");
+        return PG_RETRY;
+    }
+    for (size_t i = 0; i < n; i++)
+        rows[i].rejected = false;
+    /* The batch's COPY was started while it was gathered, unless that failed or missed a row:
+     * then it is rolled back (pg_ensure) and the batch written from the start. */
+    streamed = pg->stream == STREAM_COPY && pg->direct_n == n && n > 0;
+    if (streamed)
+        pg->stream = STREAM_NONE;
+    else if (pg_ensure(pg) != PG_OK)
+        return PG_RETRY;
+    if (pg->dialect == DIALECT_CRATEDB)
+        return crate_write(pg, rows, n, group, topic, offsets, noffsets, before_commit, ctx,
+                           inserted);
+    if (!streamed) {
+        mark_known(pg, rows, n);
+        if (exec_cmd(pg, "BEGIN", err, sizeof(err), NULL) != FAIL_NONE)
+            return infra_failure(pg, "begin", NULL);
+    }
+    f = write_direct(pg, rows, n, streamed, inserted, &rolled_up, err, sizeof(err));
+    return finish_write(pg, rows, n, f, rolled_up, err, sizeof(err), group, topic, offsets,
+                        noffsets, before_commit, ctx, inserted);
+}
+
+bool pg_write_can_start(const pg_conn *pg, size_t n)
+{
+    return pg->dialect == DIALECT_POSTGRES && pg->tail == TAIL_NONE && pg->stream == STREAM_COPY &&
+           pg->direct_n == n && n > 0;
+}
+
+bool pg_tail_pending(const pg_conn *pg)
+{
+    return pg->tail != TAIL_NONE;
+}
+
+/* The tail is over, committed or not: a batch queued meanwhile is written from the start unless
+ * it commits (send_queued), and the keys set aside are kept by the caller or forgotten here. */
+static void tail_end(pg_conn *pg, bool committed)
+{
+    pg->tail = TAIL_NONE;
+    PQclear(pg->tail_res);
+    pg->tail_res = NULL;
+    if (committed) {
+        recent_commit_sealed(pg->recent);
+        return;
+    }
+    recent_forget(pg->recent);
+    if (pg->stream == STREAM_QUEUED)
+        pg->stream = STREAM_NONE;
+}
+
+/* Closes the connection (the server rolls back what it had not committed); the next call
+ * connects again. */
+static void drop_connection(pg_conn *pg)
+{
+    if (pg->conn != NULL)
+        PQfinish(pg->conn);
+    pg->conn = NULL;
+    pg->session_ready = false;
+}
+
+void pg_tail_abandon(pg_conn *pg)
+{
+    if (pg->tail == TAIL_NONE)
+        return;
+    tail_end(pg, false);
+    pg->stream = STREAM_NONE;
+    drop_connection(pg);
+}
+
+int pg_write_start(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char *topic,
+                   const pg_offset *offsets, size_t noffsets)
+{
+    char err[512];
+    const char *abort_reason = NULL;
+
+    if (!pg_write_can_start(pg, n)) {
+        fp_error("a batch's commit was started without its COPY");
+        return PG_RETRY;
+    }
+    if (pg->tail_offsets_cap < noffsets) {
+        pg_offset *o = realloc(pg->tail_offsets, noffsets * sizeof(*o));
+
+        if (o == NULL) {
+            fp_error("out of memory keeping the offsets of %zu partitions", noffsets);
+            pg_stream_abort(pg);
+            return PG_RETRY;
+        }
+        pg->tail_offsets = o;
+        pg->tail_offsets_cap = noffsets;
+    }
+    pg->stream = STREAM_NONE;
+    pg->tail_written = 0;
+    for (size_t i = 0; i < n; i++) {
+        rows[i].rejected = false;
+        pg->tail_written += row_written(&rows[i]);
+    }
+    if (direct_send_rest(pg, rows, n, err, sizeof(err)) != FAIL_NONE ||
+        copy_end(pg, &abort_reason, err, sizeof(err)) < 0 || abort_reason != NULL) {
+        fp_log_kv(FP_LOG_WARN, "database unavailable; will retry", "operation", "end COPY", "error",
+                  abort_reason != NULL ? abort_reason : err, FP_KV_END);
+        recent_begin(pg->recent);
+        drop_connection(pg);
+        pg->ok = false;
+        return PG_RETRY;
+    }
+    memcpy(pg->tail_offsets, offsets, noffsets * sizeof(*offsets));
+    pg->tail_noffsets = noffsets;
+    pg->tail_rows = rows;
+    pg->tail_n = n;
+    pg->tail_group = group;
+    pg->tail_topic = topic;
+    recent_seal(pg->recent);
+    pg->tail = TAIL_COPY;
+    return PG_PENDING;
+}
+
+static bool result_ok(const PGresult *res)
+{
+    return PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+}
+
+/* Reads the results of the tail's current step into pg->tail_res (its first failure, or its
+ * first result). Returns 1 when the step is complete, 0 while the database is still at it
+ * (only without `wait`), -1 when the connection failed. */
+static int tail_collect(pg_conn *pg, bool wait)
+{
+    for (;;) {
+        PGresult *res;
+
+        if (!wait && PQconsumeInput(pg->conn) != 1)
+            return -1;
+        if (!wait && PQisBusy(pg->conn))
+            return 0;
+        res = PQgetResult(pg->conn);
+        if (res == NULL)
+            return 1;
+        if (pg->tail_res == NULL || (result_ok(pg->tail_res) && !result_ok(res))) {
+            PQclear(pg->tail_res);
+            pg->tail_res = res;
+        } else {
+            PQclear(res);
+        }
+    }
+}
+
+/* An infrastructure failure in the tail: the transaction is rolled back, nothing committed. */
+static int tail_failed(pg_conn *pg, const char *what, PGresult *res)
+{
+    PGresult *step = pg->tail_res;
+    int rc;
+
+    pg->tail_res = NULL;
+    tail_end(pg, false);
+    rc = infra_failure(pg, what, res);
+    if (step != res)
+        PQclear(step);
+    PQclear(res);
+    if (pg->conn != NULL)
+        exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
+    return rc;
+}
+
+/* Handles the result of the tail's current step and sends the next one. Returns PG_PENDING
+ * (the next step was sent), PG_OK (committed) or PG_RETRY. */
+static int tail_step(pg_conn *pg, pg_before_commit before_commit, void *ctx, uint64_t *inserted)
+{
+    PGresult *res = pg->tail_res;
+    direct_ctx dc = {pg, pg->tail_rows};
+    char err[512];
+
+    if (!result_ok(res) && pg->tail != TAIL_COPY)
+        return tail_failed(pg, pg->tail == TAIL_COMMIT ? "commit" : "write batch", res);
+    switch (pg->tail) {
+    case TAIL_COPY:
+        if (!result_ok(res)) {
+            /* The COPY met a stored key or a refused value: the rest of the batch's write
+             * takes the paths that sort those out, waiting for the database. */
+            failure f = classify(pg, res);
+            pg_row *rows = pg->tail_rows;
+            size_t n = pg->tail_n;
+
+            snprintf(err, sizeof(err), "%s", result_error(pg, res));
+            tail_end(pg, false);
+            return finish_write(pg, rows, n, f, false, err, sizeof(err), pg->tail_group,
+                                pg->tail_topic, pg->tail_offsets, pg->tail_noffsets, before_commit,
+                                ctx, inserted);
+        }
+        if (rollup_send(pg->rollup, pg->conn, pg->summary) < 0)
+            return tail_failed(pg, "rollups", NULL);
+        pg->tail = TAIL_ROLLUP;
+        break;
+    case TAIL_ROLLUP:
+        if (rollup_receive(pg->rollup, pg->conn, pg->summary, res, list_late_rows, &dc) < 0)
+            return tail_failed(pg, "rollups", NULL);
+        res = offsets_query(pg, pg->tail_group, pg->tail_topic, pg->tail_offsets, pg->tail_noffsets,
+                            false);
+        if (res != NULL)
+            return tail_failed(pg, "store offsets", res);
+        pg->tail = TAIL_OFFSETS;
+        break;
+    case TAIL_OFFSETS:
+        if (before_commit != NULL && before_commit(pg->tail_rows, pg->tail_n, ctx) < 0) {
+            tail_end(pg, false);
+            exec_cmd(pg, "ROLLBACK", NULL, 0, NULL);
+            return PG_RETRY;
+        }
+        if (PQsendQuery(pg->conn, "COMMIT") != 1)
+            return tail_failed(pg, "commit", NULL);
+        pg->tail = TAIL_COMMIT;
+        break;
+    default: /* TAIL_COMMIT */
+        tail_end(pg, true);
+        *inserted = pg->tail_written;
+        rollup_committed(pg->rollup);
+        if (!pg->ok)
+            fp_info("database available again");
+        mark_up(pg);
+        send_queued(pg);
+        return PG_OK;
+    }
+    PQclear(pg->tail_res);
+    pg->tail_res = NULL;
+    return PG_PENDING;
+}
+
+int pg_write_poll(pg_conn *pg, bool wait, pg_before_commit before_commit, void *ctx,
+                  uint64_t *inserted)
+{
+    *inserted = 0;
+    while (pg->tail != TAIL_NONE) {
+        int got = tail_collect(pg, wait);
+        int rc;
+
+        if (got == 0)
+            return PG_PENDING;
+        if (got < 0) {
+            PQclear(pg->tail_res);
+            pg->tail_res = NULL;
+            tail_end(pg, false);
+            rc = infra_failure(pg, "write batch", NULL);
+            drop_connection(pg);
+            return rc;
+        }
+        rc = tail_step(pg, before_commit, ctx, inserted);
+        if (rc != PG_PENDING)
+            return rc;
+    }
     return PG_OK;
 }

@@ -32,7 +32,8 @@ typedef struct pg_conn pg_conn;
 
 enum {
     PG_OK = 0,
-    PG_RETRY = -1 /* infrastructure failure: nothing was committed, try again later */
+    PG_RETRY = -1, /* infrastructure failure: nothing was committed, try again later */
+    PG_PENDING = 1 /* pg_write_start, pg_write_poll: the database is still at it */
 };
 
 /* One row of a batch. `rejected` and `error` are set by pg_write for rows the database
@@ -118,5 +119,39 @@ void pg_stream_abort(pg_conn *pg);
 int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char *topic,
              const pg_offset *offsets, size_t noffsets, pg_before_commit before_commit, void *ctx,
              uint64_t *inserted);
+
+/* --- Committing without waiting ---
+ *
+ * A batch streamed whole (pg_stream_row) can be committed while the next one is gathered:
+ * pg_write_start ends its COPY and returns; pg_write_poll drives the rest (rollups, offsets,
+ * before_commit, COMMIT), each step sent when the last one answered, and says when it is done.
+ * Meanwhile the next batch's rows are encoded and their keys checked as they come
+ * (pg_stream_row), and sent when the first batch commits; its keys are known to them
+ * (recent_seal). The rows handed to pg_write_start must stay as they are until then. When the
+ * COPY meets a stored key or a refused value, pg_write_poll finishes the batch as pg_write would
+ * (the staging path, isolation), waiting; when anything fails the next batch is written from the
+ * start. Nothing else may use the connection while a tail is pending (pg_tail_pending). */
+
+/* True when the batch of n rows being gathered was streamed whole, so that pg_write_start can
+ * take it. */
+bool pg_write_can_start(const pg_conn *pg, size_t n);
+
+/* Ends the streamed batch's COPY and returns PG_PENDING, or PG_RETRY (logged; nothing
+ * committed) when it could not be sent. */
+int pg_write_start(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char *topic,
+                   const pg_offset *offsets, size_t noffsets);
+
+/* Drives the pending tail: with `wait`, until it is over. Returns PG_PENDING (only without
+ * `wait`), PG_OK (committed; *inserted as pg_write says) or PG_RETRY (nothing committed). */
+int pg_write_poll(pg_conn *pg, bool wait, pg_before_commit before_commit, void *ctx,
+                  uint64_t *inserted);
+
+/* True while a tail is pending. */
+bool pg_tail_pending(const pg_conn *pg);
+
+/* Gives up a pending tail without waiting for it: the connection is closed, so the database
+ * rolls it back unless its COMMIT was already processed (which is harmless: its rows and offsets
+ * went together). */
+void pg_tail_abandon(pg_conn *pg);
 
 #endif

@@ -11,6 +11,7 @@
 
 struct rollup_set {
     bool enabled;
+    bool sent_summary; /* rollup_send sent the summary's call (not rollup_apply's statement) */
     rollup_counts last;
     fp_counter *m_late;
     fp_counter *m_recomputed;
@@ -174,32 +175,38 @@ int rollup_apply(rollup_set *r, PGconn *conn)
     return 0;
 }
 
-int rollup_apply_summary(rollup_set *r, PGconn *conn, summary *s, rollup_rows_fn rows_of_late,
-                         void *ctx)
+int rollup_send(rollup_set *r, PGconn *conn, summary *s)
 {
     const char *values[SUMMARY_NPARAMS];
-    PGresult *res;
-    size_t *late = NULL, nlate = 0;
-    uint64_t written;
-    int rc = -1;
+    int sent;
 
-    if (!r->enabled || summary_len(s) == 0)
-        return rollup_apply(r, conn);
-    if (summary_build(s, values) < 0) {
+    r->sent_summary = r->enabled && summary_len(s) > 0;
+    if (!r->sent_summary)
+        sent = PQsendQuery(conn, r->enabled ? apply_sql : stale_sql);
+    else if (summary_build(s, values) < 0) {
         fp_error("out of memory summarising %zu rows for the rollups", summary_len(s));
         return -1;
-    }
-    res = PQexecParams(conn, summary_sql, SUMMARY_NPARAMS, NULL, values, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_failure(conn, "rollup summary", res);
-        PQclear(res);
+    } else
+        sent = PQsendQueryParams(conn, summary_sql, SUMMARY_NPARAMS, NULL, values, NULL, NULL, 0);
+    if (sent != 1) {
+        log_failure(conn, "rollup send", NULL);
         return -1;
     }
-    written = value_u64(res, 0);
+    return 0;
+}
+
+/* The summary's call answered `res`: the devices it did not apply take the per-row step. */
+static int receive_summary(rollup_set *r, PGconn *conn, summary *s, const PGresult *res,
+                           rollup_rows_fn rows_of_late, void *ctx)
+{
+    uint64_t written = value_u64(res, 0);
+    size_t *late, nlate = 0;
+    int rc = -1;
+
     late = malloc(summary_len(s) * sizeof(*late));
     if (late == NULL) {
         fp_error("out of memory listing the late rows of %zu", summary_len(s));
-        goto out;
+        return -1;
     }
     for (int i = 0; i < PQntuples(res); i++)
         if (!PQgetisnull(res, i, 1))
@@ -212,8 +219,43 @@ int rollup_apply_summary(rollup_set *r, PGconn *conn, summary *s, rollup_rows_fn
     r->last.rows_changed += written;
     rc = 0;
 out:
-    PQclear(res);
     free(late);
+    return rc;
+}
+
+int rollup_receive(rollup_set *r, PGconn *conn, summary *s, const PGresult *res,
+                   rollup_rows_fn rows_of_late, void *ctx)
+{
+    ExecStatusType status = PQresultStatus(res);
+
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+        log_failure(conn, r->sent_summary ? "rollup summary" : "rollup apply", res);
+        return -1;
+    }
+    if (r->sent_summary)
+        return receive_summary(r, conn, s, res, rows_of_late, ctx);
+    memset(&r->last, 0, sizeof(r->last));
+    if (r->enabled) {
+        r->last.late_rows = value_u64(res, 0);
+        r->last.rows_changed = value_u64(res, 1);
+        r->last.recomputed = value_u64(res, 2);
+    }
+    return 0;
+}
+
+int rollup_apply_summary(rollup_set *r, PGconn *conn, summary *s, rollup_rows_fn rows_of_late,
+                         void *ctx)
+{
+    PGresult *res, *extra;
+    int rc;
+
+    if (rollup_send(r, conn, s) < 0)
+        return -1;
+    res = PQgetResult(conn);
+    while ((extra = PQgetResult(conn)) != NULL)
+        PQclear(extra);
+    rc = rollup_receive(r, conn, s, res, rows_of_late, ctx);
+    PQclear(res);
     return rc;
 }
 

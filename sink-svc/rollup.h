@@ -112,6 +112,17 @@ typedef int (*rollup_rows_fn)(void *ctx, const size_t *indexes, size_t n);
 int rollup_apply_summary(rollup_set *r, PGconn *conn, summary *s, rollup_rows_fn rows_of_late,
                          void *ctx);
 
+/* rollup_apply_summary in two halves, for a writer that does not wait for the database: sends
+ * the summary's call (or, when rollups are off or `s` is empty, rollup_apply's statement)
+ * without waiting for it. Returns 0, or -1 (logged). */
+int rollup_send(rollup_set *r, PGconn *conn, summary *s);
+
+/* Takes the result of the call rollup_send sent (`res`, not cleared) and does the rest of what
+ * rollup_apply_summary does (the late devices' per-row step waits for the database). Returns 0,
+ * or -1 (logged; the caller abandons the transaction and retries it). */
+int rollup_receive(rollup_set *r, PGconn *conn, summary *s, const PGresult *res,
+                   rollup_rows_fn rows_of_late, void *ctx);
+
 /* After COMMIT: counts what the last apply did in the metrics. */
 void rollup_committed(rollup_set *r);
 

@@ -60,6 +60,8 @@ it_init() {
 
 it_cleanup() {
     [ -n "${GEN:-}" ] && fp_stop_pid "$GEN" 5 >/dev/null 2>&1
+    # Other background processes a test started (IT_PIDS: their PIDs, space-separated).
+    for p in ${IT_PIDS:-}; do fp_stop_pid "$p" 5 >/dev/null 2>&1; done
     "$STACK" stop "$STATE" >/dev/null 2>&1
     if [ "$TESTS_FAILED" -ne 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
         echo "logs kept in $STATE${IT_REPLAY:+ ($IT_REPLAY)}" >&2

@@ -166,14 +166,54 @@ written() { fp_metric "$(cat "$STATE/$1.port")" fleetpipe_sink_rows_inserted_tot
 [ "$(written sink)" -gt 0 ] && [ "$(written sink-2)" -gt 0 ] && pass "both replicas wrote rows sent whole" ||
     fail "both replicas wrote rows sent whole" "inserted: $(written sink), $(written sink-2)"
 
+# 7. A commit that waits for the database does not stop the sink reading (SINK_COMMIT_OVERLAP=on,
+# the default): a session holds a lock on fleetpipe_offsets, so the first batch's commit waits
+# at its offsets; the sink must still read the rows after it, and commit nothing meanwhile
+# (precondition: the lock really holds the batch). With overlap off the sink would read nothing
+# more. Once the lock goes, every row is stored exactly once.
+"$STACK" stop-svc "$STATE" sink 2
+"$STACK" stop-svc "$STATE" sink
+SINK_BATCH_MAX=500 "$STACK" start-svc "$STATE" sink || fail "the sink restarts with SINK_BATCH_MAX=500"
+S=$(cat "$STATE/sink.port")
+PGAPPNAME=fp-lock-holder "$ROOT/deploy/local/pg.sh" psql "$STATE" -At \
+    -c "BEGIN" -c "LOCK TABLE fleetpipe_offsets IN SHARE MODE" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+LOCKER=$!
+IT_PIDS="$LOCKER"
+locked() { [ "$(psql_q "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'fp-lock-holder' AND l.relation = 'fleetpipe_offsets'::regclass AND l.granted")" = 1 ]; }
+fp_wait_for 30 "the lock on fleetpipe_offsets" locked || fail "a session locks fleetpipe_offsets"
+consumed() { fp_metric "$S" fleetpipe_messages_consumed_total; }
+C0=$(consumed)
+I0=$(fp_metric "$S" fleetpipe_sink_rows_inserted_total)
+ts0=$(date +%s)
+lock_rows() { # FROM TO: records of device lock-test, FROM .. TO seconds before now
+    awk -v a="$1" -v b="$2" -v t="$ts0" 'BEGIN { for (i = a; i <= b; i++) printf "lock-test|{\"schema\":1,\"device_id\":\"lock-test\",\"ts\":\"%s\",\"position\":{\"lat\":1,\"lon\":2}}\n", strftime("%Y-%m-%dT%H:%M:%S.000Z", t - i, 1) }'
+}
+read_one() { [ "$(consumed)" -ge "$((C0 + 1))" ]; }
+lock_rows 1 1 | kcat -P -b "$BROKERS" -t telemetry.enriched -K '|'
+fp_wait_for 30 "the first row read" read_one || fail "the sink reads the first row" "consumed: $C0 -> $(consumed)"
+lock_rows 2 1200 | kcat -P -b "$BROKERS" -t telemetry.enriched -K '|'
+read_on() { [ "$(consumed)" -ge "$((C0 + 2))" ]; }
+if fp_wait_for 30 "more rows read while the commit waits" read_on; then
+    I1=$(fp_metric "$S" fleetpipe_sink_rows_inserted_total)
+    expect_eq "while a commit waits for a lock the sink reads on (read $(($(consumed) - C0))), committing nothing" "$I1" "$I0"
+else
+    fail "while a commit waits for a lock the sink reads on" "consumed: $C0 -> $(consumed)"
+fi
+psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'fp-lock-holder'" >/dev/null
+fp_stop_pid "$LOCKER" 10 >/dev/null 2>&1
+IT_PIDS=""
+lock_rows 1 1200 | cut -d'|' -f2 | sed 's/.*"ts":"\([^"]*\)".*/lock-test \1/' >"$STATE/sent-during-lock"
+TOTAL=$((TOTAL + 1200))
+if fp_wait_for 60 "$TOTAL rows" rows_are "$TOTAL"; then pass "after the lock: $TOTAL rows"; else fail "after the lock: rows" "rows: $(row_count) of $TOTAL"; fi
+
 # Exactly the distinct valid observations, each once.
 cat "$STATE"/manifest-* | awk '$1 == "valid" {print $2, $3}' | sort >"$STATE/expected"
 psql_q "SELECT device_id, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM telemetry
-        WHERE device_id NOT LIKE 'poison-test-%' AND device_id NOT LIKE 'stored-test-%'" | tr '|' ' ' | sort >"$STATE/actual"
+        WHERE device_id NOT LIKE 'poison-test-%' AND device_id NOT LIKE 'stored-test-%' AND device_id <> 'lock-test'" | tr '|' ' ' | sort >"$STATE/actual"
 expect_files_eq "the table holds exactly fleet-sim's distinct observations" "$STATE/actual" "$STATE/expected"
 # The whole table against every key sent (fleet-sim's four runs and the four good rows beside
 # the refused one, the four beside stored keys): as many rows as distinct keys sent, none missing, none extra.
-{ sent_keys "$STATE"/manifest-*; cat "$STATE/sent-good-beside-refused" "$STATE/sent-beside-stored"; } | sort -u >"$STATE/sent_keys"
+{ sent_keys "$STATE"/manifest-*; cat "$STATE/sent-good-beside-refused" "$STATE/sent-beside-stored" "$STATE/sent-during-lock"; } | sort -u >"$STATE/sent_keys"
 expect_keys_stored "the table holds exactly the distinct keys sent, none missing, none extra" "$STATE/sent_keys"
 
 finish sink
