@@ -112,7 +112,8 @@ long batch_push(batch *b, rd_kafka_message_t *msg, uint64_t token, int32_t parti
         s->pgrows[s->len - 1].skip = true;
         batch_owe_dead_letter(b, s->len - 1, fp_record_err_code(rc), why);
     }
-    if (b->pg != NULL)
+    /* Not while an earlier batch waits to be written again: the connection is its. */
+    if (b->pg != NULL && (b->tail.len == 0 || b->pending))
         pg_stream_row(b->pg, &s->pgrows[s->len - 1], &s->recs[s->len - 1], s->len - 1);
     return (long)s->len - 1;
 }
@@ -384,7 +385,7 @@ static fp_flush_result out_start_flush(fp_stage *st, void *ctx)
 
     if (r != FP_FLUSH_OK || b->cur.len == 0)
         return r;
-    if (!pg_write_can_start(b->pg, b->cur.len) || !confirmed(&b->cur))
+    if (!pg_write_can_start(b->pg, b->cur.pgrows, b->cur.len) || !confirmed(&b->cur))
         return write_rows(b, &b->cur, st);
     t = b->tail;
     b->tail = b->cur;

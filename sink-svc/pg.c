@@ -42,6 +42,9 @@ struct pg_conn {
     /* The direct COPY in progress (write_direct, pg_stream_row): rows [0, direct_n) encoded
      * into copy, its first direct_sent bytes sent. */
     size_t direct_n, direct_sent;
+    /* The rows array of the batch streamed or queued (pg_stream_row: &row[-i], as it moves while
+     * the batch grows): pg_write and pg_write_start take the stream only for the same batch. */
+    const pg_row *stream_rows;
     bool stream_on; /* pg_set_stream */
     int stream;     /* STREAM_*: where the batch being gathered stands */
     /* STREAM_QUEUED: the batch being gathered while another batch's tail holds the connection,
@@ -876,6 +879,7 @@ void pg_stream_row(pg_conn *pg, pg_row *row, const fp_record *rec, size_t i)
 
     if (pg == NULL || pg->dialect != DIALECT_POSTGRES || !pg->stream_on)
         return;
+    pg->stream_rows = row - i;
     if (i == 0 && pg->tail != TAIL_NONE) {
         /* The connection is the tail's: the rows wait in pg->queued until it commits. */
         pg_stream_abort(pg);
@@ -1290,7 +1294,7 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
         rows[i].rejected = false;
     /* The batch's COPY was started while it was gathered, unless that failed or missed a row:
      * then it is rolled back (pg_ensure) and the batch written from the start. */
-    streamed = pg->stream == STREAM_COPY && pg->direct_n == n && n > 0;
+    streamed = pg->stream == STREAM_COPY && pg->direct_n == n && n > 0 && pg->stream_rows == rows;
     if (streamed)
         pg->stream = STREAM_NONE;
     else if (pg_ensure(pg) != PG_OK)
@@ -1308,10 +1312,10 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
                         noffsets, before_commit, ctx, inserted);
 }
 
-bool pg_write_can_start(const pg_conn *pg, size_t n)
+bool pg_write_can_start(const pg_conn *pg, const pg_row *rows, size_t n)
 {
     return pg->dialect == DIALECT_POSTGRES && pg->tail == TAIL_NONE && pg->stream == STREAM_COPY &&
-           pg->direct_n == n && n > 0;
+           pg->direct_n == n && n > 0 && pg->stream_rows == rows;
 }
 
 bool pg_tail_pending(const pg_conn *pg)
@@ -1360,7 +1364,7 @@ int pg_write_start(pg_conn *pg, pg_row *rows, size_t n, const char *group, const
     char err[512];
     const char *abort_reason = NULL;
 
-    if (!pg_write_can_start(pg, n)) {
+    if (!pg_write_can_start(pg, rows, n)) {
         fp_error("a batch's commit was started without its COPY");
         return PG_RETRY;
     }

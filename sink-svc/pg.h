@@ -132,9 +132,9 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
  * (the staging path, isolation), waiting; when anything fails the next batch is written from the
  * start. Nothing else may use the connection while a tail is pending (pg_tail_pending). */
 
-/* True when the batch of n rows being gathered was streamed whole, so that pg_write_start can
- * take it. */
-bool pg_write_can_start(const pg_conn *pg, size_t n);
+/* True when the batch of n rows (`rows`, as handed to pg_stream_row) was streamed whole, so
+ * that pg_write_start can take it. */
+bool pg_write_can_start(const pg_conn *pg, const pg_row *rows, size_t n);
 
 /* Ends the streamed batch's COPY and returns PG_PENDING, or PG_RETRY (logged; nothing
  * committed) when it could not be sent. */
