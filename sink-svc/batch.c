@@ -18,6 +18,7 @@ typedef struct rowset {
     fp_record *recs;
     pg_row *pgrows;
     size_t len, cap, bytes;
+    size_t inited; /* recs[0, inited) are initialised (as rows first use them: fewer pages) */
     int64_t started_ms;
 } rowset;
 
@@ -74,8 +75,6 @@ static int grow(rowset *s)
     if (recs == NULL)
         return -1;
     s->recs = recs;
-    for (size_t i = s->cap; i < cap; i++)
-        fp_record_init(&recs[i]);
     pgrows = realloc(s->pgrows, cap * sizeof(*pgrows));
     if (pgrows == NULL)
         return -1;
@@ -96,6 +95,8 @@ long batch_push(batch *b, rd_kafka_message_t *msg, uint64_t token, int32_t parti
         return -1;
     if (s->len == 0)
         s->started_ms = fp_mono_ms();
+    if (s->len == s->inited)
+        fp_record_init(&s->recs[s->inited++]);
     row = &s->rows[s->len];
     memset(row, 0, sizeof(*row));
     row->msg = msg;
@@ -126,7 +127,8 @@ static void owe_dead_letter(rowset *s, size_t i, const char *code, const char *w
     if (row->dl_code != NULL)
         return;
     row->dl_code = code;
-    snprintf(row->dl_why, sizeof(row->dl_why), "%s", why);
+    free(row->dl_why);
+    row->dl_why = strndup(why, 255);
     row->dl = BATCH_DL_NONE;
 }
 
@@ -210,6 +212,9 @@ static void clear(batch *b, rowset *s, fp_stage *st, bool release)
             fp_stage_release(st, s->rows[i].token);
         if (s->rows[i].msg != NULL)
             rd_kafka_message_destroy(s->rows[i].msg);
+        free(s->rows[i].dl_why);
+        free(s->pgrows[i].error);
+        s->pgrows[i].error = NULL;
     }
     s->len = 0;
     s->bytes = 0;
@@ -249,12 +254,14 @@ static int settle_dead_letters(const pg_row *pgrows, size_t n, void *ctx)
 
     for (size_t j = 0; j < n; j++)
         if (pgrows[j].rejected)
-            owe_dead_letter(s, j, "db_rejected", pgrows[j].error);
+            owe_dead_letter(s, j, "db_rejected",
+                            pgrows[j].error != NULL ? pgrows[j].error : "refused by the database");
     while (next_to_send(s, &i)) {
         batch_row *row = &s->rows[i];
 
         row->dl = BATCH_DL_INFLIGHT;
-        if (fp_stage_dead_letter(st, row->msg, row->token, row->dl_code, row->dl_why) < 0) {
+        if (fp_stage_dead_letter(st, row->msg, row->token, row->dl_code,
+                                 row->dl_why != NULL ? row->dl_why : row->dl_code) < 0) {
             row->dl = BATCH_DL_FAILED;
             return -1;
         }
@@ -554,7 +561,7 @@ void batch_free(batch *b)
         rowset *s = k == 0 ? &b->cur : &b->tail;
 
         clear(b, s, NULL, false);
-        for (size_t i = 0; i < s->cap; i++)
+        for (size_t i = 0; i < s->inited; i++)
             fp_record_free(&s->recs[i]);
         free(s->rows);
         free(s->recs);

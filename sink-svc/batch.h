@@ -39,7 +39,7 @@ typedef struct batch_row {
     size_t bytes;
     batch_dead_letter dl;
     const char *dl_code; /* non-NULL: a dead letter is owed */
-    char dl_why[256];
+    char *dl_why;        /* its reason (owned; NULL when memory ran out) */
 } batch_row;
 
 typedef struct batch_settings {

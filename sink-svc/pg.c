@@ -949,6 +949,27 @@ static failure write_range(pg_conn *pg, size_t lo, size_t hi, uint64_t *inserted
     return f;
 }
 
+/* Marks a row the database refused, with its message (one line, at most PG_ROW_ERROR_MAX
+ * bytes; NULL when out of memory). */
+static void reject_row(pg_row *row, const char *err)
+{
+    size_t n = strnlen(err, PG_ROW_ERROR_MAX);
+
+    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+        n--;
+    free(row->error);
+    row->error = strndup(err, n);
+    row->rejected = true;
+}
+
+/* Clears what an earlier attempt of the row's batch found. */
+static void unreject_row(pg_row *row)
+{
+    free(row->error);
+    row->error = NULL;
+    row->rejected = false;
+}
+
 /* Writes rows [lo, hi) inside a savepoint; when the database rejects them, splits the range
  * until each rejected row stands alone and marks it. Returns FAIL_NONE or FAIL_INFRA. */
 static failure isolate(pg_conn *pg, pg_row *rows, size_t lo, size_t hi, uint64_t *inserted)
@@ -972,14 +993,7 @@ static failure isolate(pg_conn *pg, pg_row *rows, size_t lo, size_t hi, uint64_t
         return FAIL_INFRA;
     exec_cmd(pg, "RELEASE SAVEPOINT fp_rows", NULL, 0, NULL);
     if (hi - lo == 1) {
-        size_t n;
-
-        rows[lo].rejected = true;
-        snprintf(rows[lo].error, sizeof(rows[lo].error), "%.*s", (int)sizeof(rows[lo].error) - 1,
-                 err);
-        n = strlen(rows[lo].error);
-        while (n > 0 && (rows[lo].error[n - 1] == '\n' || rows[lo].error[n - 1] == ' '))
-            rows[lo].error[--n] = '\0';
+        reject_row(&rows[lo], err);
         return FAIL_NONE;
     }
     f = isolate(pg, rows, lo, lo + (hi - lo) / 2, inserted);
@@ -1147,9 +1161,7 @@ static failure crate_isolate(pg_conn *pg, pg_row *rows, size_t lo, size_t hi, ui
     if (f != FAIL_DATA)
         return f;
     if (hi - lo == 1) {
-        rows[lo].rejected = true;
-        snprintf(rows[lo].error, sizeof(rows[lo].error), "%.*s", (int)sizeof(rows[lo].error) - 1,
-                 err);
+        reject_row(&rows[lo], err);
         return FAIL_NONE;
     }
     f = crate_isolate(pg, rows, lo, lo + (hi - lo) / 2, inserted);
@@ -1291,7 +1303,7 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
         return PG_RETRY;
     }
     for (size_t i = 0; i < n; i++)
-        rows[i].rejected = false;
+        unreject_row(&rows[i]);
     /* The batch's COPY was started while it was gathered, unless that failed or missed a row:
      * then it is rolled back (pg_ensure) and the batch written from the start. */
     streamed = pg->stream == STREAM_COPY && pg->direct_n == n && n > 0 && pg->stream_rows == rows;
@@ -1382,7 +1394,7 @@ int pg_write_start(pg_conn *pg, pg_row *rows, size_t n, const char *group, const
     pg->stream = STREAM_NONE;
     pg->tail_written = 0;
     for (size_t i = 0; i < n; i++) {
-        rows[i].rejected = false;
+        unreject_row(&rows[i]);
         pg->tail_written += row_written(&rows[i]);
     }
     if (direct_send_rest(pg, rows, n, err, sizeof(err)) != FAIL_NONE ||

@@ -36,15 +36,20 @@ enum {
     PG_PENDING = 1 /* pg_write_start, pg_write_poll: the database is still at it */
 };
 
+/* The longest message kept for a row the database refused, in bytes. */
+#define PG_ROW_ERROR_MAX 255
+
 /* One row of a batch. `rejected` and `error` are set by pg_write for rows the database
- * refused; `skip` rows (already rejected upstream) are not written but their offsets count. */
+ * refused (`error` is allocated: pg_write frees an earlier attempt's, the caller frees the last
+ * one; it may be NULL when memory ran out); `skip` rows (already rejected upstream) are not
+ * written but their offsets count. */
 typedef struct pg_row {
     const fp_record *rec;
     bool skip;
     bool rejected;
     bool known; /* set by pg_write (or pg_stream_row): its key is stored, or an earlier row of the
                  * batch has it */
-    char error[256];
+    char *error;
 } pg_row;
 
 /* The next offset to read of one partition, committed with the batch. */

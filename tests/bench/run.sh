@@ -132,6 +132,7 @@ run_parser() {
         sleep 0.02 # sampling interval of the progress counters
     done
     cpu=$(cpu_of "$port")
+    rss=$(fp_metric "$port" process_resident_memory_bytes)
     fp_stop_pid "$pid" 10 >/dev/null
     awk -v n="$MESSAGES" -v a="$first" -v b="$now" -v c="$(per_record "$cpu" "$RECORDS")" \
         'BEGIN { printf "%.0f %s\n", n / (b - a), c }'
@@ -183,6 +184,7 @@ run_enricher() {
         echo "   warning: enricher run $1 stopped at the deadline ($consumed of $target consumed, $produced produced)" >&2
     calls=$(fp_metric "$port" fleetpipe_enrich_remote_calls_total 'lookup="geocoder"')
     cpu=$(cpu_of "$port")
+    rss=$(fp_metric "$port" process_resident_memory_bytes)
     fp_stop_pid "$pid" 10 >/dev/null
     awk -v n="$produced" -v a="$first" -v b="$now" -v c="$calls" -v u="$(per_record "$cpu" "$produced")" \
         'BEGIN { printf "%.0f %.4f %s\n", n / (b - a), c / n, u }'
@@ -229,10 +231,10 @@ bench_psql() { "$ROOT/deploy/local/pg.sh" psql "$W/pg" "$@"; }
 # SINK_COMMIT_OVERLAP, on unless given) drains bench.enriched into empty tables; prints rows/s, then a plain \copy
 # of the very same rows into a fresh identical table;
 # prints "sink_rps copy_rps rows_per_batch batch_ms database_rps cpu_us_per_row
-# db_cpu_us_per_row copy_db_cpu_us_per_row" (the last two: PostgreSQL's CPU for the sink's run and
-# for the \copy).
+# db_cpu_us_per_row copy_db_cpu_us_per_row rss_mib" (db_cpu and copy_db_cpu: PostgreSQL's CPU for
+# the sink's run and for the \copy; rss_mib: the sink's resident memory when it had drained).
 run_sink() {
-    local port pid first="" now inserted consumed batches rows_sum secs_sum copy_ms cpu staged
+    local port pid first="" now inserted consumed batches rows_sum secs_sum copy_ms cpu staged rss
     local db0 db1 cp0 cp1
     bench_psql -c "DROP TABLE IF EXISTS telemetry_copy" >/dev/null 2>&1 || true
     bench_psql -c "TRUNCATE telemetry; DELETE FROM fleetpipe_offsets" >/dev/null 2>&1 || true
@@ -272,6 +274,7 @@ run_sink() {
     rows_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_rows_sum" { print $2 }')
     secs_sum=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "fleetpipe_sink_batch_duration_seconds_sum" { print $2 }')
     cpu=$(cpu_of "$port")
+    rss=$(fp_metric "$port" process_resident_memory_bytes)
     staged=$(fp_metric "$port" fleetpipe_sink_staged_batches_total)
     [ "$staged" = 0 ] || echo "   note: sink run $1: $staged of $batches batches took the staging path" >&2
     fp_stop_pid "$pid" 10 >/dev/null
@@ -291,7 +294,8 @@ run_sink() {
         -v bt="$batches" -v rs="$rows_sum" -v ss="$secs_sum" -v u="$(per_record "$cpu" "$consumed")" \
         -v du="$(per_record "$(awk -v a="$db0" -v b="$db1" 'BEGIN { print b - a }')" "$B_SINK_ROWS")" \
         -v cu="$(per_record "$(awk -v a="$cp0" -v b="$cp1" 'BEGIN { print b - a }')" "$B_SINK_ROWS")" \
-        'BEGIN { printf "%.0f %.0f %.0f %.1f %.0f %s %s %s\n", n / (b - a), r / (c / 1000), rs / bt, ss / bt * 1000, rs / ss, u, du, cu }'
+        -v m="${rss:-0}" \
+        'BEGIN { printf "%.0f %.0f %.0f %.1f %.0f %s %s %s %.0f\n", n / (b - a), r / (c / 1000), rs / bt, ss / bt * 1000, rs / ss, u, du, cu, m / 1048576 }'
 }
 # db_cpu: CPU seconds the PostgreSQL cluster has used so far: the postmaster with the children it
 # reaped (sessions that ended) and its live processes.
@@ -325,7 +329,7 @@ for i in $(seq "$REPEAT"); do
     run_sink "serial-$i" on on binary off >>"$W/sink-serial.txt"
     # Each pair as it comes: the spread between pairs shows how noisy the machine is.
     paste -d' ' <(tail -n 1 "$W/sink.txt") <(tail -n 1 "$W/sink-off.txt") |
-        awk -v i="$i" '{ printf "   run %d: rollups off %d rows/s, on %d: %.2f\n", i, $9, $1, $1 / $9 }'
+        awk -v i="$i" '{ printf "   run %d: rollups off %d rows/s, on %d: %.2f\n", i, $10, $1, $1 / $10 }'
 done
 B_SINK_RPS=$(cut -d' ' -f1 "$W/sink.txt" | median)
 B_READ_RPS=$(median <"$W/read.txt")
@@ -338,13 +342,15 @@ B_WRITE_RATIO=$(awk '{ print $5 / $2 }' "$W/sink-whole.txt" | median)
 B_WHOLE_RPS=$(cut -d' ' -f1 "$W/sink-whole.txt" | median)
 B_WHOLE_BATCH_MS=$(cut -d' ' -f4 "$W/sink-whole.txt" | median)
 # Streaming against the run right after it.
-B_STREAM_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-whole.txt" | awk '{ print $1 / $9 }' | median)
+B_STREAM_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-whole.txt" | awk '{ print $1 / $10 }' | median)
 B_OFF_RPS=$(cut -d' ' -f1 "$W/sink-off.txt" | median)
 B_TEXT_RPS=$(cut -d' ' -f1 "$W/sink-text.txt" | median)
 B_SERIAL_RPS=$(cut -d' ' -f1 "$W/sink-serial.txt" | median)
+B_SINK_RSS=$(cut -d' ' -f9 "$W/sink.txt" | median)
+B_SERIAL_RSS=$(cut -d' ' -f9 "$W/sink-serial.txt" | median)
 B_SERIAL_RATIO=$(awk '{ print $1 / $2 }' "$W/sink-serial.txt" | median)
-B_OVERLAP_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-serial.txt" | awk '{ print $1 / $9 }' | median)
-B_BINARY_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-text.txt" | awk '{ print $1 / $9 }' | median)
+B_OVERLAP_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-serial.txt" | awk '{ print $1 / $10 }' | median)
+B_BINARY_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-text.txt" | awk '{ print $1 / $10 }' | median)
 B_SINK_CPU=$(cut -d' ' -f6 "$W/sink.txt" | median)
 B_TEXT_CPU=$(cut -d' ' -f6 "$W/sink-text.txt" | median)
 B_DB_CPU=$(cut -d' ' -f7 "$W/sink.txt" | median)
@@ -352,7 +358,7 @@ B_DB_TEXT_CPU=$(cut -d' ' -f7 "$W/sink-text.txt" | median)
 B_DB_COPY_CPU=$(cut -d' ' -f8 "$W/sink.txt" | median)
 B_OFF_BATCH_MS=$(cut -d' ' -f4 "$W/sink-off.txt" | median)
 # Each on run against the off run just before it.
-B_ROLLUP_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $1 / $9 }' | median)
+B_ROLLUP_RATIO=$(paste -d' ' "$W/sink.txt" "$W/sink-off.txt" | awk '{ print $1 / $10 }' | median)
 "$ROOT/deploy/local/pg.sh" stop "$W/pg" >/dev/null
 
 sink_lines() {
@@ -361,6 +367,7 @@ sink_lines() {
     printf '%-44s %14s %14s %8s %8s\n' "  sink-svc COPY streamed vs sent whole, rows/s" "$B_SINK_RPS" "$B_WHOLE_RPS" "$(printf '%.2f' "$B_STREAM_RATIO")" ""
     printf '%-44s %14s %14s %8s %8s\n' "  sink-svc COPY binary vs text, rows/s" "$B_SINK_RPS" "$B_TEXT_RPS" "$(printf '%.2f' "$B_BINARY_RATIO")" ""
     printf '%-44s %14s %14s %8s %8s\n' "  sink-svc commit overlapped vs waited, rows/s" "$B_SINK_RPS" "$B_SERIAL_RPS" "$(printf '%.2f' "$B_OVERLAP_RATIO")" ""
+    printf '%-44s %14s %14s %8s %8s\n' "  sink-svc RSS, overlapped vs waited, MiB" "$B_SINK_RSS" "$B_SERIAL_RSS" "" ""
     printf '%-44s %14s %14s %8s %8s\n' "  sink-svc CPU per row, binary vs text, us" "$B_SINK_CPU" "$B_TEXT_CPU" "" ""
     printf '%-44s %14s %14s %8s %8s\n' "  PostgreSQL CPU per row, sink vs \\copy, us" "$B_DB_CPU" "$B_DB_COPY_CPU" \
         "$(awk -v a="$B_DB_CPU" -v b="$B_DB_COPY_CPU" 'BEGIN { if (b > 0) printf "%.2f", a / b }')" ""
@@ -378,7 +385,7 @@ sink_lines() {
     echo "    messages; \"waited\" is SINK_COMMIT_OVERLAP=off; the sink runs with SINK_ROLLUPS=on,"
     echo "    SINK_STREAM_COPY=on and SINK_COMMIT_OVERLAP=on unless the line says otherwise)"
 }
-SINK_JSON="{\"rows\": $B_SINK_ROWS, \"plain_consumer_rows_per_s\": $B_READ_RPS, \"sink_rows_per_s\": $B_SINK_RPS, \"copy_rows_per_s\": $COPY_RPS, \"ratio\": $B_SINK_RATIO, \"rows_per_batch\": $B_BATCH, \"batch_ms\": $B_BATCH_MS, \"database_rows_per_s\": $B_WRITE_RPS, \"database_ratio\": $B_WRITE_RATIO, \"rollups_off\": {\"sink_rows_per_s\": $B_OFF_RPS, \"batch_ms\": $B_OFF_BATCH_MS}, \"rollups_on_vs_off\": $B_ROLLUP_RATIO, \"copy_sent_whole\": {\"sink_rows_per_s\": $B_WHOLE_RPS, \"batch_ms\": $B_WHOLE_BATCH_MS}, \"streamed_vs_whole\": $B_STREAM_RATIO, \"copy_text\": {\"sink_rows_per_s\": $B_TEXT_RPS, \"cpu_us_per_row\": $B_TEXT_CPU}, \"cpu_us_per_row\": $B_SINK_CPU, \"binary_vs_text\": $B_BINARY_RATIO, \"commit_waited\": {\"sink_rows_per_s\": $B_SERIAL_RPS, \"ratio\": $B_SERIAL_RATIO}, \"overlapped_vs_waited\": $B_OVERLAP_RATIO, \"database_cpu_us_per_row\": {\"sink\": $B_DB_CPU, \"sink_text\": $B_DB_TEXT_CPU, \"copy\": $B_DB_COPY_CPU}}"
+SINK_JSON="{\"rows\": $B_SINK_ROWS, \"plain_consumer_rows_per_s\": $B_READ_RPS, \"sink_rows_per_s\": $B_SINK_RPS, \"copy_rows_per_s\": $COPY_RPS, \"ratio\": $B_SINK_RATIO, \"rows_per_batch\": $B_BATCH, \"batch_ms\": $B_BATCH_MS, \"database_rows_per_s\": $B_WRITE_RPS, \"database_ratio\": $B_WRITE_RATIO, \"rollups_off\": {\"sink_rows_per_s\": $B_OFF_RPS, \"batch_ms\": $B_OFF_BATCH_MS}, \"rollups_on_vs_off\": $B_ROLLUP_RATIO, \"copy_sent_whole\": {\"sink_rows_per_s\": $B_WHOLE_RPS, \"batch_ms\": $B_WHOLE_BATCH_MS}, \"streamed_vs_whole\": $B_STREAM_RATIO, \"copy_text\": {\"sink_rows_per_s\": $B_TEXT_RPS, \"cpu_us_per_row\": $B_TEXT_CPU}, \"cpu_us_per_row\": $B_SINK_CPU, \"binary_vs_text\": $B_BINARY_RATIO, \"commit_waited\": {\"sink_rows_per_s\": $B_SERIAL_RPS, \"ratio\": $B_SERIAL_RATIO, \"rss_mib\": $B_SERIAL_RSS}, \"rss_mib\": $B_SINK_RSS, \"overlapped_vs_waited\": $B_OVERLAP_RATIO, \"database_cpu_us_per_row\": {\"sink\": $B_DB_CPU, \"sink_text\": $B_DB_TEXT_CPU, \"copy\": $B_DB_COPY_CPU}}"
 if [ -n "$ONLY" ]; then
     echo
     printf '%-44s %14s %14s %8s %8s\n' figure value baseline ratio target
