@@ -427,6 +427,15 @@ static fp_flush_result out_progress(fp_stage *st, void *ctx)
     return finish_tail(b, st, false);
 }
 
+void batch_poll(fp_stage *st, int max_wait_ms, void *ctx)
+{
+    batch *b = ctx;
+
+    (void)st;
+    if (b->pending && b->pg != NULL)
+        pg_tail_wait(b->pg, max_wait_ms);
+}
+
 /* Start where the database says this group stands: that is the exactly-once point. */
 static fp_flush_result out_assign(fp_stage *st, rd_kafka_topic_partition_list_t *parts, void *ctx)
 {

@@ -60,6 +60,10 @@ const fp_output *batch_output(batch *b);
  * dead letter for it. Returns 0 or -1 (out of memory). */
 int batch_handle(fp_stage *st, const rd_kafka_message_t *msg, void *ctx);
 
+/* Stage hook (fp_stage_hooks.poll) with SINK_COMMIT_OVERLAP: while a batch commits and Kafka is
+ * quiet, waits on the database's answer instead of the consumer. */
+void batch_poll(fp_stage *st, int max_wait_ms, void *ctx);
+
 /* --- The rows, for the writer and its tests --- */
 
 /* Appends a row for a message of `len` bytes (payload decoded into the row's record) with its

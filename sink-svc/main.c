@@ -72,7 +72,7 @@ static const fp_option sink_options[] = {
              "as they arrive, so the database inserts them while the sink reads the next; off: "
              "the whole batch is sent when it is due (the transaction lasts only the write)",
              0, 0, stream_copy, .choices = "on|off"),
-    SINK_OPT("SINK_COMMIT_OVERLAP", FP_OPT_ENUM, "on",
+    SINK_OPT("SINK_COMMIT_OVERLAP", FP_OPT_ENUM, "off",
              "on: while a streamed batch commits, the sink reads and encodes the next one (two "
              "batches in memory); off: reading waits for each commit",
              0, 0, commit_overlap, .choices = "on|off"),
@@ -117,12 +117,15 @@ int main(int argc, char **argv)
     bool http_off = true;
     char err[512] = "out of memory";
     int rc = 2;
+    const fp_stage_hooks hooks = {.poll = batch_poll};
+    bool overlap;
 
     memset(&cfg, 0, sizeof(cfg));
     fp_config_startup(argc, argv, "sink-svc",
                       "Writes enriched records from IN_TOPIC into PostgreSQL, exactly once; rows "
                       "the database refuses go to DLQ_TOPIC.",
                       sink_options, &cfg);
+    overlap = strcmp(cfg.commit_overlap, "on") == 0;
     fp_signal_install();
     fp_metrics_register_process("sink-svc", FP_VERSION);
     dialect_parse(cfg.dialect, &dialect); /* the configuration table already checked it */
@@ -138,7 +141,7 @@ int main(int argc, char **argv)
             .group = cfg.common.kafka_group_id,
             .topic = cfg.common.in_topic,
             .dlq_timeout_ms = cfg.common.shutdown_timeout_ms,
-            .overlap = strcmp(cfg.commit_overlap, "on") == 0,
+            .overlap = overlap,
         };
 
         b = batch_new(pg, &set);
@@ -154,7 +157,7 @@ int main(int argc, char **argv)
     if (http == NULL && !http_off)
         goto out;
     fp_health_set_ready(false, "connecting to the database");
-    rc = connect_database(pg) == 0 ? fp_stage_run(st, batch_handle, NULL, b) : 0;
+    rc = connect_database(pg) == 0 ? fp_stage_run(st, batch_handle, overlap ? &hooks : NULL, b) : 0;
 out:
     fp_http_stop(http);
     batch_free(b); /* its messages go before the consumer that made them */

@@ -1,6 +1,7 @@
 #include "sink-svc/pg.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1549,4 +1550,16 @@ int pg_write_poll(pg_conn *pg, bool wait, pg_before_commit before_commit, void *
             return rc;
     }
     return PG_OK;
+}
+
+void pg_tail_wait(pg_conn *pg, int max_ms)
+{
+    struct pollfd p;
+
+    if (pg->tail == TAIL_NONE || max_ms <= 0 || pg->conn == NULL || PQsocket(pg->conn) < 0)
+        return;
+    p.fd = PQsocket(pg->conn);
+    p.events = POLLIN;
+    p.revents = 0;
+    (void)poll(&p, 1, max_ms);
 }

@@ -154,6 +154,10 @@ int pg_write_poll(pg_conn *pg, bool wait, pg_before_commit before_commit, void *
 /* True while a tail is pending. */
 bool pg_tail_pending(const pg_conn *pg);
 
+/* Waits up to max_ms for the database to answer a pending tail's step (returns at once without
+ * one); pg_write_poll then reads the answer. */
+void pg_tail_wait(pg_conn *pg, int max_ms);
+
 /* Gives up a pending tail without waiting for it: the connection is closed, so the database
  * rolls it back unless its COMMIT was already processed (which is harmless: its rows and offsets
  * went together). */
