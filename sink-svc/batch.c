@@ -545,7 +545,8 @@ batch *batch_new(pg_conn *pg, const batch_settings *set)
     b->m_batch_seconds =
         fp_metrics_histogram("fleetpipe_sink_batch_duration_seconds",
                              "Time from a batch being due to its commit (with SINK_STREAM_COPY=on "
-                             "most of its rows were sent while it was gathered).",
+                             "most of its rows were sent while it was gathered; with "
+                             "SINK_COMMIT_OVERLAP=on the next batch is read meanwhile).",
                              NULL, fp_latency_buckets, fp_latency_buckets_len);
     b->m_batch_rows = fp_metrics_histogram(
         "fleetpipe_sink_batch_rows", "Rows per committed batch.", NULL, batch_row_buckets,
