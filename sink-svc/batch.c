@@ -28,7 +28,6 @@ struct batch {
     pg_conn *pg;
     rowset cur;  /* the batch being gathered */
     rowset tail; /* the batch being committed (pending: pg_write_start), or not yet written */
-    bool pending;
     double tail_started; /* when its commit was started (fp_mono_seconds) */
     int64_t last_progress_ms;
     int64_t last_db_check_ms;
@@ -42,6 +41,12 @@ struct batch {
     fp_gauge *m_db_up;
     fp_gauge *m_rows;
 };
+
+/* Whether the tail's commit is outstanding (pg_write_start, not yet over). */
+static bool pending(const batch *b)
+{
+    return b->pg != NULL && pg_tail_pending(b->pg);
+}
 
 static const double batch_row_buckets[] = {1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000};
 
@@ -114,7 +119,7 @@ long batch_push(batch *b, rd_kafka_message_t *msg, uint64_t token, int32_t parti
         batch_owe_dead_letter(b, s->len - 1, fp_record_err_code(rc), why);
     }
     /* Not while an earlier batch waits to be written again: the connection is its. */
-    if (b->pg != NULL && (b->tail.len == 0 || b->pending))
+    if (b->pg != NULL && (b->tail.len == 0 || pending(b)))
         pg_stream_row(b->pg, &s->pgrows[s->len - 1], &s->recs[s->len - 1], s->len - 1);
     return (long)s->len - 1;
 }
@@ -356,12 +361,11 @@ static fp_flush_result finish_tail(batch *b, fp_stage *st, bool wait)
 
     if (b->tail.len == 0)
         return FP_FLUSH_OK;
-    if (!b->pending)
+    if (!pending(b))
         return write_rows(b, &b->tail, st);
     rc = pg_write_poll(b->pg, wait, settle_dead_letters, &sc, &inserted);
     if (rc == PG_PENDING)
         return FP_FLUSH_OK;
-    b->pending = false;
     b->last_db_check_ms = fp_mono_ms();
     if (rc != PG_OK) {
         fp_counter_inc(b->m_retries);
@@ -406,7 +410,6 @@ static fp_flush_result out_start_flush(fp_stage *st, void *ctx)
         fp_counter_inc(b->m_retries);
         return FP_FLUSH_RETRY;
     }
-    b->pending = true;
     b->last_progress_ms = fp_mono_ms();
     return FP_FLUSH_OK;
 }
@@ -418,7 +421,7 @@ static fp_flush_result out_progress(fp_stage *st, void *ctx)
     batch *b = ctx;
     int64_t now;
 
-    if (!b->pending)
+    if (!pending(b))
         return FP_FLUSH_OK;
     now = fp_mono_ms();
     if (now == b->last_progress_ms)
@@ -432,7 +435,7 @@ void batch_poll(fp_stage *st, int max_wait_ms, void *ctx)
     batch *b = ctx;
 
     (void)st;
-    if (b->pending && b->pg != NULL)
+    if (pending(b))
         pg_tail_wait(b->pg, max_wait_ms);
 }
 
@@ -461,7 +464,6 @@ static void out_abort(fp_stage *st, void *ctx)
         pg_tail_abandon(b->pg);
         pg_stream_abort(b->pg);
     }
-    b->pending = false;
     if (b->tail.len + b->cur.len == 0)
         return;
     fp_warn("dropping %zu unwritten rows; they are read again", b->tail.len + b->cur.len);

@@ -235,6 +235,16 @@ static const char *result_error(pg_conn *pg, const PGresult *res)
     return msg;
 }
 
+/* Closes the connection (the server rolls back what it had not committed); the next call
+ * connects again. */
+static void drop_connection(pg_conn *pg)
+{
+    if (pg->conn != NULL)
+        PQfinish(pg->conn);
+    pg->conn = NULL;
+    pg->session_ready = false;
+}
+
 /* Records that the database works; the next failure starts a new outage and is logged. */
 static void mark_up(pg_conn *pg)
 {
@@ -267,11 +277,8 @@ static int infra_failure(pg_conn *pg, const char *what, const PGresult *res)
         pg->session_ready = false;
     pg->sqlstate[0] = '\0'; /* `state` may point here */
     pg->ok = false;
-    if (PQstatus(pg->conn) != CONNECTION_OK) {
-        PQfinish(pg->conn);
-        pg->conn = NULL;
-        pg->session_ready = false;
-    }
+    if (PQstatus(pg->conn) != CONNECTION_OK)
+        drop_connection(pg);
     return PG_RETRY;
 }
 
@@ -418,11 +425,7 @@ int pg_ensure(pg_conn *pg)
     pg_stream_abort(pg);
     if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK && pg->session_ready)
         return PG_OK;
-    if (pg->conn != NULL) {
-        PQfinish(pg->conn);
-        pg->conn = NULL;
-    }
-    pg->session_ready = false;
+    drop_connection(pg);
     pg->conn = PQconnectdb(pg->dsn);
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
         return infra_failure(pg, "connect", NULL);
@@ -490,6 +493,13 @@ int pg_load_offsets(pg_conn *pg, const char *group, rd_kafka_topic_partition_lis
         PQclear(res);
     }
     return PG_OK;
+}
+
+/* Whether the batch of n rows at `rows` is the one streamed whole into the open direct COPY
+ * (pg_stream_row). */
+static bool streamed_whole(const pg_conn *pg, const pg_row *rows, size_t n)
+{
+    return pg->stream == STREAM_COPY && pg->direct_n == n && n > 0 && pg->stream_rows == rows;
 }
 
 /* Makes room in *row_at (*cap entries) for the offsets of n rows and the end. Returns 0 or
@@ -1307,7 +1317,7 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
         unreject_row(&rows[i]);
     /* The batch's COPY was started while it was gathered, unless that failed or missed a row:
      * then it is rolled back (pg_ensure) and the batch written from the start. */
-    streamed = pg->stream == STREAM_COPY && pg->direct_n == n && n > 0 && pg->stream_rows == rows;
+    streamed = streamed_whole(pg, rows, n);
     if (streamed)
         pg->stream = STREAM_NONE;
     else if (pg_ensure(pg) != PG_OK)
@@ -1327,8 +1337,7 @@ int pg_write(pg_conn *pg, pg_row *rows, size_t n, const char *group, const char 
 
 bool pg_write_can_start(const pg_conn *pg, const pg_row *rows, size_t n)
 {
-    return pg->dialect == DIALECT_POSTGRES && pg->tail == TAIL_NONE && pg->stream == STREAM_COPY &&
-           pg->direct_n == n && n > 0 && pg->stream_rows == rows;
+    return pg->dialect == DIALECT_POSTGRES && pg->tail == TAIL_NONE && streamed_whole(pg, rows, n);
 }
 
 bool pg_tail_pending(const pg_conn *pg)
@@ -1350,16 +1359,6 @@ static void tail_end(pg_conn *pg, bool committed)
     recent_forget(pg->recent);
     if (pg->stream == STREAM_QUEUED)
         pg->stream = STREAM_NONE;
-}
-
-/* Closes the connection (the server rolls back what it had not committed); the next call
- * connects again. */
-static void drop_connection(pg_conn *pg)
-{
-    if (pg->conn != NULL)
-        PQfinish(pg->conn);
-    pg->conn = NULL;
-    pg->session_ready = false;
 }
 
 void pg_tail_abandon(pg_conn *pg)
@@ -1538,8 +1537,6 @@ int pg_write_poll(pg_conn *pg, bool wait, pg_before_commit before_commit, void *
         if (got == 0)
             return PG_PENDING;
         if (got < 0) {
-            PQclear(pg->tail_res);
-            pg->tail_res = NULL;
             tail_end(pg, false);
             rc = infra_failure(pg, "write batch", NULL);
             drop_connection(pg);

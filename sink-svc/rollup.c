@@ -153,24 +153,28 @@ int rollup_capture_sql(const rollup_set *r, fp_buf *out, const char *insert_sql)
     return 0;
 }
 
+/* Takes what rollup_apply's statement answered (`res`: apply_sql's row, or stale_sql's when
+ * rollups are off) as the last apply's counts. */
+static void take_counts(rollup_set *r, const PGresult *res)
+{
+    memset(&r->last, 0, sizeof(r->last));
+    if (!r->enabled)
+        return;
+    r->last.late_rows = value_u64(res, 0);
+    r->last.rows_changed = value_u64(res, 1);
+    r->last.recomputed = value_u64(res, 2);
+}
+
 int rollup_apply(rollup_set *r, PGconn *conn)
 {
     PGresult *res;
 
     memset(&r->last, 0, sizeof(r->last));
-    if (!r->enabled) {
-        res = run(conn, "mark rollups stale", stale_sql);
-        if (res == NULL)
-            return -1;
-        PQclear(res);
-        return 0;
-    }
-    res = run(conn, "rollup apply", apply_sql);
+    res = r->enabled ? run(conn, "rollup apply", apply_sql)
+                     : run(conn, "mark rollups stale", stale_sql);
     if (res == NULL)
         return -1;
-    r->last.late_rows = value_u64(res, 0);
-    r->last.rows_changed = value_u64(res, 1);
-    r->last.recomputed = value_u64(res, 2);
+    take_counts(r, res);
     PQclear(res);
     return 0;
 }
@@ -234,12 +238,7 @@ int rollup_receive(rollup_set *r, PGconn *conn, summary *s, const PGresult *res,
     }
     if (r->sent_summary)
         return receive_summary(r, conn, s, res, rows_of_late, ctx);
-    memset(&r->last, 0, sizeof(r->last));
-    if (r->enabled) {
-        r->last.late_rows = value_u64(res, 0);
-        r->last.rows_changed = value_u64(res, 1);
-        r->last.recomputed = value_u64(res, 2);
-    }
+    take_counts(r, res);
     return 0;
 }
 
