@@ -71,6 +71,9 @@ typedef struct service {
     int64_t inflight;
 } service;
 
+/* Finished transfers' handles kept for reuse at most (the default ENRICH_MAX_INFLIGHT). */
+#define IDLE_HANDLES 64
+
 struct lookup_engine {
     lookup_settings s;
     lookup_done_fn done;
@@ -83,8 +86,10 @@ struct lookup_engine {
     size_t nwaiting;
     request *retries; /* waiting for their retry time */
     size_t nretries;
-    request *running; /* in curl */
-    bool busy;        /* see update_busy */
+    request *running;         /* in curl */
+    CURL *idle[IDLE_HANDLES]; /* finished transfers' handles, reused by the next requests */
+    size_t nidle;
+    bool busy; /* see update_busy */
     uint64_t rng;
 };
 
@@ -285,6 +290,8 @@ void lookup_engine_free(lookup_engine *e)
         curl_easy_cleanup(r->easy);
         request_free(r);
     }
+    while (e->nidle > 0)
+        curl_easy_cleanup(e->idle[--e->nidle]);
     free_list(e->waiting);
     free_list(e->retries);
     for (int k = 0; k < LOOKUP_KINDS; k++) {
@@ -333,10 +340,22 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* A finished transfer's handle is kept for the next request (at most IDLE_HANDLES of them):
+ * creating one per request cost more CPU than the request's own HTTP work. */
+static void release_easy(lookup_engine *e, CURL *easy)
+{
+    if (e->nidle < IDLE_HANDLES) {
+        curl_easy_reset(easy); /* back to the defaults: start sets every option it uses */
+        e->idle[e->nidle++] = easy;
+    } else {
+        curl_easy_cleanup(easy);
+    }
+}
+
 /* Starts a request in curl. Returns 0 or -1 (then the request is failed by the caller). */
 static int start(lookup_engine *e, request *r)
 {
-    r->easy = curl_easy_init();
+    r->easy = e->nidle > 0 ? e->idle[--e->nidle] : curl_easy_init();
     if (r->easy == NULL)
         return -1;
     fp_buf_clear(&r->body);
@@ -351,7 +370,7 @@ static int start(lookup_engine *e, request *r)
     curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "fleetpipe-enricher/" FP_VERSION);
     curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
     if (curl_multi_add_handle(e->multi, r->easy) != CURLM_OK) {
-        curl_easy_cleanup(r->easy);
+        release_easy(e, r->easy);
         r->easy = NULL;
         return -1;
     }
@@ -568,7 +587,7 @@ static void finished(lookup_engine *e, request *r, CURLcode code, int64_t now)
 
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_multi_remove_handle(e->multi, r->easy);
-    curl_easy_cleanup(r->easy);
+    release_easy(e, r->easy);
     r->easy = NULL;
     if (r->rprev != NULL)
         r->rprev->rnext = r->rnext;
@@ -680,8 +699,18 @@ void lookup_poll(lookup_engine *e, int max_wait_ms)
     start_pending(e, fp_mono_ms());
 }
 
+/* What a lookup asks about: the point a geocoder is asked for, or the device an asset registry
+ * is asked for. Its URL is built only when a request is sent (nearly every record is a cache
+ * hit, and formatting the point's coordinates cost more than the cache look-up). */
+typedef struct target {
+    double lat, lon;
+    const char *device_id;
+} target;
+
+static char *target_url(const lookup_engine *e, lookup_kind kind, const target *t);
+
 /* Looks up key: cache, then a request in flight, else a new request. */
-static lookup_outcome ask(lookup_engine *e, lookup_kind kind, const char *key, char *url,
+static lookup_outcome ask(lookup_engine *e, lookup_kind kind, const char *key, const target *t,
                           uint64_t waiter, const lookup_answer **answer)
 {
     service *sv = &e->svc[kind];
@@ -693,7 +722,6 @@ static lookup_outcome ask(lookup_engine *e, lookup_kind kind, const char *key, c
 
     if (cache_get(sv->cache, key, now, &value, &negative)) {
         fp_counter_inc(sv->m_hits);
-        free(url);
         *answer = value;
         return negative ? LOOKUP_NOT_FOUND : LOOKUP_ANSWERED;
     }
@@ -701,7 +729,6 @@ static lookup_outcome ask(lookup_engine *e, lookup_kind kind, const char *key, c
     if (cache_enabled(sv->cache)) {
         slot = flight_slot(sv, key);
         if (*slot != NULL) {
-            free(url);
             if (add_waiter(*slot, waiter) < 0)
                 return LOOKUP_FAILED;
             fp_counter_inc(sv->m_coalesced);
@@ -711,17 +738,15 @@ static lookup_outcome ask(lookup_engine *e, lookup_kind kind, const char *key, c
     if (!e->s.wait_on_failure && sv->circuit == CIRCUIT_OPEN && now < sv->open_until_ms) {
         /* Fail fast without building a request. */
         fp_counter_inc(sv->m_errors[FAIL_CIRCUIT_OPEN]);
-        free(url);
         return LOOKUP_FAILED;
     }
     r = calloc(1, sizeof(*r));
-    if (r == NULL || (r->key = strdup(key)) == NULL || add_waiter(r, waiter) < 0) {
+    if (r == NULL || (r->key = strdup(key)) == NULL || (r->url = target_url(e, kind, t)) == NULL ||
+        add_waiter(r, waiter) < 0) {
         request_free(r);
-        free(url);
         return LOOKUP_FAILED;
     }
     r->kind = kind;
-    r->url = url;
     if (slot != NULL) {
         r->hnext = NULL;
         *slot = r;
@@ -747,23 +772,17 @@ void lookup_geo_cell(const lookup_engine *e, double lat, double lon, char *out, 
     *cell_lon = -180.0 + ((double)col + 0.5) * dlon;
 }
 
-/* Asks the geocoder for the point (lat, lon) under a cache key. */
-static lookup_outcome ask_reverse(lookup_engine *e, const char *key, double lat, double lon,
-                                  uint64_t waiter, const lookup_answer **answer)
+/* The geocoder's URL for the point (lat, lon), or NULL when memory runs out. */
+static char *reverse_url(const lookup_engine *e, double lat, double lon)
 {
     fp_buf b = {0};
-    char *url;
+    char *url = NULL;
 
     if (fp_buf_printf(&b, "%s/reverse?format=jsonv2&lat=%.7f&lon=%.7f", e->s.geocoder_url, lat,
-                      lon) < 0) {
-        fp_buf_free(&b);
-        return LOOKUP_FAILED;
-    }
-    url = strdup(fp_buf_cstr(&b));
+                      lon) == 0)
+        url = strdup(fp_buf_cstr(&b));
     fp_buf_free(&b);
-    if (url == NULL)
-        return LOOKUP_FAILED;
-    return ask(e, LOOKUP_GEO, key, url, waiter, answer);
+    return url;
 }
 
 lookup_outcome lookup_geo(lookup_engine *e, double lat, double lon, uint64_t waiter,
@@ -774,21 +793,25 @@ lookup_outcome lookup_geo(lookup_engine *e, double lat, double lon, uint64_t wai
 
     lookup_geo_cell(e, lat, lon, key, sizeof(key), &clat, &clon);
     /* The cell's centre is asked, so the cached answer is the cell's, whoever asked first. */
-    return ask_reverse(e, key, clat, clon, waiter, answer);
+    return ask(e, LOOKUP_GEO, key, &(target){clat, clon, NULL}, waiter, answer);
 }
 
 lookup_outcome lookup_geo_site(lookup_engine *e, const char *site_id, double center_lat,
                                double center_lon, uint64_t waiter, const lookup_answer **answer)
 {
-    fp_buf key = {0};
+    static const char prefix[] = "site:";
+    size_t len = strlen(site_id);
+    char local[128], *key = local;
     lookup_outcome o;
 
-    if (fp_buf_puts(&key, "site:") < 0 || fp_buf_puts(&key, site_id) < 0) {
-        fp_buf_free(&key);
+    /* The key on the stack: a site's id is short, and this runs for every record on a site. */
+    if (len >= sizeof(local) - strlen(prefix) && (key = malloc(strlen(prefix) + len + 1)) == NULL)
         return LOOKUP_FAILED;
-    }
-    o = ask_reverse(e, fp_buf_cstr(&key), center_lat, center_lon, waiter, answer);
-    fp_buf_free(&key);
+    memcpy(key, prefix, strlen(prefix));
+    memcpy(key + strlen(prefix), site_id, len + 1);
+    o = ask(e, LOOKUP_GEO, key, &(target){center_lat, center_lon, NULL}, waiter, answer);
+    if (key != local)
+        free(key);
     return o;
 }
 
@@ -813,8 +836,8 @@ static int put_path_segment(fp_buf *b, const char *s)
     return 0;
 }
 
-lookup_outcome lookup_asset(lookup_engine *e, const char *device_id, uint64_t waiter,
-                            const lookup_answer **answer)
+/* The asset registry's URL for a device, or NULL when memory runs out. */
+static char *asset_url(const lookup_engine *e, const char *device_id)
 {
     const char *tpl = e->s.assets_url;
     const char *at = strstr(tpl, "{device_id}");
@@ -825,7 +848,16 @@ lookup_outcome lookup_asset(lookup_engine *e, const char *device_id, uint64_t wa
         fp_buf_puts(&b, at + strlen("{device_id}")) == 0)
         url = strdup(fp_buf_cstr(&b));
     fp_buf_free(&b);
-    if (url == NULL)
-        return LOOKUP_FAILED;
-    return ask(e, LOOKUP_ASSET, device_id, url, waiter, answer);
+    return url;
+}
+
+static char *target_url(const lookup_engine *e, lookup_kind kind, const target *t)
+{
+    return kind == LOOKUP_GEO ? reverse_url(e, t->lat, t->lon) : asset_url(e, t->device_id);
+}
+
+lookup_outcome lookup_asset(lookup_engine *e, const char *device_id, uint64_t waiter,
+                            const lookup_answer **answer)
+{
+    return ask(e, LOOKUP_ASSET, device_id, &(target){0, 0, device_id}, waiter, answer);
 }

@@ -8,7 +8,9 @@
  * enriched records alone; the cjson passes do the same with the cJSON reference decoder, the
  * baseline of the same run. Prints one JSON line with the median of --repeat passes.
  *
- * Usage: bench_enrich CORPUS [GEOFENCES] [--seconds S] [--repeat N]
+ * --only enrich runs the enricher pass alone (for a profiler) and prints its rate.
+ *
+ * Usage: bench_enrich CORPUS [GEOFENCES] [--seconds S] [--repeat N] [--only enrich]
  * Not measured here: lookup.c's own work around the cache (its key and URL formatting). */
 #include <math.h>
 #include <stdio.h>
@@ -254,6 +256,7 @@ int main(int argc, char **argv)
     world w = {0};
     double seconds = 2, res[4][15];
     int repeat = 3, argi = 2;
+    bool only_enrich = false;
     char err[512];
 
     if (argc < 2) {
@@ -273,6 +276,8 @@ int main(int argc, char **argv)
             seconds = strtod(argv[i + 1], NULL);
         else if (strcmp(argv[i], "--repeat") == 0)
             repeat = (int)strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--only") == 0 && strcmp(argv[i + 1], "enrich") == 0)
+            only_enrich = true;
     }
     if (repeat < 1 || repeat > 15 || seconds <= 0) {
         fprintf(stderr, "bench_enrich: --repeat 1..15, --seconds > 0\n");
@@ -289,6 +294,11 @@ int main(int argc, char **argv)
     if (w.geo == NULL || w.asset == NULL)
         return 1;
     warm(&w, &c, fp_mono_ms());
+    if (only_enrich) {
+        printf("{\"enrich_records_per_s\":%.0f}\n",
+               measure(&c, fp_record_decode_json, &w, seconds));
+        return 0;
+    }
     if (enriched_corpus(&c, &w, &enriched) < 0)
         return 1;
     for (int r = 0; r < repeat; r++) {
