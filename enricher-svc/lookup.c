@@ -755,6 +755,33 @@ static lookup_outcome ask(lookup_engine *e, lookup_kind kind, const char *key, c
     return LOOKUP_PENDING;
 }
 
+/* Writes a signed number's digits; out has room for 21 bytes. Returns how many it wrote. */
+static size_t put_long(char *out, long v)
+{
+    if (v < 0) {
+        out[0] = '-';
+        return 1 + fp_buf_format_u64(out + 1, 0 - (uint64_t)v);
+    }
+    return fp_buf_format_u64(out, (uint64_t)v);
+}
+
+/* "row:col", the cell's cache key (as snprintf's "%ld:%ld" would write it, without its cost:
+ * this runs for every record off a site). */
+static void put_cell_key(char *out, size_t out_size, long row, long col)
+{
+    char text[48];
+    size_t n = put_long(text, row);
+
+    text[n++] = ':';
+    n += put_long(text + n, col);
+    text[n] = '\0';
+    if (out_size > 0) {
+        n = n < out_size - 1 ? n : out_size - 1;
+        memcpy(out, text, n);
+        out[n] = '\0';
+    }
+}
+
 void lookup_geo_cell(const lookup_engine *e, double lat, double lon, char *out, size_t out_size,
                      double *cell_lat, double *cell_lon)
 {
@@ -767,7 +794,7 @@ void lookup_geo_cell(const lookup_engine *e, double lat, double lon, char *out, 
     double dlon = cell_m / (111320.0 * fmax(cos(mid * M_PI / 180.0), 0.01));
     long col = (long)floor((lon + 180.0) / dlon);
 
-    snprintf(out, out_size, "%ld:%ld", row, col);
+    put_cell_key(out, out_size, row, col);
     *cell_lat = mid;
     *cell_lon = -180.0 + ((double)col + 0.5) * dlon;
 }

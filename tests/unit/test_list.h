@@ -178,6 +178,8 @@ FP_TEST_ENTRY(lookup_malformed_answer_fails_without_retry)
 FP_TEST_ENTRY(lookup_circuit_opens_and_fails_fast)
 FP_TEST_ENTRY(lookup_window_bounds_requests_in_flight)
 FP_TEST_ENTRY(lookup_asset_ids_stay_inside_the_registry_path)
+FP_TEST_ENTRY(lookup_reverse_asks_cell_and_site_centres)
+FP_TEST_ENTRY(lookup_cell_key_is_row_colon_col)
 /* sink-svc: dialect */
 FP_TEST_ENTRY(dialect_parse)
 FP_TEST_ENTRY(dialect_cratedb_insert_sql)

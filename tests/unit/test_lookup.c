@@ -352,3 +352,71 @@ FP_TEST(lookup_asset_ids_stay_inside_the_registry_path)
     lookup_engine_free(e);
     fixture_stop(&f);
 }
+
+/* A geocoder request asks for the centre of the point's cell, or of the site, one after the
+ * other on reused transfer handles; a cache hit sends nothing (its URL is never built). */
+FP_TEST(lookup_reverse_asks_cell_and_site_centres)
+{
+    fixture f;
+    lookup_engine *e;
+    const lookup_answer *a = NULL;
+    char err[128], key[64], want[2][128];
+    double clat, clon;
+
+    fixture_start(&f, ANSWER);
+    FP_CHECK(f.d != NULL);
+    f.s.max_inflight = 1; /* one transfer at a time: the second reuses the first's handle */
+    e = lookup_engine_new(&f.s, on_done, &f.res, err, sizeof(err));
+    FP_CHECK(e != NULL);
+    lookup_geo_cell(e, 55.5754196, 12.3828269, key, sizeof(key), &clat, &clon);
+    snprintf(want[0], sizeof(want[0]), "/reverse?format=jsonv2&lat=%.7f&lon=%.7f", clat, clon);
+    snprintf(want[1], sizeof(want[1]), "/reverse?format=jsonv2&lat=%.7f&lon=%.7f", 55.25, 12.5);
+    FP_CHECK_INT(lookup_geo(e, 55.5754196, 12.3828269, 0, &a), LOOKUP_PENDING);
+    drive(e, &f.res, 1);
+    FP_CHECK_INT(lookup_geo_site(e, "plant-7", 55.25, 12.5, 1, &a), LOOKUP_PENDING);
+    drive(e, &f.res, 2);
+    FP_CHECK_INT(f.res.calls, 2);
+    FP_CHECK_INT(f.res.outcome[0], LOOKUP_ANSWERED);
+    FP_CHECK_INT(f.res.outcome[1], LOOKUP_ANSWERED);
+    /* The same cell and the same site again: answered from the cache, no request. */
+    FP_CHECK_INT(lookup_geo(e, 55.5754190, 12.3828260, 2, &a), LOOKUP_ANSWERED);
+    FP_CHECK_INT(lookup_geo_site(e, "plant-7", 55.25, 12.5, 3, &a), LOOKUP_ANSWERED);
+    FP_CHECK_INT(atomic_load(&requests), 2);
+    FP_CHECK_INT(atomic_load(&npaths), 2);
+    FP_CHECK_STR(paths[0], want[0]);
+    FP_CHECK_STR(paths[1], want[1]);
+    lookup_engine_free(e);
+    fixture_stop(&f);
+}
+
+/* The cell key reads "row:col" exactly as "%ld:%ld" prints it, signs included (a latitude
+ * below -90 or a longitude below -180 gives a negative row or column), and a short buffer gets
+ * the key cut like snprintf cuts it. */
+FP_TEST(lookup_cell_key_is_row_colon_col)
+{
+    static const double points[][2] = {
+        {55.5754196, 12.3828269}, {-90, -180},         {90, 180}, {0, 0}, {-91, -181},
+        {-33.9, 151.2},           {89.9999, -179.9999}};
+    fixture f;
+    lookup_engine *e;
+    char err[128];
+
+    fixture_start(&f, ANSWER);
+    e = lookup_engine_new(&f.s, on_done, &f.res, err, sizeof(err));
+    FP_CHECK(e != NULL);
+    for (size_t i = 0; e != NULL && i < sizeof(points) / sizeof(points[0]); i++) {
+        char key[64], again[64], cut[5], want_cut[5];
+        long row = 0, col = 0;
+        double clat, clon;
+
+        lookup_geo_cell(e, points[i][0], points[i][1], key, sizeof(key), &clat, &clon);
+        FP_CHECK_INT(sscanf(key, "%ld:%ld", &row, &col), 2);
+        snprintf(again, sizeof(again), "%ld:%ld", row, col);
+        FP_CHECK_STR(key, again);
+        lookup_geo_cell(e, points[i][0], points[i][1], cut, sizeof(cut), &clat, &clon);
+        snprintf(want_cut, sizeof(want_cut), "%.4s", key);
+        FP_CHECK_STR(cut, want_cut);
+    }
+    lookup_engine_free(e);
+    fixture_stop(&f);
+}
