@@ -827,15 +827,15 @@ lookup_outcome lookup_geo_site(lookup_engine *e, const char *site_id, double cen
                                double center_lon, uint64_t waiter, const lookup_answer **answer)
 {
     static const char prefix[] = "site:";
-    size_t len = strlen(site_id);
+    const size_t plen = sizeof(prefix) - 1, len = strlen(site_id);
     char local[128], *key = local;
     lookup_outcome o;
 
     /* The key on the stack: a site's id is short, and this runs for every record on a site. */
-    if (len >= sizeof(local) - strlen(prefix) && (key = malloc(strlen(prefix) + len + 1)) == NULL)
+    if (plen + len >= sizeof(local) && (key = malloc(plen + len + 1)) == NULL)
         return LOOKUP_FAILED;
-    memcpy(key, prefix, strlen(prefix));
-    memcpy(key + strlen(prefix), site_id, len + 1);
+    memcpy(key, prefix, plen);
+    memcpy(key + plen, site_id, len + 1);
     o = ask(e, LOOKUP_GEO, key, &(target){center_lat, center_lon, NULL}, waiter, answer);
     if (key != local)
         free(key);

@@ -11,7 +11,9 @@
  * --only enrich runs the enricher pass alone (for a profiler) and prints its rate.
  *
  * Usage: bench_enrich CORPUS [GEOFENCES] [--seconds S] [--repeat N] [--only enrich]
- * Not measured here: lookup.c's own work around the cache (its key and URL formatting). */
+ * The cache keys are formatted here with snprintf, as lookup.c formatted them before it wrote
+ * them by hand; lookup.c's own path around the cache (lookup_geo, lookup_geo_site, lookup_asset)
+ * is not measured here: profile enricher-svc itself for it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
