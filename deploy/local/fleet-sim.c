@@ -6,6 +6,7 @@
  *                  [--sites 8] [--records 10000 | --duration S] [--rate R] [--seed 1]
  *                  [--retransmit-rate 0.02] [--corrupt-rate 0] [--manifest FILE]
  *                  [--interval-ms 10000] [--clock sim|wall] [--start-ms 1767225600000]
+ *                  [--inject-fatal-after N]
  *
  * The model. Every machine has a 15-digit IMEI with a valid Luhn check digit (from the seed and
  * its index) and belongs to one of two regions, around Copenhagen and around Santiago de Chile,
@@ -50,7 +51,16 @@
  * (records whose timestamp is above their device's previous one: equal to records while the
  * timestamps strictly increase), undelivered (delivery failures plus messages still queued),
  * the settings, elapsed_s and records_per_s. Exit status: 0 when everything was delivered and
- * distinct equals records, 1 otherwise or on a failure, 2 on bad options. */
+ * distinct equals records, 1 otherwise or on a failure, 2 on bad options.
+ *
+ * Delivery. Every message is to reach the topic whatever the broker goes through: a failed
+ * delivery is kept and sent again, and after a fatal error of the idempotent producer (a broker
+ * that lost acknowledged state, e.g. after SIGKILL, answers with an out-of-order sequence) the
+ * queued and in-flight messages are taken back, a new producer replaces the old one and sends
+ * them again; producers_renewed in the summary counts those. Messages sent again may arrive twice
+ * and out of their first order; the pipeline drops the duplicates by key.
+ * --inject-fatal-after N raises such a fatal error (librdkafka's rd_kafka_test_fatal_error) after
+ * the Nth message, for the test of that path. */
 #include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -75,6 +85,8 @@
 #define PARKED_PERIOD_MS   60000
 #define METRES_PER_DEG_LAT 111320.0
 #define KEEP_TCP_BYTES     12 /* a truncated TCP frame keeps preamble, length and a little more */
+#define MAX_RENEWALS       10 /* new producers after fatal errors before giving up */
+#define RESEND_ROUNDS      5  /* flushes that send failed deliveries again, at the end */
 
 /* ---- options ------------------------------------------------------------------------------ */
 
@@ -96,6 +108,7 @@ typedef struct sim_options {
     const char *clock; /* "sim" or "wall" */
     bool wall_clock;
     int64_t start_ms;
+    int64_t inject_fatal_after; /* 0: never */
 } sim_options;
 
 /* Fills o (holding the defaults) from argv. Returns FP_ARGS_RUN, or the exit status after
@@ -212,6 +225,13 @@ static int parse_options(int argc, char **argv, sim_options *o)
          .help = "simulated start time",
          .min = 268435456000LL,
          .max = 250000000000000LL},
+        {.name = "inject-fatal-after",
+         .type = FP_ARG_INT,
+         .dest = &o->inject_fatal_after,
+         .metavar = "N",
+         .help = "for tests: raise a fatal producer error after N messages (0: never)",
+         .min = 0,
+         .max = INT64_MAX / 2},
         FP_ARG_END,
     };
     const fp_args_spec spec = {
@@ -357,6 +377,14 @@ typedef struct resend {
     size_t len;
 } resend;
 
+/* A message the producer gave back undelivered, kept to be sent again. */
+typedef struct unsent {
+    char *key;
+    size_t key_len;
+    void *data;
+    size_t len;
+} unsent;
+
 typedef struct sim {
     const sim_options *o;
     site *sites;
@@ -373,6 +401,9 @@ typedef struct sim {
     fp_buf frame, damaged;
     resend *resends;
     size_t nresends, cap_resends;
+    unsent *unsent;
+    size_t nunsent, cap_unsent;
+    int renewals; /* producers replaced after a fatal error */
     /* Counts. */
     long long taken; /* samples taken */
     uint64_t first_frames;
@@ -999,12 +1030,118 @@ static int encode_senml(sim *s, const device *d)
 
 /* ---- output ------------------------------------------------------------------------------- */
 
+/* Keeps an undelivered message to send again; counts it lost when memory runs out. */
+static void keep_unsent(sim *s, const void *key, size_t key_len, const void *data, size_t len)
+{
+    unsent u = {
+        .key = malloc(key_len + 1), .key_len = key_len, .data = malloc(len + 1), .len = len};
+
+    if (u.key != NULL && u.data != NULL && s->nunsent == s->cap_unsent) {
+        size_t cap = s->cap_unsent != 0 ? 2 * s->cap_unsent : 64;
+        unsent *grown = realloc(s->unsent, cap * sizeof(*grown));
+
+        if (grown != NULL) {
+            s->unsent = grown;
+            s->cap_unsent = cap;
+        }
+    }
+    if (u.key == NULL || u.data == NULL || s->nunsent == s->cap_unsent) {
+        free(u.key);
+        free(u.data);
+        delivery_failures++;
+        return;
+    }
+    memcpy(u.key, key, key_len);
+    memcpy(u.data, data, len);
+    s->unsent[s->nunsent++] = u;
+}
+
+/* A failed delivery (timed out, refused, purged after a fatal error) is sent again later:
+ * fleet-sim's output is to reach the topic whatever the broker went through. A copy that did
+ * reach it before the failure is a duplicate, which the pipeline drops by key. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
-    (void)opaque;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        delivery_failures++;
+        keep_unsent(opaque, m->key, m->key_len, m->payload, m->len);
+}
+
+static rd_kafka_t *make_producer(sim *s);
+static int renew_producer(sim *s);
+
+/* Produces one message, replacing the producer after a fatal error. Returns 0 or -1. */
+static int produce(sim *s, const char *key, size_t key_len, const void *data, size_t len)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err;
+
+        while ((err = rd_kafka_producev(
+                    s->rk, RD_KAFKA_V_TOPIC(s->o->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_VALUE((void *)data, len),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(s->rk, 50);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_poll(s->rk, 0);
+            return 0;
+        }
+        if (err != RD_KAFKA_RESP_ERR__FATAL) {
+            fprintf(stderr, "fleet-sim: produce: %s\n", rd_kafka_err2str(err));
+            return -1;
+        }
+        if (renew_producer(s) < 0)
+            return -1;
+    }
+}
+
+/* Sends again every message kept undelivered. Returns 0 or -1. */
+static int resend_unsent(sim *s)
+{
+    unsent *list = s->unsent;
+    size_t n = s->nunsent;
+    int rc = 0;
+
+    /* Failures while these are sent go to a fresh list. */
+    s->unsent = NULL;
+    s->nunsent = s->cap_unsent = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && produce(s, list[i].key, list[i].key_len, list[i].data, list[i].len) < 0)
+            rc = -1;
+        if (rc < 0)
+            delivery_failures++;
+        free(list[i].key);
+        free(list[i].data);
+    }
+    free(list);
+    return rc;
+}
+
+/* An idempotent producer that met a fatal error (a broker that lost acknowledged sequence
+ * state, say after SIGKILL) refuses everything from then on. Gets its queued and in-flight
+ * messages back, replaces it and sends them again. Returns 0 or -1. */
+static int renew_producer(sim *s)
+{
+    char reason[512] = "";
+    int64_t deadline = fp_mono_ms() + 10000;
+
+    if (s->renewals >= MAX_RENEWALS) {
+        fprintf(stderr, "fleet-sim: giving up after %d new producers\n", s->renewals);
+        return -1;
+    }
+    (void)rd_kafka_fatal_error(s->rk, reason, sizeof(reason));
+    rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    while (rd_kafka_outq_len(s->rk) > 0 && fp_mono_ms() < deadline)
+        rd_kafka_poll(s->rk, 100);
+    delivery_failures += rd_kafka_outq_len(s->rk);
+    rd_kafka_destroy(s->rk);
+    s->renewals++;
+    fprintf(stderr,
+            "fleet-sim: fatal producer error (%s); a new producer sends the %zu "
+            "undelivered messages again\n",
+            reason, s->nunsent);
+    s->rk = make_producer(s);
+    if (s->rk == NULL)
+        return -1;
+    return resend_unsent(s);
 }
 
 /* Sends one message (Kafka or corpus file) and counts it. Returns 0 or -1. */
@@ -1013,18 +1150,12 @@ static int send_message(sim *s, enum frame_kind kind, const char *key, const voi
     size_t key_len = strlen(key);
 
     if (s->rk != NULL) {
-        rd_kafka_resp_err_t err;
-
-        while ((err = rd_kafka_producev(
-                    s->rk, RD_KAFKA_V_TOPIC(s->o->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_VALUE((void *)data, len),
-                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(s->rk, 50);
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "fleet-sim: produce: %s\n", rd_kafka_err2str(err));
+        if (produce(s, key, key_len, data, len) < 0)
             return -1;
-        }
-        rd_kafka_poll(s->rk, 0);
+        if (s->o->inject_fatal_after > 0 && s->renewals == 0 &&
+            s->frames + 1 == (uint64_t)s->o->inject_fatal_after)
+            rd_kafka_test_fatal_error(s->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                      "--inject-fatal-after");
     } else {
         uint8_t hdr[2];
         uint8_t vlen[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
@@ -1290,13 +1421,13 @@ static int run(sim *s)
     return send_due_resends(s, true);
 }
 
-static rd_kafka_t *make_producer(const sim_options *o)
+static rd_kafka_t *make_producer(sim *s)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk;
     char errstr[512];
 
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, errstr, sizeof(errstr)) != 0 ||
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", s->o->brokers, errstr, sizeof(errstr)) != 0 ||
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) != 0 ||
         rd_kafka_conf_set(conf, "partitioner", "murmur2_random", errstr, sizeof(errstr)) != 0 ||
         rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr)) != 0) {
@@ -1305,10 +1436,30 @@ static rd_kafka_t *make_producer(const sim_options *o)
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, s);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (rk == NULL)
         fprintf(stderr, "fleet-sim: %s\n", errstr);
     return rk;
+}
+
+/* Waits until everything is delivered, sending again what failed, for a few rounds. Returns the
+ * messages still undelivered. */
+static long deliver_all(sim *s)
+{
+    for (int round = 0; round < RESEND_ROUNDS; round++) {
+        rd_kafka_flush(s->rk, 60000);
+        if (rd_kafka_fatal_error(s->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (renew_producer(s) < 0)
+                break;
+        } else if (s->nunsent > 0) {
+            if (resend_unsent(s) < 0)
+                break;
+        } else if (rd_kafka_outq_len(s->rk) == 0) {
+            break;
+        }
+    }
+    return delivery_failures + (long)s->nunsent + (s->rk != NULL ? rd_kafka_outq_len(s->rk) : 0);
 }
 
 static void print_summary(const sim *s, long undelivered)
@@ -1323,11 +1474,12 @@ static void print_summary(const sim *s, long undelivered)
     for (int k = 0; k < D_COUNT; k++)
         printf("%s\"%s\":%" PRIu64, k > 0 ? "," : "", damage_codes[k], s->by_damage[k]);
     printf("},\"records\":%" PRIu64 ",\"distinct\":%" PRIu64 ",\"undelivered\":%ld,"
+           "\"producers_renewed\":%d,"
            "\"seed\":%" PRIu64 ",\"devices\":%" PRId64 ",\"sites\":%" PRId64
            ",\"rate\":%g,\"clock\":\"%s\","
            "\"elapsed_s\":%.3f,\"records_per_s\":%.0f}\n",
-           s->records, s->distinct, undelivered, s->o->seed, s->o->devices, s->o->sites, s->o->rate,
-           s->o->wall_clock ? "wall" : "sim", elapsed,
+           s->records, s->distinct, undelivered, s->renewals, s->o->seed, s->o->devices,
+           s->o->sites, s->o->rate, s->o->wall_clock ? "wall" : "sim", elapsed,
            elapsed > 0 ? (double)s->records / elapsed : 0.0);
 }
 
@@ -1364,7 +1516,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (o.brokers != NULL) {
-        s.rk = make_producer(&o);
+        s.rk = make_producer(&s);
         if (s.rk == NULL)
             goto out;
     } else {
@@ -1398,10 +1550,8 @@ int main(int argc, char **argv)
 
     s.start_mono = fp_mono_ms();
     rc = run(&s);
-    if (s.rk != NULL) {
-        rd_kafka_flush(s.rk, 60000);
-        undelivered = delivery_failures + rd_kafka_outq_len(s.rk);
-    }
+    if (s.rk != NULL)
+        undelivered = deliver_all(&s);
     if (s.out != NULL && fflush(s.out) != 0) {
         fprintf(stderr, "fleet-sim: cannot write %s: %s\n", o.output, strerror(errno));
         rc = -1;
@@ -1421,6 +1571,11 @@ out:
         rd_kafka_destroy(s.rk);
     for (size_t i = 0; i < s.nresends; i++)
         free(s.resends[i].data);
+    for (size_t i = 0; i < s.nunsent; i++) {
+        free(s.unsent[i].key);
+        free(s.unsent[i].data);
+    }
+    free(s.unsent);
     free(s.resends);
     fp_buf_free(&s.frame);
     fp_buf_free(&s.damaged);

@@ -46,4 +46,31 @@ expect_eq "Teltonika metrics are named" \
     "$(psql_q "SELECT count(*) > 0 FROM telemetry WHERE metrics ? 'external_voltage_v' AND metrics ? 'ignition' AND io ? '239'")" t
 expect_eq "negative coordinates stored" "$(psql_q "SELECT count(*) > 0 FROM telemetry WHERE lat < 0 AND lon < 0")" t
 
+# A fatal error of fleet-sim's idempotent producer mid-run (as after a broker SIGKILL that lost
+# acknowledged sequence state): fleet-sim takes back what was queued and in flight, replaces the
+# producer and sends it again, so every observation still reaches the table. This run's event
+# time starts after the first run's last timestamp (at most ~2 h of simulated time), so its rows
+# are those from START2 on; it has no damaged frames, so the DLQ must not grow.
+START2=$((1767225600000 + 30 * 86400000))
+DLQ_BEFORE=$(dlq_count)
+"$BIN/fleet-sim" --brokers "$BROKERS" --devices 40 --records 4000 --seed "$((SEED + 1))" \
+    --rate 2000 --start-ms "$START2" --retransmit-rate 0.05 --inject-fatal-after 1200 \
+    --manifest "$STATE/manifest2" >"$STATE/sim2.json" 2>"$STATE/sim2.err"
+RC2=$?
+cat "$STATE/sim2.json"
+expect_eq "after a fatal producer error fleet-sim still delivers everything" \
+    "rc $RC2 $(grep -o '"undelivered":[0-9]*,"producers_renewed":[0-9]*' "$STATE/sim2.json")" \
+    'rc 0 "undelivered":0,"producers_renewed":1'
+sent_keys "$STATE/manifest2" >"$STATE/sent_keys2"
+N2=$(wc -l <"$STATE/sent_keys2")
+rows_from_start2() { [ "$(psql_q "SELECT count(*) FROM telemetry WHERE ts >= to_timestamp($START2 / 1000.0)")" = "$N2" ]; }
+if fp_wait_for 90 "$N2 rows of the second run" rows_from_start2; then
+    pass "$N2 rows of the second run arrive"
+else
+    fail "$N2 rows of the second run arrive" "$(cat "$STATE/sim2.err")"
+fi
+expect_keys_stored "every observation sent across the producer's replacement stored once" \
+    "$STATE/sent_keys2" "ts >= to_timestamp($START2 / 1000.0)"
+expect_eq "the DLQ did not grow" "$(dlq_count)" "$DLQ_BEFORE"
+
 finish fleet
