@@ -293,6 +293,9 @@ int fp_record_set_enrich_str(fp_record *r, fp_str *field, const char *value, siz
     return 0;
 }
 
+/* Names fp_record_metrics_find looks up in one pass; more go one by one. */
+#define FP_RECORD_FIND_MAX 8
+
 const fp_metric *fp_record_metric(const fp_record *r, const char *name)
 {
     size_t len = strlen(name);
@@ -304,6 +307,34 @@ const fp_metric *fp_record_metric(const fp_record *r, const char *name)
             return m;
     }
     return NULL;
+}
+
+void fp_record_metrics_find(const fp_record *r, const char *const *names, size_t n,
+                            const fp_metric **out)
+{
+    size_t len[FP_RECORD_FIND_MAX], left = n;
+
+    if (n > FP_RECORD_FIND_MAX) {
+        for (size_t j = 0; j < n; j++)
+            out[j] = fp_record_metric(r, names[j]);
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        len[j] = strlen(names[j]);
+        out[j] = NULL;
+    }
+    for (size_t i = 0; i < r->metrics_len && left > 0; i++) {
+        const fp_metric *m = &r->metrics[i];
+        const char *name = r->arena + m->name.off;
+
+        for (size_t j = 0; j < n; j++) {
+            if (out[j] == NULL && m->name.len == len[j] &&
+                (len[j] == 0 || memcmp(name, names[j], len[j]) == 0)) {
+                out[j] = m;
+                left--;
+            }
+        }
+    }
 }
 
 const char *fp_record_err_code(int err)

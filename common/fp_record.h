@@ -173,6 +173,11 @@ int fp_record_set_enrich_str(fp_record *r, fp_str *field, const char *value, siz
 /* Looks up a metric by name; NULL when absent. */
 const fp_metric *fp_record_metric(const fp_record *r, const char *name);
 
+/* Looks up n metrics in one pass over the record's: out[i] is what fp_record_metric(r, names[i])
+ * returns (the first metric of that name, or NULL). */
+void fp_record_metrics_find(const fp_record *r, const char *const *names, size_t n,
+                            const fp_metric **out);
+
 /* Stable short code for a decode error, e.g. "schema"; "unknown" for any other value. */
 const char *fp_record_err_code(int err);
 

@@ -247,15 +247,21 @@ int fp_record_encode_metrics_json(const fp_record *r, fp_buf *out)
     return 0;
 }
 
+/* Subsets up to this size are looked up in one pass over the record's metrics. */
+#define SUBSET_FIND_MAX 8
+
 int fp_record_encode_metrics_subset_json(const fp_record *r, const char *const *names, size_t n,
                                          fp_buf *out)
 {
     size_t start = out->len;
     int rc = put_char(out, '{');
     bool first = true;
+    const fp_metric *found[SUBSET_FIND_MAX];
 
+    if (n <= SUBSET_FIND_MAX)
+        fp_record_metrics_find(r, names, n, found);
     for (size_t i = 0; i < n; i++) {
-        const fp_metric *m = fp_record_metric(r, names[i]);
+        const fp_metric *m = n <= SUBSET_FIND_MAX ? found[i] : fp_record_metric(r, names[i]);
 
         if (m == NULL)
             continue;

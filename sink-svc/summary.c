@@ -19,10 +19,12 @@ typedef enum metric_read { READ_NULL = 0, READ_NUMBER, READ_BY_DATABASE } metric
 /* One row as the rollups see it. */
 typedef struct item {
     const fp_record *rec;
+    uint64_t key[2]; /* the device id's first 16 bytes, big-endian, NUL-padded (device_order) */
     size_t index;
     int64_t ts_ms;
     metric_read eh_read, odo_read;
     double eh, odo;
+    int ign; /* the ignition column: 1, 0, or -1 for NULL */
 } item;
 
 struct summary {
@@ -79,10 +81,8 @@ size_t summary_len(const summary *s)
     return s->len;
 }
 
-static metric_read read_metric(const fp_record *r, const char *name, double *v)
+static metric_read read_metric(const fp_metric *m, double *v)
 {
-    const fp_metric *m = fp_record_metric(r, name);
-
     *v = 0;
     if (m == NULL || m->kind == FP_METRIC_BOOL)
         return READ_NULL;
@@ -92,8 +92,25 @@ static metric_read read_metric(const fp_record *r, const char *name, double *v)
     return READ_NUMBER;
 }
 
+/* Writes the first 16 bytes of id (NUL-padded) as two big-endian numbers: they compare as the
+ * bytes do. */
+static void device_key(const char *id, uint64_t key[2])
+{
+    size_t i = 0;
+
+    key[0] = key[1] = 0;
+    for (int w = 0; w < 2; w++)
+        for (int b = 0; b < 8; b++) {
+            key[w] <<= 8;
+            if (id[i] != '\0')
+                key[w] |= (uint8_t)id[i++];
+        }
+}
+
 int summary_add(summary *s, const fp_record *rec, size_t index)
 {
+    const char *const names[3] = {rollup_metrics[0], rollup_metrics[1], "ignition"};
+    const fp_metric *m[3];
     item *it;
 
     if (s->len == s->cap) {
@@ -107,17 +124,33 @@ int summary_add(summary *s, const fp_record *rec, size_t index)
     }
     it = &s->items[s->len++];
     it->rec = rec;
+    device_key(rec->device_id, it->key);
     it->index = index;
     it->ts_ms = rec->ts_ms;
-    it->eh_read = read_metric(rec, rollup_metrics[0], &it->eh);
-    it->odo_read = read_metric(rec, rollup_metrics[1], &it->odo);
+    fp_record_metrics_find(rec, names, 3, m);
+    it->eh_read = read_metric(m[0], &it->eh);
+    it->odo_read = read_metric(m[1], &it->odo);
+    it->ign = m[2] != NULL && m[2]->kind == FP_METRIC_BOOL ? m[2]->b : -1;
     return 0;
+}
+
+/* The order of two items' devices, exactly strcmp's: the keys compare as the first 16 bytes do
+ * (unsigned, a NUL padding sorting first), and only ids that agree there are compared whole. */
+static int device_order(const item *x, const item *y)
+{
+    if (x->key[0] != y->key[0])
+        return x->key[0] < y->key[0] ? -1 : 1;
+    if (x->key[1] != y->key[1])
+        return x->key[1] < y->key[1] ? -1 : 1;
+    if ((x->key[1] & 0xff) == 0)
+        return 0; /* both ids ended within the 16 bytes, equal */
+    return strcmp(x->rec->device_id + 16, y->rec->device_id + 16);
 }
 
 static int cmp_item(const void *a, const void *b)
 {
     const item *x = a, *y = b;
-    int c = strcmp(x->rec->device_id, y->rec->device_id);
+    int c = device_order(x, y);
 
     if (c != 0)
         return c;
@@ -178,14 +211,6 @@ static int put_i64(fp_buf *b, int64_t v)
 static int put_metric(fp_buf *b, metric_read read, double v)
 {
     return read == READ_NUMBER ? put_double(b, v) : put_null(b);
-}
-
-/* The ignition column of a row: the "ignition" metric when it is a boolean (rows.c). */
-static int ignition_of(const fp_record *r)
-{
-    const fp_metric *m = fp_record_metric(r, "ignition");
-
-    return m != NULL && m->kind == FP_METRIC_BOOL ? m->b : -1;
 }
 
 static int put_ignition(fp_buf *b, int ign)
@@ -252,7 +277,7 @@ static int put_hours(summary *s, const item *lo, const item *hi)
             h.eh += it->eh - prev->eh;
         if (it->odo_read == READ_NUMBER && prev->odo_read == READ_NUMBER && it->odo >= prev->odo)
             h.odo += it->odo - prev->odo;
-        if (ignition_of(prev->rec) == 1 && it->ts_ms - prev->ts_ms <= IGNITION_GAP_MAX_MS)
+        if (prev->ign == 1 && it->ts_ms - prev->ts_ms <= IGNITION_GAP_MAX_MS)
             h.ign_ms += it->ts_ms - prev->ts_ms;
     }
     return put_hour(s, device_id, &h);
@@ -287,7 +312,7 @@ static int put_device(summary *s, const item *lo, const item *hi)
         put_metric(&p[P_DEV_FIRST_EH], lo->eh_read, lo->eh) < 0 ||
         put_metric(&p[P_DEV_FIRST_ODO], lo->odo_read, lo->odo) < 0 ||
         put_ts(&p[P_DEV_LAST_TS], last->ts_ms) < 0 ||
-        put_ignition(&p[P_DEV_LAST_IGN], ignition_of(last->rec)) < 0 ||
+        put_ignition(&p[P_DEV_LAST_IGN], last->ign) < 0 ||
         put_metric(&p[P_DEV_LAST_EH], last->eh_read, last->eh) < 0 ||
         put_metric(&p[P_DEV_LAST_ODO], last->odo_read, last->odo) < 0 ||
         put_str(&p[P_DEV_LAST_SITE_ID], last->rec, e->site_id) < 0 ||
@@ -306,7 +331,7 @@ int summary_build(summary *s, const char **values)
     while (lo < s->len) {
         size_t hi = lo + 1;
 
-        while (hi < s->len && strcmp(s->items[hi].rec->device_id, s->items[lo].rec->device_id) == 0)
+        while (hi < s->len && device_order(&s->items[hi], &s->items[lo]) == 0)
             hi++;
         if (put_device(s, &s->items[lo], &s->items[hi]) < 0)
             return -1;

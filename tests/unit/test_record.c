@@ -836,3 +836,28 @@ FP_TEST(record_check_repeats_and_nuls)
     FP_CHECK_INT(fp_record_check(&r, msg, sizeof(msg)), FP_REC_ERR_NUL);
     fp_record_free(&r);
 }
+
+/* fp_record_metrics_find answers for each name what fp_record_metric does: the first metric of
+ * that name (a repeated name included), NULL for an absent one, a name asked twice. */
+FP_TEST(record_metrics_find_matches_the_one_by_one_lookup)
+{
+    const char *names[] = {"odometer_m", "ignition", "nope", "ignition", "engine_hours_h", "o"};
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    const fp_metric *got[N];
+    fp_record r;
+
+    fp_record_init(&r);
+    FP_CHECK_INT(fp_record_add_metric_number(&r, "engine_hours_h", 12.5), 0);
+    FP_CHECK_INT(fp_record_add_metric_bool(&r, "ignition", true), 0);
+    FP_CHECK_INT(fp_record_add_metric_number(&r, "ignition", 3), 0);
+    FP_CHECK_INT(fp_record_add_metric_number(&r, "odometer", 1), 0);
+    FP_CHECK_INT(fp_record_add_metric_number(&r, "odometer_m", 7), 0);
+    fp_record_metrics_find(&r, names, N, got);
+    for (size_t i = 0; i < N; i++)
+        FP_CHECK(got[i] == fp_record_metric(&r, names[i]));
+    FP_CHECK(got[1] != NULL && got[1]->kind == FP_METRIC_BOOL);
+    FP_CHECK(got[3] == got[1]);
+    FP_CHECK(got[2] == NULL && got[5] == NULL);
+    FP_CHECK(got[0] != NULL && got[0]->num == 7);
+    fp_record_free(&r);
+}

@@ -3,6 +3,7 @@
  * tested against PostgreSQL by tests/integration/test_rollups.sh. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fp_test.h"
@@ -158,5 +159,50 @@ FP_TEST(summary_string_metric_is_left_to_the_database)
     FP_CHECK_STR(v[SITE_NAME], "{NULL}");
     FP_CHECK_STR(v[B_DEV], "{}");
     free_rows(r, 2);
+    summary_free(s);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Devices come out in strcmp's order, also where ids agree in their first 16 bytes (the sort's
+ * fast key), end within them, or hold bytes above 0x7f; rows of one device stay together. */
+FP_TEST(summary_orders_devices_as_strcmp)
+{
+    const char *ids[] = {
+        "abcdefghijklmnopZ", "b", "abcdefghijklmnop",   "abcdefghijklmno",  "abcdefghijklmnopA",
+        "\xc3\xa9t\xc3\xa9", "a", "abcdefghijklmnopAA", "abcdefghijklmnpp", "A",
+        "abcdefghijklmnopZ"};
+    enum { N = sizeof(ids) / sizeof(ids[0]) };
+    const char *sorted[N];
+    fp_record r[N];
+    summary *s = summary_new();
+    const char *v[SUMMARY_NPARAMS];
+    char want[512] = "{";
+    size_t idx[N];
+
+    FP_CHECK(s != NULL);
+    for (size_t i = 0; i < N; i++) {
+        make(&r[i], ids[i], i == 0 ? "2026-01-01T10:00:00Z" : "2026-01-01T11:00:00Z", -1, NAN, NAN,
+             NAN);
+        sorted[i] = ids[i];
+    }
+    add_and_build(s, r, N, v);
+    /* The reference: the distinct ids sorted by strcmp itself. */
+    qsort(sorted, N, sizeof(sorted[0]), cmp_str);
+    for (size_t i = 0; i < N; i++) {
+        if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0)
+            continue;
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s\"%s\"", i > 0 ? "," : "",
+                 sorted[i]);
+    }
+    strcat(want, "}");
+    FP_CHECK_STR(v[ID], want);
+    FP_CHECK_INT(summary_rows_of(s, "abcdefghijklmnopZ", idx), 2);
+    FP_CHECK_INT(summary_rows_of(s, "abcdefghijklmnop", idx), 1);
+    FP_CHECK_INT(idx[0], 2);
+    free_rows(r, N);
     summary_free(s);
 }
