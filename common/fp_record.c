@@ -293,9 +293,6 @@ int fp_record_set_enrich_str(fp_record *r, fp_str *field, const char *value, siz
     return 0;
 }
 
-/* Names fp_record_metrics_find looks up in one pass; more go one by one. */
-#define FP_RECORD_FIND_MAX 8
-
 const fp_metric *fp_record_metric(const fp_record *r, const char *name)
 {
     size_t len = strlen(name);

@@ -173,6 +173,9 @@ int fp_record_set_enrich_str(fp_record *r, fp_str *field, const char *value, siz
 /* Looks up a metric by name; NULL when absent. */
 const fp_metric *fp_record_metric(const fp_record *r, const char *name);
 
+/* Names fp_record_metrics_find looks up in one pass; beyond that it looks them up one by one. */
+#define FP_RECORD_FIND_MAX 8
+
 /* Looks up n metrics in one pass over the record's: out[i] is what fp_record_metric(r, names[i])
  * returns (the first metric of that name, or NULL). */
 void fp_record_metrics_find(const fp_record *r, const char *const *names, size_t n,

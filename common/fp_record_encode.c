@@ -247,28 +247,27 @@ int fp_record_encode_metrics_json(const fp_record *r, fp_buf *out)
     return 0;
 }
 
-/* Subsets up to this size are looked up in one pass over the record's metrics. */
-#define SUBSET_FIND_MAX 8
-
 int fp_record_encode_metrics_subset_json(const fp_record *r, const char *const *names, size_t n,
                                          fp_buf *out)
 {
     size_t start = out->len;
     int rc = put_char(out, '{');
     bool first = true;
-    const fp_metric *found[SUBSET_FIND_MAX];
+    const fp_metric *found[FP_RECORD_FIND_MAX];
 
-    if (n <= SUBSET_FIND_MAX)
-        fp_record_metrics_find(r, names, n, found);
-    for (size_t i = 0; i < n; i++) {
-        const fp_metric *m = n <= SUBSET_FIND_MAX ? found[i] : fp_record_metric(r, names[i]);
+    /* The names in groups that fp_record_metrics_find looks up in one pass each. */
+    for (size_t base = 0; base < n; base += FP_RECORD_FIND_MAX) {
+        size_t k = n - base < FP_RECORD_FIND_MAX ? n - base : FP_RECORD_FIND_MAX;
 
-        if (m == NULL)
-            continue;
-        if (!first)
-            rc |= put_char(out, ',');
-        rc |= put_metric_member(out, r, m);
-        first = false;
+        fp_record_metrics_find(r, names + base, k, found);
+        for (size_t i = 0; i < k; i++) {
+            if (found[i] == NULL)
+                continue;
+            if (!first)
+                rc |= put_char(out, ',');
+            rc |= put_metric_member(out, r, found[i]);
+            first = false;
+        }
     }
     rc |= put_char(out, '}');
     if (rc != 0) {

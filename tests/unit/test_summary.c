@@ -198,7 +198,7 @@ FP_TEST(summary_orders_devices_as_strcmp)
         snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s\"%s\"", i > 0 ? "," : "",
                  sorted[i]);
     }
-    strcat(want, "}");
+    snprintf(want + strlen(want), sizeof(want) - strlen(want), "}");
     FP_CHECK_STR(v[ID], want);
     FP_CHECK_INT(summary_rows_of(s, "abcdefghijklmnopZ", idx), 2);
     FP_CHECK_INT(summary_rows_of(s, "abcdefghijklmnop", idx), 1);
