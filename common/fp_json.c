@@ -262,6 +262,24 @@ int fp_json_put_string(fp_buf *b, const char *s, size_t len)
     return put_string_slow(b, s, len, i, start_len);
 }
 
+bool fp_json_is_plain(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+
+    /* A word at a time, the last one ending at the string's end (overlapping), as in
+     * fp_json_put_string's fast path. */
+    for (; len - i >= 8; i += 8)
+        if (special_bytes(load_word(u + i)) != 0)
+            return false;
+    if (i < len && len >= 8)
+        return special_bytes(load_word(u + len - 8)) == 0;
+    for (; i < len; i++)
+        if (byte_class[u[i]] != 0)
+            return false;
+    return true;
+}
+
 /* Writes the seven digits of v < 10^7, with leading zeros, and returns how many of them are
  * left once the trailing zeros are dropped (at least 1: v is not 0). out has room for 8 bytes
  * (the eighth is scratch). */

@@ -15,6 +15,10 @@
  * U+FFFD so that the output is always valid JSON and valid UTF-8. */
 int fp_json_put_string(fp_buf *b, const char *s, size_t len);
 
+/* Returns true when fp_json_put_string writes s[0..len) unchanged between its quotes: every
+ * byte is ASCII from 0x20 up, other than '"' and '\\'. */
+bool fp_json_is_plain(const char *s, size_t len);
+
 /* Returns true when s[0..len) is well-formed UTF-8 (JSON text must be). Otherwise returns
  * false and, when bad_at is not NULL, sets it to the offset of the first ill-formed byte. */
 bool fp_json_utf8_valid(const char *s, size_t len, size_t *bad_at);

@@ -72,6 +72,10 @@ typedef struct fp_metric {
     fp_metric_kind kind;
     double num;
     bool b;
+    /* The name is written in JSON as it is, between quotes (fp_json_is_plain holds for it): set
+     * only by decoders whose names are plain by construction, so that the encoder copies the
+     * name instead of scanning it for bytes to escape. false (as pushed) is always correct. */
+    bool name_plain;
     fp_str str;
 } fp_metric;
 

@@ -180,9 +180,25 @@ static int put_io_object(fp_buf *b, const fp_record *r)
 /* Appends one metric as a member, "name":value. */
 static int put_metric_member(fp_buf *b, const fp_record *r, const fp_metric *m)
 {
-    int rc = fp_json_put_string(b, fp_record_str(r, m->name), m->name.len);
+    int rc = 0;
 
-    rc |= put_char(b, ':');
+    if (m->name_plain) {
+        /* "name": copied as it is, in one reservation (the decoder vouched for its bytes). */
+        char *p;
+
+        if (ensure_room(b, (size_t)m->name.len + 3) != 0)
+            return -1;
+        p = b->data + b->len;
+        *p++ = '"';
+        memcpy(p, fp_record_str(r, m->name), m->name.len);
+        p += m->name.len;
+        *p++ = '"';
+        *p++ = ':';
+        b->len = (size_t)(p - b->data);
+    } else {
+        rc |= fp_json_put_string(b, fp_record_str(r, m->name), m->name.len);
+        rc |= put_char(b, ':');
+    }
     switch (m->kind) {
     case FP_METRIC_BOOL:
         rc |= m->b ? PUT_LIT(b, "true") : PUT_LIT(b, "false");

@@ -998,6 +998,8 @@ static int metrics_member(reader *rd, key_ref key)
     }
     if (m == NULL)
         rd->nomem = true;
+    else /* read once here, so that the encoder copies the name instead of scanning it */
+        m->name_plain = fp_json_is_plain(fp_record_str(r, m->name), m->name.len);
     return 0;
 }
 

@@ -711,6 +711,9 @@ static int put_metric(struct senml_ctx *c, int32_t g, const char *name, size_t n
         m = ok ? fp_record_push_metric(r, name, nlen, kind) : NULL;
         if (m == NULL)
             return -1;
+        /* Every name is a sanitised stem (ASCII letters, digits, '_'), "_sum" and a suffix that
+         * is sanitised or from unit_suffixes, or one of pos_metric_names: all plain. */
+        m->name_plain = true;
         m->num = kind == FP_METRIC_NUMBER ? num : 0;
         m->b = kind == FP_METRIC_BOOL ? bval : false;
         m->str = sv;

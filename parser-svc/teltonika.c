@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fp_json.h"
 #include "parser-svc/decode.h"
 #include "parser-svc/teltonika_frame.h"
 
@@ -128,6 +129,11 @@ static void build_named_index(void)
             fprintf(stderr, "teltonika: metric name %.32s... is too long\n", n->name);
             abort();
         }
+        /* add_named marks every name plain (fp_metric.name_plain). */
+        if (!fp_json_is_plain(n->name, strlen(n->name))) {
+            fprintf(stderr, "teltonika: metric name %s needs JSON escaping\n", n->name);
+            abort();
+        }
         named_index[n->id] = (uint8_t)(i + 1);
         named_slot[i] = (uint8_t)i;
         named_len[i] = (uint8_t)strlen(n->name);
@@ -230,6 +236,7 @@ static int add_named(fp_record *r, struct metric_slots *s, size_t entry, unsigne
             m->num = n->kind == NAMED_SINT ? scaled(n, (double)sign_extend(value, width))
                                            : scaled(n, (double)value);
         }
+        m->name_plain = true; /* build_named_index checked the table's names */
         s->metric[slot] = (uint8_t)at;
         s->entry[slot] = (uint8_t)entry;
         return 0;

@@ -158,6 +158,39 @@ FP_TEST(json_string_escapes)
     fp_buf_free(&b);
 }
 
+/* fp_json_is_plain is true exactly for the strings fp_json_put_string copies unchanged: every
+ * byte alone, and each byte in the middle of a longer plain string. */
+FP_TEST(json_is_plain_agrees_with_put_string)
+{
+    fp_buf b;
+
+    fp_buf_init(&b);
+    FP_CHECK(fp_json_is_plain("", 0));
+    for (int c = 0; c < 256; c++) {
+        char one[1] = {(char)c};
+        char quoted[3] = {'"', (char)c, '"'};
+        bool unchanged;
+
+        unchanged = strlen(json_string(&b, one, 1)) == 3 && memcmp(b.data, quoted, 3) == 0;
+        if (fp_json_is_plain(one, 1) != unchanged)
+            fp_test_fail(__FILE__, __LINE__, "byte 0x%02x: plain %d, copied unchanged %d", c,
+                         fp_json_is_plain(one, 1), unchanged);
+        /* The byte at every position of every length up to 20: word and byte paths alike. */
+        for (size_t len = 1; len <= 20; len++)
+            for (size_t at = 0; at < len; at++) {
+                char text[20];
+
+                memset(text, 'a', sizeof(text));
+                text[at] = (char)c;
+                if (fp_json_is_plain(text, len) != unchanged)
+                    fp_test_fail(__FILE__, __LINE__, "byte 0x%02x at %zu of %zu: plain %d", c, at,
+                                 len, fp_json_is_plain(text, len));
+            }
+    }
+    FP_CHECK(fp_json_is_plain("abcdefghijklmnopq", 17));
+    fp_buf_free(&b);
+}
+
 FP_TEST(json_string_utf8_valid)
 {
     static const char *const valid[] = {

@@ -141,6 +141,42 @@ static void build_design_example(fp_record *r)
     FP_CHECK_INT(fp_record_add_metric_number(r, "odometer_m", 1532006), 0);
 }
 
+/* A metric whose name is marked plain is written as the same bytes as one that is not, also when
+ * the buffer must grow for it. */
+FP_TEST(record_plain_metric_names_encode_alike)
+{
+    static const char *const names[] = {"ignition", "external_voltage_v", "a", "x y/z"};
+    fp_record r;
+    fp_buf scanned, copied;
+
+    fp_record_init(&r);
+    fp_buf_init(&scanned);
+    fp_buf_init(&copied);
+    memcpy(r.device_id, "d", 2);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        FP_CHECK_INT(fp_record_add_metric_number(&r, names[i], (double)i + 0.5), 0);
+    FP_CHECK_INT(fp_record_add_metric_bool(&r, "on", true), 0);
+    FP_CHECK_INT(fp_record_add_metric_string(&r, "vin", "W0L", 3), 0);
+    FP_CHECK_INT(fp_record_encode_metrics_json(&r, &scanned), 0);
+    for (size_t i = 0; i < r.metrics_len; i++) {
+        FP_CHECK(!r.metrics[i].name_plain); /* as pushed */
+        r.metrics[i].name_plain = true;
+    }
+    /* One byte at a time: every name then needs the buffer to grow. */
+    for (size_t cap = 1; cap < 8; cap++) {
+        fp_buf_free(&copied);
+        fp_buf_init(&copied);
+        FP_CHECK_INT(fp_buf_reserve(&copied, cap), 0);
+        FP_CHECK_INT(fp_record_encode_metrics_json(&r, &copied), 0);
+        FP_CHECK_STR(fp_buf_cstr(&copied), fp_buf_cstr(&scanned));
+    }
+    FP_CHECK_STR(fp_buf_cstr(&scanned), "{\"ignition\":0.5,\"external_voltage_v\":1.5,\"a\":2.5,"
+                                        "\"x y/z\":3.5,\"on\":true,\"vin\":\"W0L\"}");
+    fp_buf_free(&scanned);
+    fp_buf_free(&copied);
+    fp_record_free(&r);
+}
+
 FP_TEST(record_golden_encode)
 {
     fp_record r;

@@ -49,6 +49,12 @@ static const read_case cases[] = {
     {HEAD ",\"x\":.5}", 0, FP_REC_ERR_JSON, NULL},
     {HEAD ",\"x\":nul}", 0, FP_REC_ERR_JSON, NULL},
     {HEAD ",\"x\":[01,1.,-.5,1.e5,-0,1E+2]}", 0, 0, OUT "}"},
+    /* Metric names the encoder must escape (it copies only the names the reader found plain). */
+    {HEAD ",\"metrics\":{\"ok\":1,\"q\\\"x\":2,\"c\\u0001\":3,\"\xc3\xa9\":4,\"t\x01\":5,"
+          "\"b\\\\\":6,\"long_plain_name_1\":7}}",
+     0, 0,
+     OUT ",\"metrics\":{\"ok\":1,\"q\\\"x\":2,\"c\\u0001\":3,\"\xc3\xa9\":4,\"t\\u0001\":5,"
+         "\"b\\\\\":6,\"long_plain_name_1\":7}}"},
     {"{\"schema\":1.0,\"device_id\":\"d\\u00e9\\ud83d\\ude00\",\"ts\":\"2026-03-02T07:45:12Z\"}", 0,
      0,
      "{\"schema\":1,\"device_id\":\"d\xc3\xa9\xf0\x9f\x98\x80"

@@ -7,6 +7,7 @@
 
 #include "parser-svc/decode.h"
 #include "common/fp_buf.h"
+#include "common/fp_json.h"
 #include "common/fp_record.h"
 #include "fp_test.h"
 
@@ -65,8 +66,17 @@ static void check_pack(const char *payload, const char *key, const char *const *
     if (rc != 0)
         fp_test_fail(__FILE__, __LINE__, "pack %s: %s: %s", payload, err.code, err.message);
     FP_CHECK_INT(b.len, n);
-    for (size_t i = 0; i < b.len && i < n; i++)
-        FP_CHECK_STR(record_json(&b.recs[i], &buf), expected[i]);
+    for (size_t i = 0; i < b.len && i < n; i++) {
+        const fp_record *r = &b.recs[i];
+
+        FP_CHECK_STR(record_json(r, &buf), expected[i]);
+        /* The decoder marks every name plain (sanitised), and each is. */
+        for (size_t j = 0; j < r->metrics_len; j++) {
+            FP_CHECK(r->metrics[j].name_plain);
+            FP_CHECK(
+                fp_json_is_plain(fp_record_str(r, r->metrics[j].name), r->metrics[j].name.len));
+        }
+    }
     fp_buf_free(&buf);
     decode_batch_free(&b);
 }

@@ -7,6 +7,7 @@
 
 #include "parser-svc/decode.h"
 #include "fp_test.h"
+#include "common/fp_json.h"
 #include "common/fp_time.h"
 #include "parser-svc/teltonika_frame.h"
 
@@ -112,6 +113,14 @@ static void check_same_json(const fp_record *a, const fp_record *b)
 static void check_metrics_json(const fp_record *r, const char *expected)
 {
     fp_buf j = {0};
+
+    /* Every named metric is marked plain, and is. */
+    for (size_t i = 0; i < r->metrics_len; i++) {
+        const fp_metric *m = &r->metrics[i];
+
+        FP_CHECK(m->name_plain);
+        FP_CHECK(fp_json_is_plain(fp_record_str(r, m->name), m->name.len));
+    }
 
     FP_CHECK_INT(fp_record_encode_metrics_json(r, &j), 0);
     FP_CHECK_STR(fp_buf_cstr(&j), expected);
