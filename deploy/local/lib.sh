@@ -139,6 +139,41 @@ fp_pg_bindir() {
     echo "$best"
 }
 
+# fp_feed_fleet STATE NAME SINCE RECORDS TIMEOUT [OPTION...]: fleet-sim (BIN) sends RECORDS records
+# of a fleet of 1000 machines (seed 7, fleet-sim's OPTIONs) to the embedded stack in STATE, its
+# summary in STATE/NAME.json, then waits up to TIMEOUT s until each distinct record is a row of
+# telemetry with ts >= SINCE. Returns 1 when they are not all there in time.
+fp_feed_fleet() {
+    local state=$1 name=$2 since=$3 records=$4 timeout=$5 lib_dir
+    shift 5
+    lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    "$BIN/fleet-sim" --brokers "$(cat "$state/bootstrap")" --records "$records" --seed 7 \
+        --devices 1000 "$@" >"$state/$name.json" || return 1
+    fp_wait_for "$timeout" "the $name rows" _fp_rows_at_least "$lib_dir" "$state" "$since" \
+        "$(grep -o '"distinct":[0-9]*' "$state/$name.json" | cut -d: -f2)"
+}
+
+# _fp_rows_at_least LIB_DIR STATE SINCE N: the stack's telemetry holds N rows with ts >= SINCE.
+_fp_rows_at_least() {
+    [ "$("$1/pg.sh" psql "$2" -At -c "SELECT count(*) FROM telemetry WHERE ts >= '$3'")" -ge "$4" ]
+}
+
+# fp_steal_seconds: CPU seconds the hypervisor has taken from this machine's cores so far (the
+# steal column of /proc/stat; 0 on bare metal): a busy host shows here, not in any process.
+fp_steal_seconds() {
+    awk -v t="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.2f", $9 / t; f = 1 } END { if (!f) print 0 }' /proc/stat
+}
+
+# fp_cpu_seconds PID: the CPU seconds (user + system) PID has used so far with its children: those
+# it reaped and those alive (a PostgreSQL postmaster and its sessions). 0 when PID is gone.
+fp_cpu_seconds() {
+    local c
+    {
+        awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat" 2>/dev/null || true
+        for c in $(pgrep -P "$1" || true); do awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true; done
+    } | awk -v t="$(getconf CLK_TCK)" '{ s += $1 } END { printf "%.3f", s / t }'
+}
+
 # fp_metric PORT NAME [LABEL_FILTER]: prints the sum of a metric's samples on the service whose
 # HTTP endpoints are on 127.0.0.1:PORT (0 when absent), optionally only samples whose labels
 # contain LABEL_FILTER.

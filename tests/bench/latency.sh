@@ -34,18 +34,9 @@ trap '"$ROOT/deploy/local/stack.sh" stop "$S" >/dev/null 2>&1; rm -rf "$S"' EXIT
 "$ROOT/deploy/local/stack.sh" start "$S" >/dev/null
 B=$(cat "$S/bootstrap")
 q() { "$ROOT/deploy/local/pg.sh" psql "$S" -At -F ' ' -c "$1"; }
-rows_since() { q "SELECT count(*) FROM telemetry WHERE ts >= '$1'"; }
-at_least() { [ "$(rows_since "$1")" -ge "$2" ]; }
-
 # feed NAME SINCE RECORDS [OPTION...]: RECORDS records of the fleet (seed 7, 1000 machines) with
 # fleet-sim's OPTIONs, then waits until each distinct one is a row with ts >= SINCE.
-feed() {
-    local name=$1 since=$2 records=$3
-    shift 3
-    "$BIN/fleet-sim" --brokers "$B" --records "$records" --seed 7 --devices 1000 "$@" >"$S/$name.json"
-    fp_wait_for 120 "the $name rows" at_least "$since" \
-        "$(grep -o '"distinct":[0-9]*' "$S/$name.json" | cut -d: -f2)"
-}
+feed() { fp_feed_fleet "$S" "$1" "$2" "$3" 120 "${@:4}"; }
 
 feed warm-up 1970-01-01 100000
 WARM_SECONDS=${WARM_SECONDS:-20}
@@ -54,7 +45,19 @@ if [ "$WARM_SECONDS" -gt 0 ]; then
         --clock wall
 fi
 START=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) # later than every row of the first feed
+# The CPU each process of the stack uses during the feed, in cores.
+# shellcheck disable=SC1091
+PG_PID=$(. "$S/pg.env" && echo "$PG_PID")
+PROCS="broker:$(cat "$S/kafka/kafka.pid") postgres:$PG_PID parser:$(cat "$S/parser.pid")"
+PROCS="$PROCS enricher:$(cat "$S/enricher.pid") sink:$(cat "$S/sink.pid")"
+cpu_all() { for p in $PROCS; do fp_cpu_seconds "${p#*:}"; echo; done; }
+CPU0=$(cpu_all)
+ST0=$(fp_steal_seconds)
+T0=$(date +%s.%N)
 feed fed "$START" $((RATE * SECONDS_FED)) --rate "$RATE" --clock wall
+CPU1=$(cpu_all)
+ST1=$(fp_steal_seconds)
+T1=$(date +%s.%N)
 
 # Each enriched message's timestamp, by its record's key (the first copy of a resent record).
 kcat -C -b "$B" -t telemetry.enriched -o beginning -e -q -f '%T\t%s\n' 2>/dev/null |
@@ -89,3 +92,12 @@ curl -fsS "http://127.0.0.1:$(cat "$S/sink.port")/metrics" |
                printf "sink: %d batches (the warm-up too), %.0f rows and %.1f ms from due to COMMIT on average\n",
                    n, v["fleetpipe_sink_batch_rows_sum"] / n,
                    v["fleetpipe_sink_batch_duration_seconds_sum"] / n * 1000 }'
+echo "cores used during the feed (until its last row committed):"
+paste <(echo "$PROCS" | tr ' ' '\n' | cut -d: -f1) <(echo "$CPU0") <(echo "$CPU1") |
+    awk -v t="$(awk -v a="$T0" -v b="$T1" 'BEGIN { print b - a }')" \
+        -v st="$(awk -v a="$ST0" -v b="$ST1" 'BEGIN { print b - a }')" \
+        '{ printf "  %-9s %.2f\n", $1, ($3 - $2) / t; s += $3 - $2 }
+         END { printf "  %-9s %.2f of %d\n  %-9s %.2f (taken by the host: steal time)\n", "together", s / t, '"$(nproc)"', "steal", st / t }'
+for svc in parser enricher sink; do
+    echo "$svc: fetcher wake-ups $(fp_metric "$(cat "$S/$svc.port")" fleetpipe_consumer_fetch_wakeups_total)"
+done

@@ -299,12 +299,7 @@ run_sink() {
 }
 # db_cpu: CPU seconds the PostgreSQL cluster has used so far: the postmaster with the children it
 # reaped (sessions that ended) and its live processes.
-db_cpu() {
-    {
-        awk '{ print $14 + $15 + $16 + $17 }' "/proc/$PG_PID/stat"
-        for c in $(pgrep -P "$PG_PID"); do awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null; done
-    } | awk -v t="$(getconf CLK_TCK)" '{ s += $1 } END { printf "%.3f", s / t }'
-}
+db_cpu() { fp_cpu_seconds "$PG_PID"; }
 # no_sessions: no client session but the asking one is connected to the bench's PostgreSQL.
 no_sessions() {
     [ "$(bench_psql -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ]
@@ -443,6 +438,8 @@ HALF=$((PIPE_RPS / 2))
 [ "$HALF" -gt 0 ] || HALF=100
 LAT_SECS=20
 BROKER_PID=$(cat "$W/stack/kafka/kafka.pid")
+# shellcheck disable=SC1091
+STACK_PG_PID=$(. "$W/stack/pg.env" && echo "$PG_PID")
 proc_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
 # io_stalled_s: seconds so far in which some task waited for I/O (/proc/pressure/io, 0 without PSI).
 io_stalled_s() { awk '$1 == "some" { sub("total=", "", $5); printf "%.3f", $5 / 1e6; f = 1 } END { if (!f) print 0 }' /proc/pressure/io 2>/dev/null || echo 0; }
@@ -452,21 +449,28 @@ rows_since_at_least() { [ "$(stack_psql "SELECT count(*) FROM telemetry WHERE ts
 # latency_feed NAME: LAT_SECS s of the same fleet (seed 7: the machines and routes of the run
 # above, so the enricher's caches are as warm as in steady state; a fleet of new machines costs
 # what "enricher-svc without cache" shows) at HALF records/s stamped with the wall clock; waits
-# for its rows. Sets FEED_START (when it starts), FEED_CORES (the broker's CPU meanwhile) and
-# FEED_IO (the share of the feed's time in which some task waited for I/O).
+# for its rows. Sets FEED_START (when it starts), FEED_CORES and FEED_PG (the broker's and
+# PostgreSQL's CPU meanwhile, cores), FEED_STEAL (the CPU the host took from this machine, cores)
+# and FEED_IO (the share of the feed's time in which some task waited for I/O).
 latency_feed() {
-    local c0 t0 c1 t1 io0 io1
+    local c0 t0 c1 t1 io0 io1 p0 p1 s0 s1
     # To the millisecond: the feed before this one ended well within the same second.
     FEED_START=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
     c0=$(proc_cpu "$BROKER_PID")
+    p0=$(fp_cpu_seconds "$STACK_PG_PID")
+    s0=$(fp_steal_seconds)
     io0=$(io_stalled_s)
     t0=$(date +%s.%N)
     "$BIN/fleet-sim" --brokers "$(cat "$W/stack/bootstrap")" --records $((HALF * LAT_SECS)) \
         --rate "$HALF" --clock wall --seed 7 --devices 1000 >"$W/lat-$1.json"
     c1=$(proc_cpu "$BROKER_PID")
+    p1=$(fp_cpu_seconds "$STACK_PG_PID")
+    s1=$(fp_steal_seconds)
     io1=$(io_stalled_s)
     t1=$(date +%s.%N)
     FEED_CORES=$(per_second "$c0" "$c1" "$t0" "$t1" 2)
+    FEED_PG=$(per_second "$p0" "$p1" "$t0" "$t1" 2)
+    FEED_STEAL=$(per_second "$s0" "$s1" "$t0" "$t1" 2)
     FEED_IO=$(per_second "$io0" "$io1" "$t0" "$t1" 3)
     fp_wait_for 120 "the $1 latency feed's rows" rows_since_at_least "$FEED_START" \
         "$(grep -o '"distinct":[0-9]*' "$W/lat-$1.json" | cut -d: -f2)" || true
@@ -483,9 +487,13 @@ latency_of() {
 latency_feed cold
 COLD_START=$FEED_START
 BROKER_CORES_1=$FEED_CORES
+PG_CORES_1=$FEED_PG
+STEAL_1=$FEED_STEAL
 IO_1=$FEED_IO
 latency_feed warm
 BROKER_CORES_2=$FEED_CORES
+PG_CORES_2=$FEED_PG
+STEAL_2=$FEED_STEAL
 IO_2=$FEED_IO
 read -r LAT2_P50 LAT2_P99 < <(latency_of "$COLD_START" "$FEED_START")
 read -r LAT_P50 LAT_P99 < <(latency_of "$FEED_START")
@@ -578,6 +586,7 @@ printf '%-44s %14s %14s %8s %8s\n' "device time -> row committed, p50 / p99 ms" 
 printf '%-44s %14s %14s %8s %8s\n' "  the feed before it (broker's JVM young)" "$LAT2_P50" "$LAT2_P99" "-" ""
 echo "   (two $LAT_SECS s feeds at $HALF records/s, half the sustained rate, one after the other;"
 echo "    the broker's CPU, cores: $BROKER_CORES_1 during the first, $BROKER_CORES_2 during the second;"
+echo "    PostgreSQL's: $PG_CORES_1 and $PG_CORES_2; taken by the host (steal): $STEAL_1 and $STEAL_2;"
 echo "    share of the time some task waited for I/O: $IO_1 and $IO_2; data in $STORE_KIND)"
 printf '%-44s %14s %14s %14s %8s\n' "resident memory MiB: parser / enricher / sink" "$((RSS_P / 1048576))" "$((RSS_E / 1048576))" "$((RSS_S / 1048576))" "<=50"
 printf '%-44s %14s %14s %14s %8s\n' "CPU us/record alone: parser / enricher / sink" "$CPU_PARSER" "$CPU_ENRICHER" "$CPU_SINK" ""
@@ -604,7 +613,7 @@ cat >"$OUT/results.json" <<JSON
   "sink_via_kafka": $SINK_JSON,
   "cpu_us_per_record": {"alone": {"parser": $CPU_PARSER, "enricher": $CPU_ENRICHER, "sink": $CPU_SINK}, "pipeline": {"parser": $CPU_PIPE_P, "enricher": $CPU_PIPE_E, "sink": $CPU_PIPE_S}},
   "two_replicas": {"rows_per_s": $REP_RPS, "one_replica_rows_per_s": $PIPE_RPS, "rows_stored": $REP_ROWS, "distinct_sent": $REP_SENT, "missing": $REP_MISSING, "extra": $REP_EXTRA},
-  "pipeline": {"rows_per_s": $PIPE_RPS, "sink_alone_rows_per_s": $B_SINK_RPS, "latency_rate": $HALF, "latency_p50_ms": $LAT_P50, "latency_p99_ms": $LAT_P99, "latency_seconds": $LAT_SECS, "latency_first_feed": {"p50_ms": $LAT2_P50, "p99_ms": $LAT2_P99}, "broker_cores": {"first_feed": $BROKER_CORES_1, "measured_feed": $BROKER_CORES_2}, "io_stalled_share": {"first_feed": $IO_1, "measured_feed": $IO_2}, "rss_bytes": {"parser": $RSS_P, "enricher": $RSS_E, "sink": $RSS_S}},
+  "pipeline": {"rows_per_s": $PIPE_RPS, "sink_alone_rows_per_s": $B_SINK_RPS, "latency_rate": $HALF, "latency_p50_ms": $LAT_P50, "latency_p99_ms": $LAT_P99, "latency_seconds": $LAT_SECS, "latency_first_feed": {"p50_ms": $LAT2_P50, "p99_ms": $LAT2_P99}, "broker_cores": {"first_feed": $BROKER_CORES_1, "measured_feed": $BROKER_CORES_2}, "postgres_cores": {"first_feed": $PG_CORES_1, "measured_feed": $PG_CORES_2}, "steal_cores": {"first_feed": $STEAL_1, "measured_feed": $STEAL_2}, "io_stalled_share": {"first_feed": $IO_1, "measured_feed": $IO_2}, "rss_bytes": {"parser": $RSS_P, "enricher": $RSS_E, "sink": $RSS_S}},
   "enricher_via_kafka": {"records_per_s_stub_0ms": $EN_HIT, "records_per_s_stub_20ms": $EN_SLOW, "ratio": $EN_RATIO, "records_per_s_no_cache": $EN_NOCACHE, "geocoder_calls_per_record": $CALLS_CACHE, "geocoder_calls_per_record_no_cache": $CALLS_NOCACHE}
 }
 JSON
