@@ -785,9 +785,15 @@ static void put_cell_key(char *out, size_t out_size, long row, long col)
 void lookup_geo_cell(const lookup_engine *e, double lat, double lon, char *out, size_t out_size,
                      double *cell_lat, double *cell_lon)
 {
+    lookup_cell_key(e->s.geo_cell_m > 0 ? (double)e->s.geo_cell_m : 100.0, lat, lon, out, out_size,
+                    cell_lat, cell_lon);
+}
+
+void lookup_cell_key(double cell_m, double lat, double lon, char *out, size_t out_size,
+                     double *cell_lat, double *cell_lon)
+{
     /* Rows of equal height in latitude; each row's columns are as wide in metres as tall, at
      * the row's middle latitude. */
-    double cell_m = e->s.geo_cell_m > 0 ? (double)e->s.geo_cell_m : 100.0;
     double dlat = cell_m / 111320.0;
     long row = (long)floor((lat + 90.0) / dlat);
     double mid = -90.0 + ((double)row + 0.5) * dlat;

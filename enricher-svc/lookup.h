@@ -99,4 +99,9 @@ size_t lookup_outstanding(const lookup_engine *e);
 void lookup_geo_cell(const lookup_engine *e, double lat, double lon, char *out, size_t out_size,
                      double *cell_lat, double *cell_lon);
 
+/* lookup_geo_cell for cells of cell_m metres (what the engine does with GEO_CACHE_CELL_M):
+ * "row:col" into out (cut to out_size - 1 bytes), and the cell's centre. */
+void lookup_cell_key(double cell_m, double lat, double lon, char *out, size_t out_size,
+                     double *cell_lat, double *cell_lon);
+
 #endif

@@ -11,9 +11,10 @@
  * --only enrich runs the enricher pass alone (for a profiler) and prints its rate.
  *
  * Usage: bench_enrich CORPUS [GEOFENCES] [--seconds S] [--repeat N] [--only enrich]
- * The cache keys are formatted here with snprintf, as lookup.c formatted them before it wrote
- * them by hand; lookup.c's own path around the cache (lookup_geo, lookup_geo_site, lookup_asset)
- * is not measured here: profile enricher-svc itself for it. */
+ * The cache keys are written as lookup.c writes them (its lookup_cell_key, and "site:" with the
+ * site's id); lookup.c's own path around the cache (lookup_geo, lookup_geo_site, lookup_asset:
+ * the cache look-up, hit counters) is not measured here: tests/bench/profile.sh profiles
+ * enricher-svc itself. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,15 +98,23 @@ typedef struct world {
     lookup_answer address, machine;
 } world;
 
-/* The geocoder's cache key of a position: its 100 m grid cell (as lookup_geo_cell). */
-static void cell_key(double lat, double lon, char *out, size_t n)
+/* The geocoder cache's key for a record: its site's ("site:" and the id, as lookup_geo_site
+ * writes it) or its 100 m grid cell's (lookup.c's own lookup_cell_key). */
+static void geo_key(const geofence_site *site, const fp_record *r, char *out, size_t n)
 {
-    double dlat = 100.0 / 111320.0;
-    long row = (long)floor((lat + 90.0) / dlat);
-    double mid = -90.0 + ((double)row + 0.5) * dlat;
-    double dlon = 100.0 / (111320.0 * fmax(cos(mid * M_PI / 180.0), 0.01));
+    static const char prefix[] = "site:";
+    double clat, clon;
 
-    snprintf(out, n, "%ld:%ld", row, (long)floor((lon + 180.0) / dlon));
+    if (site == NULL) {
+        lookup_cell_key(100.0, r->position.lat, r->position.lon, out, n, &clat, &clon);
+    } else {
+        size_t len = strlen(site->id);
+
+        len = len < n - sizeof(prefix) ? len : n - sizeof(prefix);
+        memcpy(out, prefix, sizeof(prefix) - 1);
+        memcpy(out + sizeof(prefix) - 1, site->id, len);
+        out[sizeof(prefix) - 1 + len] = '\0';
+    }
 }
 
 /* What enrich_handle and emit_item do to a decoded record at a cache hit, with enrich.c's own
@@ -124,10 +133,7 @@ static void enrich(world *w, fp_record *r, int64_t now)
             enrich_set_site(r, site);
     }
     if (r->has_position) {
-        if (site != NULL)
-            snprintf(key, sizeof(key), "site:%s", site->id);
-        else
-            cell_key(r->position.lat, r->position.lon, key, sizeof(key));
+        geo_key(site, r, key, sizeof(key));
         if (!cache_get(w->geo, key, now, &v, &neg))
             cache_put(w->geo, key, NULL, true, now); /* warm-up pass */
         else if (v != NULL)
@@ -174,10 +180,7 @@ static void warm(world *w, const corpus *c, int64_t now)
             continue;
         if (w->sites != NULL)
             site = geofence_find(w->sites, r.position.lat, r.position.lon);
-        if (site != NULL)
-            snprintf(key, sizeof(key), "site:%s", site->id);
-        else
-            cell_key(r.position.lat, r.position.lon, key, sizeof(key));
+        geo_key(site, &r, key, sizeof(key));
         cache_put(w->geo, key, answer_copy(&w->address), false, now);
     }
     fp_record_free(&r);

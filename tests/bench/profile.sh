@@ -7,11 +7,12 @@
 # samples the three services and PostgreSQL's processes with `perf record` (PERF_FREQ samples a
 # second, default 499) while fleet-sim feeds RECORDS records, as fast as the pipeline takes them
 # or at PROFILE_RATE records/s, until each distinct one is a row. Prints, for each service and
-# for PostgreSQL, its CPU per record over the feed (from /proc) and its costs by symbol and by
-# library (self time, as a share of its own samples), and keeps the report in
-# build/bench/profile.txt. PERF_CALLGRAPH=dwarf also records call graphs (the report then
-# counts time with its callees; the samples take a few hundred MB). Everything it starts it stops
-# on exit. perf comes from Debian's linux-perf (installed when missing).
+# for PostgreSQL, its CPU per record over the feed (from /proc) and its costs by symbol (self
+# time, as a share of its own samples), into build/bench/profile.txt too; the samples stay in
+# build/bench/profile.data for `perf report -i`. PERF_CALLGRAPH=dwarf also records call graphs
+# (then `perf report --children` shows what each function costs with its callees; the samples
+# take a few hundred MB). Everything it starts it stops on exit. perf comes from Debian's
+# linux-perf (installed when missing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -78,9 +79,6 @@ mv "$S/perf.data" "$ROOT/build/bench/profile.data"
             'BEGIN { printf "\n== %s: %.1f CPU s, %.1f us per record\n", s, b - a, (b - a) * 1e6 / n }'
         echo "-- by symbol (self, % of its samples, >= 1.5 %)"
         perf report -i "$ROOT/build/bench/profile.data" "${only[@]}" --no-children --percentage relative \
-            --sort symbol --stdio --percent-limit 1.5 -q -g none 2>/dev/null | sed '/^$/d'
-        echo "-- by library"
-        perf report -i "$ROOT/build/bench/profile.data" "${only[@]}" --no-children --percentage relative \
-            --sort dso --stdio --percent-limit 1 -q -g none 2>/dev/null | sed '/^$/d'
+            --sort symbol --stdio --percent-limit 1.5 -q -g none 2>/dev/null | sed -e '/^$/d' -e 's/[ -]*$//'
     done
 } | tee "$OUT"
