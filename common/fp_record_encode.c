@@ -77,12 +77,21 @@ static int put_enrich_group(fp_buf *b, const fp_record *r, const struct enrich_f
     for (size_t i = 0; i < nfields; i++) {
         const fp_str *s = (const fp_str *)((const char *)&r->enrichment + fields[i].off);
 
+        char *p;
+
         if (s->len == 0)
             continue;
+        /* The separator and the member's key ("\"key\":", a constant) in one reservation. */
+        if (ensure_room(b, fields[i].key_len + 1) != 0) {
+            rc = -1;
+            continue;
+        }
+        p = b->data + b->len;
         if (!first)
-            rc |= put_char(b, ',');
+            *p++ = ',';
         first = false;
-        rc |= fp_buf_append(b, fields[i].key, fields[i].key_len);
+        memcpy(p, fields[i].key, fields[i].key_len);
+        b->len = (size_t)(p + fields[i].key_len - b->data);
         rc |= fp_json_put_string(b, fp_record_str(r, *s), s->len);
     }
     rc |= put_char(b, '}');
