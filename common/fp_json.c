@@ -428,7 +428,7 @@ static size_t format_double(double v, char *out)
     return n;
 }
 
-int fp_json_put_double(fp_buf *b, double v)
+int fp_json_put_double_any(fp_buf *b, double v)
 {
     char text[32];
     size_t n;

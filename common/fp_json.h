@@ -40,10 +40,31 @@ typedef struct fp_json_key {
  * whatever the input). Never fails. */
 bool fp_json_find_repeated_key(fp_json_key *keys, size_t n, fp_json_key *repeated);
 
-/* Appends a double: integral values with |v| < 2^53 as integers ("24310"), others in the
- * shortest form that reads back to the same double ("24.31", "55.6761234"). NaN and infinities
- * (not representable in JSON) are written as null. */
-int fp_json_put_double(fp_buf *b, double v);
+/* fp_json_put_double for any value (the inline function below calls it for all but the
+ * integral values it writes itself). */
+int fp_json_put_double_any(fp_buf *b, double v);
+
+/* Appends a double: integral values with |v| < 2^53 as integers ("24310"; -0.0 as "0"), others
+ * in the shortest form that reads back to the same double ("24.31", "55.6761234"). NaN and
+ * infinities (not representable in JSON) are written as null. About half of what the encoders
+ * write is integral; those are done inline, without the calls of the general path. */
+static inline int fp_json_put_double(fp_buf *b, double v)
+{
+    /* Below 2^53 the conversion to int64_t is exact for an integral v, which makes it the
+     * integer test; NaN fails the first comparison. A sign and 20 digits fit in the room. */
+    if (b->cap - b->len > 22 && __builtin_fabs(v) < 9007199254740992.0 && (double)(int64_t)v == v) {
+        int64_t i = (int64_t)v;
+        char *p = b->data + b->len;
+
+        if (i < 0) {
+            *p++ = '-';
+            b->len++;
+        }
+        b->len += fp_buf_format_u64(p, i < 0 ? 0 - (uint64_t)i : (uint64_t)i);
+        return 0;
+    }
+    return fp_json_put_double_any(b, v);
+}
 
 /* Appends "key": with the key quoted (the key must not need escaping). */
 int fp_json_put_key(fp_buf *b, const char *key);

@@ -302,6 +302,72 @@ FP_TEST(json_string_fuzz)
     fp_buf_free(&again);
 }
 
+/* The inline path of fp_json_put_double (integral values, a buffer with room) writes what the
+ * general path writes, for the edges of its test and for random values of every magnitude. */
+FP_TEST(json_double_inline_path_agrees_with_general)
+{
+    static const double edges[] = {0.0,
+                                   -0.0,
+                                   1.0,
+                                   -1.0,
+                                   9007199254740991.0,
+                                   -9007199254740991.0,
+                                   9007199254740992.0,
+                                   -9007199254740992.0,
+                                   9007199254740994.0,
+                                   -9223372036854775808.0,
+                                   9223372036854775808.0,
+                                   1e300,
+                                   -1e300,
+                                   0.5,
+                                   -7.25,
+                                   1e-5,
+                                   4503599627370495.5,
+                                   123456789.0};
+    uint64_t state = 0x9e3779b97f4a7c15u;
+    fp_buf room, fresh;
+
+    fp_buf_init(&room);
+    fp_buf_init(&fresh);
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]) + 200000; i++) {
+        double v;
+
+        if (i < sizeof(edges) / sizeof(edges[0])) {
+            v = edges[i];
+        } else {
+            uint64_t bits = next_random(&state);
+
+            switch (i % 4) {
+            case 0: /* any bit pattern, NaN and infinities included */
+                memcpy(&v, &bits, sizeof(v));
+                break;
+            case 1: /* integers of every width up to 2^63, both signs */
+                v = (double)(int64_t)(bits >> (bits % 64));
+                break;
+            case 2:
+                v = -(double)(bits >> 11 >> (bits % 53));
+                break;
+            default: /* a decimal like the devices' */
+                v = (double)(int64_t)(bits % 2000000001) / 1000.0 - 1000000.0;
+                break;
+            }
+        }
+        fp_buf_clear(&room);
+        FP_CHECK_INT(fp_buf_reserve(&room, 64), 0);
+        FP_CHECK_INT(fp_json_put_double(&room, v), 0);
+        fp_buf_free(&fresh);
+        fp_buf_init(&fresh);
+        FP_CHECK_INT(fp_json_put_double_any(&fresh, v), 0);
+        if (strcmp(fp_buf_cstr(&room), fp_buf_cstr(&fresh)) != 0) {
+            fp_test_fail(__FILE__, __LINE__, "%.17g: inline \"%s\", general \"%s\"", v,
+                         fp_buf_cstr(&room), fp_buf_cstr(&fresh));
+            break;
+        }
+    }
+    fp_buf_free(&room);
+    fp_buf_free(&fresh);
+}
+
 FP_TEST(json_double_text)
 {
     static const struct {
