@@ -76,7 +76,6 @@ static int put_enrich_group(fp_buf *b, const fp_record *r, const struct enrich_f
     rc |= put_char(b, '{');
     for (size_t i = 0; i < nfields; i++) {
         const fp_str *s = (const fp_str *)((const char *)&r->enrichment + fields[i].off);
-
         char *p;
 
         if (s->len == 0)
