@@ -293,6 +293,14 @@ int fp_record_set_enrich_str(fp_record *r, fp_str *field, const char *value, siz
     return 0;
 }
 
+/* Whether two names are the same bytes. Names of one length mostly differ in their first byte
+ * ("ignition" and "movement", "odometer_m" and "gsm_signal"), which is tested before memcmp is
+ * called: the look-ups run for every row the sink writes. */
+static inline bool names_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return alen == blen && (alen == 0 || (a[0] == b[0] && memcmp(a, b, alen) == 0));
+}
+
 const fp_metric *fp_record_metric(const fp_record *r, const char *name)
 {
     size_t len = strlen(name);
@@ -300,7 +308,7 @@ const fp_metric *fp_record_metric(const fp_record *r, const char *name)
     for (size_t i = 0; i < r->metrics_len; i++) {
         const fp_metric *m = &r->metrics[i];
 
-        if (m->name.len == len && (len == 0 || memcmp(r->arena + m->name.off, name, len) == 0))
+        if (names_equal(r->arena + m->name.off, m->name.len, name, len))
             return m;
     }
     return NULL;
@@ -325,8 +333,7 @@ void fp_record_metrics_find(const fp_record *r, const char *const *names, size_t
         const char *name = r->arena + m->name.off;
 
         for (size_t j = 0; j < n; j++) {
-            if (out[j] == NULL && m->name.len == len[j] &&
-                (len[j] == 0 || memcmp(name, names[j], len[j]) == 0)) {
+            if (out[j] == NULL && names_equal(name, m->name.len, names[j], len[j])) {
                 out[j] = m;
                 left--;
             }

@@ -887,6 +887,8 @@ FP_TEST(record_metrics_find_matches_the_one_by_one_lookup)
     FP_CHECK_INT(fp_record_add_metric_bool(&r, "ignition", true), 0);
     FP_CHECK_INT(fp_record_add_metric_number(&r, "ignition", 3), 0);
     FP_CHECK_INT(fp_record_add_metric_number(&r, "odometer", 1), 0);
+    /* Same length and first byte as the name asked for: only the bytes after tell them apart. */
+    FP_CHECK_INT(fp_record_add_metric_number(&r, "odometer_x", 5), 0);
     FP_CHECK_INT(fp_record_add_metric_number(&r, "odometer_m", 7), 0);
     fp_record_metrics_find(&r, names, N, got);
     for (size_t i = 0; i < N; i++)
