@@ -120,23 +120,24 @@ static void build_named_index(void)
     }
     for (size_t i = 0; i < NNAMED; i++) {
         const struct named_io *n = &named_ios[i];
+        size_t len = strlen(n->name);
 
         if (n->id >= NAMED_ID_LIMIT || named_index[n->id] != 0 || n->divisor == 0) {
             fprintf(stderr, "teltonika: named_ios entry for id %u is invalid or repeated\n", n->id);
             abort();
         }
-        if (strlen(n->name) > UINT8_MAX) {
+        if (len > UINT8_MAX) {
             fprintf(stderr, "teltonika: metric name %.32s... is too long\n", n->name);
             abort();
         }
         /* add_named marks every name plain (fp_metric.name_plain). */
-        if (!fp_json_is_plain(n->name, strlen(n->name))) {
+        if (!fp_json_is_plain(n->name, len)) {
             fprintf(stderr, "teltonika: metric name %s needs JSON escaping\n", n->name);
             abort();
         }
         named_index[n->id] = (uint8_t)(i + 1);
         named_slot[i] = (uint8_t)i;
-        named_len[i] = (uint8_t)strlen(n->name);
+        named_len[i] = (uint8_t)len;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(named_ios[j].name, n->name) == 0) {
                 if (named_ios[j].kind != n->kind) {
