@@ -440,7 +440,6 @@ LAT_SECS=20
 BROKER_PID=$(cat "$W/stack/kafka/kafka.pid")
 # shellcheck disable=SC1091
 STACK_PG_PID=$(. "$W/stack/pg.env" && echo "$PG_PID")
-proc_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
 # io_stalled_s: seconds so far in which some task waited for I/O (/proc/pressure/io, 0 without PSI).
 io_stalled_s() { awk '$1 == "some" { sub("total=", "", $5); printf "%.3f", $5 / 1e6; f = 1 } END { if (!f) print 0 }' /proc/pressure/io 2>/dev/null || echo 0; }
 # per_second A B T0 T1 DIGITS: (B - A) / (T1 - T0), seconds of CPU or stall per second of wall time.
@@ -456,14 +455,14 @@ latency_feed() {
     local c0 t0 c1 t1 io0 io1 p0 p1 s0 s1
     # To the millisecond: the feed before this one ended well within the same second.
     FEED_START=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
-    c0=$(proc_cpu "$BROKER_PID")
+    c0=$(fp_cpu_seconds "$BROKER_PID")
     p0=$(fp_cpu_seconds "$STACK_PG_PID")
     s0=$(fp_steal_seconds)
     io0=$(io_stalled_s)
     t0=$(date +%s.%N)
     "$BIN/fleet-sim" --brokers "$(cat "$W/stack/bootstrap")" --records $((HALF * LAT_SECS)) \
         --rate "$HALF" --clock wall --seed 7 --devices 1000 >"$W/lat-$1.json"
-    c1=$(proc_cpu "$BROKER_PID")
+    c1=$(fp_cpu_seconds "$BROKER_PID")
     p1=$(fp_cpu_seconds "$STACK_PG_PID")
     s1=$(fp_steal_seconds)
     io1=$(io_stalled_s)
